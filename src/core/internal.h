@@ -1,0 +1,34 @@
+/* src/core/internal.h - helpers shared between library files (cn__ names,
+ * hidden from the shared library's exports). */
+#ifndef CONVNET_INTERNAL_H
+#define CONVNET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "convnet/context.h"
+#include "convnet/status.h"
+
+#if defined(__GNUC__)
+#define CN__HIDDEN __attribute__((visibility("hidden")))
+#define CN__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CN__HIDDEN
+#define CN__PRINTF(a, b)
+#endif
+
+/* Records a printf-style message for cn_last_error() and returns s, so that
+ * error paths read `return cn__err(CN_ERR_INVALID_ARG, "conv2d: ...", ...);`. */
+CN__HIDDEN cn_status cn__err(cn_status s, const char *fmt, ...) CN__PRINTF(2, 3);
+
+/* Overflow-checked products of non-negative int64 values: 0 on success,
+ * -1 if the product does not fit in int64 (or a factor is negative). */
+CN__HIDDEN int cn__mul_i64(int64_t a, int64_t b, int64_t *out);
+
+/* ctx may be NULL: the thread count to use (>= 1). */
+CN__HIDDEN int cn__threads(const cn_ctx *ctx);
+
+#define CN__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CN__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,31 @@
+/* Status names and the thread-local error message. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+static const char *const status_names[] = {
+    "ok", "invalid argument", "size overflow", "out of memory",
+    "i/o error", "malformed file", "unsupported",
+};
+_Static_assert(sizeof status_names / sizeof status_names[0] == CN_STATUS_COUNT,
+               "one name per cn_status");
+
+const char *cn_status_str(cn_status s)
+{
+    if ((unsigned)s >= CN_STATUS_COUNT) return "unknown status";
+    return status_names[s];
+}
+
+const char *cn_last_error(void) { return last_error; }
+
+cn_status cn__err(cn_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}

@@ -1,0 +1,67 @@
+/* tests/testlib.h - a tiny test harness: named tests, CHECK that reports the
+ * failing configuration, a seeded generator, array comparison helpers.
+ *
+ *     static void conv_matches_reference(void) {
+ *         CHECK(err < 1e-5, "config %s: err %g", cfg, err);
+ *     }
+ *     int main(void) { TL_RUN(conv_matches_reference); return tl_summary(); }
+ *
+ * tl_summary prints "N passed, N failed" and returns the exit status.
+ */
+#ifndef CN_TESTLIB_H
+#define CN_TESTLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "convnet/convnet.h"
+
+void tl_run(const char *name, void (*fn)(void));
+int tl_summary(void);
+void tl_fail(const char *file, int line, const char *fmt, ...);
+/* Returns 1 while the current test has not failed. */
+int tl_ok(void);
+
+#define TL_RUN(fn) tl_run(#fn, fn)
+/* On failure: print the message, mark the test failed and return from it. */
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) {                                     \
+            tl_fail(__FILE__, __LINE__, __VA_ARGS__);      \
+            return;                                        \
+        }                                                  \
+    } while (0)
+/* A status call that must succeed. */
+#define CHECK_OK(call)                                                                   \
+    do {                                                                                 \
+        cn_status s_ = (call);                                                           \
+        if (s_ != CN_OK) {                                                               \
+            tl_fail(__FILE__, __LINE__, "%s -> %s: %s", #call, cn_status_str(s_),        \
+                    cn_last_error());                                                    \
+            return;                                                                      \
+        }                                                                                \
+    } while (0)
+
+/* The seeded generator every test draws from (seed from CN_TEST_SEED or 1). */
+cn_ctx *tl_rng(void);
+int tl_randint(int lo, int hi);            /* uniform in [lo, hi] */
+double tl_uniform(double lo, double hi);
+void tl_fill(float *a, size_t n, double lo, double hi);
+void tl_fill_d(double *a, size_t n, double lo, double hi);
+void tl_f2d(const float *a, double *b, size_t n);
+void tl_d2f(const double *a, float *b, size_t n);
+
+/* Index of the first i with |got - ref| > atol + rtol*|ref| (NaNs mismatch),
+ * or -1. *max_err receives the largest |got - ref| (may be NULL). */
+long tl_mismatch(const float *got, const double *ref, size_t n, double atol, double rtol,
+                 double *max_err);
+long tl_mismatch_d(const double *got, const double *ref, size_t n, double atol, double rtol,
+                   double *max_err);
+
+/* A scratch directory for files, unique per test binary. */
+const char *tl_tmpdir(void);
+/* tl_tmpdir()/name in a static buffer of the caller's (len bytes). */
+char *tl_path(char *buf, size_t len, const char *name);
+
+#endif
