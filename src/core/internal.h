@@ -8,6 +8,7 @@
 
 #include "convnet/context.h"
 #include "convnet/status.h"
+#include "convnet/tensor.h"
 
 #if defined(__GNUC__)
 #define CN__HIDDEN __attribute__((visibility("hidden")))

@@ -1,0 +1,335 @@
+/* conv2d: parameters, shape checks, forward and both backward passes, and the
+ * conv1d set-up that reuses them. This is the plain, exact implementation;
+ * the reference oracle it is tested against lives in src/kernels/ref. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/conv_internal.h"
+
+cn_conv2d_params cn_conv2d_params_default(void)
+{
+    cn_conv2d_params p = {0};
+    p.stride_h = p.stride_w = 1;
+    p.dil_h = p.dil_w = 1;
+    p.groups = 1;
+    p.pad_mode = CN_PAD_ZEROS;
+    return p;
+}
+
+int cn__conv_pads_explicitly(const cn_conv2d_desc *d)
+{
+    return d->mode != CN_PAD_ZEROS && (d->PT || d->PB || d->PL || d->PR);
+}
+
+/* TensorFlow "same": OH = ceil(H/S), the odd padding pixel at the end. */
+static void same_pads(int64_t in, int64_t k, int64_t s, int64_t dil, int64_t *lo, int64_t *hi)
+{
+    int64_t out = (in + s - 1) / s;
+    int64_t total = CN__MAX((out - 1) * s + (k - 1) * dil + 1 - in, 0);
+    *lo = total / 2;
+    *hi = total - *lo;
+}
+
+static cn_status check_positive(const char *op, const char *what, int64_t v)
+{
+    if (v < 1) return cn__err(CN_ERR_INVALID_ARG, "%s: %s=%lld must be >= 1", op, what, (long long)v);
+    return CN_OK;
+}
+
+/* Everything after the op-specific shape reading: d has MB..OC, KH, KW, G,
+ * strides, dilations, pads and mode filled; this validates them and
+ * computes OH, OW. */
+static cn_status finish_setup(cn_conv2d_desc *d, const char *op, int64_t w_icg)
+{
+    cn_status s;
+    const char *names[] = {"N", "H", "W", "C_in", "KH", "KW", "C_out", "groups",
+                           "stride_h", "stride_w", "dilation_h", "dilation_w"};
+    int64_t vals[] = {d->MB, d->IH, d->IW, d->IC, d->KH, d->KW, d->OC, d->G,
+                      d->SH, d->SW, d->DH, d->DW};
+    for (int i = 0; i < 12; i++)
+        if ((s = check_positive(op, names[i], vals[i]))) return s;
+    if (d->IC % d->G)
+        return cn__err(CN_ERR_INVALID_ARG, "%s: C_in=%lld not divisible by groups=%lld", op,
+                       (long long)d->IC, (long long)d->G);
+    if (d->OC % d->G)
+        return cn__err(CN_ERR_INVALID_ARG, "%s: C_out=%lld not divisible by groups=%lld", op,
+                       (long long)d->OC, (long long)d->G);
+    if (w_icg != d->IC / d->G)
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "%s: weight has %lld input channels per group, but C_in=%lld / "
+                       "groups=%lld = %lld",
+                       op, (long long)w_icg, (long long)d->IC, (long long)d->G,
+                       (long long)(d->IC / d->G));
+    if ((unsigned)d->mode >= CN_PAD_MODE_COUNT)
+        return cn__err(CN_ERR_INVALID_ARG, "%s: invalid padding mode %d", op, (int)d->mode);
+    if ((s = cn_pad2d_check(d->IH, d->IW, d->PT, d->PB, d->PL, d->PR, d->mode, op))) return s;
+    /* All products below stay far from overflow once each factor is < 2^31. */
+    const int64_t lim = INT64_C(1) << 31;
+    for (int i = 0; i < 12; i++)
+        if (vals[i] >= lim)
+            return cn__err(CN_ERR_OVERFLOW, "%s: %s=%lld is too large", op, names[i],
+                           (long long)vals[i]);
+    if (d->PT >= lim || d->PB >= lim || d->PL >= lim || d->PR >= lim)
+        return cn__err(CN_ERR_OVERFLOW, "%s: padding too large", op);
+    int64_t ekh = d->DH * (d->KH - 1) + 1, ekw = d->DW * (d->KW - 1) + 1;
+    int64_t ph = d->IH + d->PT + d->PB, pw = d->IW + d->PL + d->PR;
+    if (ph < ekh || pw < ekw)
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "%s: output size <= 0: the dilated kernel (%lldx%lld) is larger than the "
+                       "padded input (%lldx%lld)",
+                       op, (long long)ekh, (long long)ekw, (long long)ph, (long long)pw);
+    d->OH = (ph - ekh) / d->SH + 1;
+    d->OW = (pw - ekw) / d->SW + 1;
+    /* Every buffer a pass touches must have a countable size. */
+    int64_t shapes[4][4] = {{d->MB, d->IH, d->IW, d->IC},
+                            {d->MB, d->OH, d->OW, d->OC},
+                            {d->MB, ph, pw, d->IC},
+                            {d->OH * d->OW, d->KH, d->KW, d->IC}};
+    size_t n;
+    for (int i = 0; i < 4; i++)
+        if ((s = cn_shape_numel(4, shapes[i], &n)))
+            return cn__err(s, "%s: tensor sizes overflow (%s)", op, cn_last_error());
+    return CN_OK;
+}
+
+cn_status cn_conv2d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const int64_t x_shape[4],
+                          const int64_t w_shape[4])
+{
+    memset(d, 0, sizeof *d);
+    d->MB = x_shape[0], d->IH = x_shape[1], d->IW = x_shape[2], d->IC = x_shape[3];
+    d->KH = w_shape[0], d->KW = w_shape[1], d->OC = w_shape[3];
+    d->G = p->groups;
+    d->SH = p->stride_h, d->SW = p->stride_w, d->DH = p->dil_h, d->DW = p->dil_w;
+    d->mode = p->pad_mode;
+    if (p->pad_same && d->SH >= 1 && d->SW >= 1 && d->DH >= 1 && d->DW >= 1 && d->IH > 0 &&
+        d->IW > 0 && d->KH > 0 && d->KW > 0) {
+        same_pads(d->IH, d->KH, d->SH, d->DH, &d->PT, &d->PB);
+        same_pads(d->IW, d->KW, d->SW, d->DW, &d->PL, &d->PR);
+    } else if (!p->pad_same) {
+        d->PT = p->pad_top, d->PB = p->pad_bottom, d->PL = p->pad_left, d->PR = p->pad_right;
+    }
+    return finish_setup(d, "conv2d", w_shape[2]);
+}
+
+cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const int64_t x_shape[3],
+                          const int64_t w_shape[3])
+{
+    memset(d, 0, sizeof *d);
+    if (p->pad_top || p->pad_bottom || p->stride_h != 1 || p->dil_h != 1)
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "conv1d: pad_top/pad_bottom must be 0 and stride_h/dil_h 1 (got %d/%d, %d/%d)",
+                       p->pad_top, p->pad_bottom, p->stride_h, p->dil_h);
+    d->MB = x_shape[0], d->IH = 1, d->IW = x_shape[1], d->IC = x_shape[2];
+    d->KH = 1, d->KW = w_shape[0], d->OC = w_shape[2];
+    d->G = p->groups;
+    d->SH = 1, d->SW = p->stride_w, d->DH = 1, d->DW = p->dil_w;
+    d->mode = p->pad_mode;
+    if (p->pad_same) {
+        if (d->SW >= 1 && d->DW >= 1 && d->IW > 0 && d->KW > 0)
+            same_pads(d->IW, d->KW, d->SW, d->DW, &d->PL, &d->PR);
+    } else {
+        d->PL = p->pad_left, d->PR = p->pad_right;
+    }
+    return finish_setup(d, "conv1d", w_shape[1]);
+}
+
+/* Workspace layout, in order; each block 64-byte aligned:
+ *   xpad  [MB, IH+PT+PB, IW+PL+PR, IC]   non-zero padding modes
+ *   gyd   [MB, (OH-1)*SH+1, (OW-1)*SW+1, OC]   bwd_data, stride > 1
+ *   wt    [KH, KW, OC/G, IC]             bwd_data: flipped, channels swapped
+ *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
+ *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles */
+typedef struct conv_ws {
+    float *xpad, *gyd, *wt, *cols;
+    double *gw64, *gb64;
+} conv_ws;
+
+static size_t ws_layout(const cn_conv2d_desc *d, char *base, conv_ws *out)
+{
+    size_t at = 0;
+    conv_ws l;
+    int64_t ph = d->IH + d->PT + d->PB, pw = d->IW + d->PL + d->PR;
+    size_t f = sizeof(float), dd = sizeof(double);
+    l.xpad = cn__ws_take(base, &at, cn__conv_pads_explicitly(d) ? (size_t)(d->MB * ph * pw * d->IC) * f : 0);
+    size_t gyd = (d->SH > 1 || d->SW > 1)
+                     ? (size_t)(d->MB * ((d->OH - 1) * d->SH + 1) * ((d->OW - 1) * d->SW + 1) * d->OC) * f
+                     : 0;
+    l.gyd = cn__ws_take(base, &at, gyd);
+    l.wt = cn__ws_take(base, &at, (size_t)(d->KH * d->KW * (d->OC / d->G) * d->IC) * f);
+    l.cols = cn__ws_take(base, &at, (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f);
+    l.gw64 = cn__ws_take(base, &at, (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd);
+    l.gb64 = cn__ws_take(base, &at, (size_t)d->OC * dd);
+    if (out) *out = l;
+    return at;
+}
+
+size_t cn_conv2d_workspace_size(const cn_conv2d_desc *d) { return ws_layout(d, NULL, NULL); }
+
+/* Runs body with a workspace: the caller's, or one allocated here. */
+static cn_status get_ws(const cn_conv2d_desc *d, void *ws, void **own, conv_ws *l)
+{
+    *own = NULL;
+    if (!ws) {
+        size_t bytes = cn_conv2d_workspace_size(d);
+        if (!(ws = *own = cn_alloc(bytes ? bytes : 64)))
+            return cn__err(CN_ERR_NO_MEMORY, "conv2d: cannot allocate %zu bytes of workspace", bytes);
+    }
+    ws_layout(d, ws, l);
+    return CN_OK;
+}
+
+void cn__conv2d_direct(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                       float *y)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    for (int64_t n = 0; n < d->MB; n++)
+        for (int64_t oh = 0; oh < d->OH; oh++)
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                float *yp = y + ((n * d->OH + oh) * d->OW + ow) * d->OC;
+                for (int64_t oc = 0; oc < d->OC; oc++) yp[oc] = b ? b[oc] : 0.0f;
+                for (int64_t kh = 0; kh < d->KH; kh++) {
+                    int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                    if (ih < 0 || ih >= d->IH) continue;
+                    for (int64_t kw = 0; kw < d->KW; kw++) {
+                        int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                        if (iw < 0 || iw >= d->IW) continue;
+                        const float *xp = x + ((n * d->IH + ih) * d->IW + iw) * d->IC;
+                        const float *wp = w + (kh * d->KW + kw) * ICG * d->OC;
+                        for (int64_t g = 0; g < d->G; g++)
+                            for (int64_t i = 0; i < ICG; i++) {
+                                const float xv = xp[g * ICG + i];
+                                const float *wr = wp + i * d->OC + g * OCG;
+                                float *yr = yp + g * OCG;
+                                for (int64_t o = 0; o < OCG; o++) yr[o] += xv * wr[o];
+                            }
+                    }
+                }
+            }
+}
+
+/* The descriptor of the same convolution over the explicitly padded input. */
+static cn_conv2d_desc padded_desc(const cn_conv2d_desc *d)
+{
+    cn_conv2d_desc p = *d;
+    p.IH += d->PT + d->PB, p.IW += d->PL + d->PR;
+    p.PT = p.PB = p.PL = p.PR = 0;
+    p.mode = CN_PAD_ZEROS;
+    return p;
+}
+
+cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                        const float *b, float *y, void *ws)
+{
+    if (!cn__conv_pads_explicitly(d)) {
+        cn__conv2d_direct(d, x, w, b, y);
+        return CN_OK;
+    }
+    void *own;
+    conv_ws l;
+    cn_status s = get_ws(d, ws, &own, &l);
+    if (s) return s;
+    s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
+                     l.xpad);
+    if (!s) {
+        cn_conv2d_desc p = padded_desc(d);
+        cn__conv2d_direct(&p, l.xpad, w, b, y);
+    }
+    cn_free(own);
+    return s;
+}
+
+/* The lecture's adjoint: gx = conv(dilate(gy, stride), flip(w) with input and
+ * output channels swapped), stride 1, the same dilation, and padding
+ * (K-1)*dil - pad before (negative pads crop). For padding modes other than
+ * zeros the result is the gradient of the padded input, folded back. */
+cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
+                             float *gx, void *ws)
+{
+    void *own;
+    conv_ws l;
+    cn_status s = get_ws(d, ws, &own, &l);
+    if (s) return s;
+    const int explicit_pad = cn__conv_pads_explicitly(d);
+    const cn_conv2d_desc src = explicit_pad ? padded_desc(d) : *d;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+
+    const float *gyd = gy;
+    int64_t DH_ = (d->OH - 1) * d->SH + 1, DW_ = (d->OW - 1) * d->SW + 1;
+    if (d->SH > 1 || d->SW > 1) {
+        cn_dilate2d_fwd(d->MB, d->OH, d->OW, d->OC, d->SH, d->SW, gy, l.gyd);
+        gyd = l.gyd;
+    }
+    for (int64_t kh = 0; kh < d->KH; kh++)
+        for (int64_t kw = 0; kw < d->KW; kw++)
+            for (int64_t g = 0; g < d->G; g++)
+                for (int64_t i = 0; i < ICG; i++)
+                    for (int64_t o = 0; o < OCG; o++)
+                        l.wt[((kh * d->KW + kw) * OCG + o) * d->IC + g * ICG + i] =
+                            w[(((d->KH - 1 - kh) * d->KW + (d->KW - 1 - kw)) * ICG + i) * d->OC +
+                              g * OCG + o];
+    cn_conv2d_desc t = {0};
+    t.MB = d->MB, t.IH = DH_, t.IW = DW_, t.IC = d->OC, t.OC = d->IC, t.G = d->G;
+    t.KH = d->KH, t.KW = d->KW, t.SH = t.SW = 1, t.DH = d->DH, t.DW = d->DW;
+    t.PT = (d->KH - 1) * d->DH - src.PT, t.PL = (d->KW - 1) * d->DW - src.PL;
+    t.OH = src.IH, t.OW = src.IW;
+    t.mode = CN_PAD_ZEROS;
+    if (!explicit_pad) {
+        cn__conv2d_direct(&t, gyd, l.wt, NULL, gx);
+    } else {
+        cn__conv2d_direct(&t, gyd, l.wt, NULL, l.xpad);
+        s = cn_pad2d_bwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode,
+                         l.xpad, gx);
+    }
+    cn_free(own);
+    return s;
+}
+
+/* gw[(kh,kw,i), g*OCG+o] = sum over pixels p of cols[p, (kh,kw,g*ICG+i)] gy[p, g*OCG+o],
+ * image by image, accumulated in double so long reductions stay exact. */
+cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                const float *gy, float *gw, float *gb, void *ws)
+{
+    void *own;
+    conv_ws l;
+    cn_status s = get_ws(d, ws, &own, &l);
+    if (s) return s;
+    const float *xs = x;
+    cn_conv2d_desc src = *d;
+    if (cn__conv_pads_explicitly(d)) {
+        s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
+                         l.xpad);
+        if (s) goto done;
+        src = padded_desc(d);
+        xs = l.xpad;
+    }
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,
+                  P = d->OH * d->OW, nw = d->KH * d->KW * ICG * d->OC;
+    memset(l.gw64, 0, (size_t)nw * sizeof(double));
+    memset(l.gb64, 0, (size_t)d->OC * sizeof(double));
+    cn_conv2d_desc one = src;
+    one.MB = 1;
+    for (int64_t n = 0; n < d->MB; n++) {
+        const float *gyn = gy + n * P * d->OC;
+        if (gw) {
+            cn_im2col(ctx, &one, xs + n * src.IH * src.IW * src.IC, l.cols);
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t k = 0; k < K; k++) {
+                    const int64_t khw = k / d->IC, c = k % d->IC, g = c / ICG;
+                    const double v = l.cols[p * K + k];
+                    double *gr = l.gw64 + (khw * ICG + c % ICG) * d->OC + g * OCG;
+                    const float *gyr = gyn + p * d->OC + g * OCG;
+                    for (int64_t o = 0; o < OCG; o++) gr[o] += v * gyr[o];
+                }
+        }
+        if (gb)
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t o = 0; o < d->OC; o++) l.gb64[o] += gyn[p * d->OC + o];
+    }
+    if (gw)
+        for (int64_t i = 0; i < nw; i++) gw[i] = (float)l.gw64[i];
+    if (gb)
+        for (int64_t o = 0; o < d->OC; o++) gb[o] = (float)l.gb64[o];
+done:
+    cn_free(own);
+    return s;
+}

@@ -1,0 +1,33 @@
+/* src/ops/conv_internal.h - pieces shared by the convolution files. */
+#ifndef CONVNET_CONV_INTERNAL_H
+#define CONVNET_CONV_INTERNAL_H
+
+#include "convnet/conv.h"
+#include "internal.h"
+
+/* Source index of padded coordinate i (may be < 0 or >= n) in a line of n
+ * pixels under mode m, or -1 where the padded value is not a copy (zeros,
+ * mean). Valid only for pads that cn_pad2d_check accepts. */
+CN__HIDDEN int64_t cn__pad_src(int64_t i, int64_t n, cn_pad_mode m);
+
+/* 1 if d pads with something other than zeros (the input is then padded
+ * into the workspace first). */
+CN__HIDDEN int cn__conv_pads_explicitly(const cn_conv2d_desc *d);
+
+/* The plain direct convolution with implicit zero padding: pixels outside
+ * [0,IH) x [0,IW) read as zero, so pads may be negative (cropping).
+ * y [MB,OH,OW,OC] = x [MB,IH,IW,IC] * w [KH,KW,IC/G,OC] + b. d->mode and
+ * d->PB/d->PR are ignored: d->OH and d->OW say how much to compute. */
+CN__HIDDEN void cn__conv2d_direct(const cn_conv2d_desc *d, const float *x, const float *w,
+                                  const float *b, float *y);
+
+/* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
+ * blocks, one after another); NULL base only measures. */
+static inline void *cn__ws_take(char *base, size_t *off, size_t bytes)
+{
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+#endif

@@ -1,0 +1,547 @@
+/* conv2d, conv1d and conv_transpose2d: the library against the double
+ * precision seven-loop reference on random problems, every backward against
+ * central differences, and the identities that tie the ops together. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_cfg.h"
+#include "kernels/ref/conv_ref.h"
+
+#define ATOL 1e-5
+#define RTOL 1e-5
+#define N_RANDOM 400
+
+/* All buffers of one problem, float for the library and double for the
+ * reference. */
+typedef struct bufs {
+    size_t nx, nw, ny, nb;
+    float *x, *w, *b, *y, *gy, *gx, *gw, *gb;
+    double *xd, *wd, *bd, *yd, *gyd, *gxd, *gwd, *gbd;
+} bufs;
+
+static void bufs_init(bufs *B, const cn_conv2d_desc *d)
+{
+    memset(B, 0, sizeof *B);
+    B->nx = cfg_nx(d), B->nw = cfg_nw(d), B->ny = cfg_ny(d), B->nb = (size_t)d->OC;
+    float **f[] = {&B->x, &B->w, &B->b, &B->y, &B->gy, &B->gx, &B->gw, &B->gb};
+    double **g[] = {&B->xd, &B->wd, &B->bd, &B->yd, &B->gyd, &B->gxd, &B->gwd, &B->gbd};
+    size_t n[] = {B->nx, B->nw, B->nb, B->ny, B->ny, B->nx, B->nw, B->nb};
+    for (int i = 0; i < 8; i++) {
+        *f[i] = calloc(n[i] + 1, sizeof(float));
+        *g[i] = calloc(n[i] + 1, sizeof(double));
+    }
+    tl_fill(B->x, B->nx, -1, 1), tl_fill(B->w, B->nw, -1, 1), tl_fill(B->b, B->nb, -1, 1);
+    tl_fill(B->gy, B->ny, -1, 1);
+    tl_f2d(B->x, B->xd, B->nx), tl_f2d(B->w, B->wd, B->nw), tl_f2d(B->b, B->bd, B->nb);
+    tl_f2d(B->gy, B->gyd, B->ny);
+}
+
+static void bufs_free(bufs *B)
+{
+    float *f[] = {B->x, B->w, B->b, B->y, B->gy, B->gx, B->gw, B->gb};
+    double *g[] = {B->xd, B->wd, B->bd, B->yd, B->gyd, B->gxd, B->gwd, B->gbd};
+    for (int i = 0; i < 8; i++) free(f[i]), free(g[i]);
+}
+
+/* Compares got to ref; on mismatch reports `what` with the configuration. */
+static int agree(const char *what, const float *got, const double *ref, size_t n, const char *cfg)
+{
+    double err;
+    long bad = tl_mismatch(got, ref, n, ATOL, RTOL, &err);
+    if (bad >= 0)
+        tl_fail(__FILE__, __LINE__, "%s differs at %ld: got %.8g want %.8g (max err %.3g) for %s",
+                what, bad, got[bad], ref[bad], err, cfg);
+    return bad < 0;
+}
+
+static int run_all_passes(const conv_cfg *c, bufs *B)
+{
+    const cn_conv2d_desc *d = &c->d;
+    size_t wsb = cn_conv2d_workspace_size(d);
+    void *ws = malloc(wsb + 1);
+    int ok = cn_conv2d_fwd(NULL, d, B->x, B->w, c->bias ? B->b : NULL, B->y, ws) == CN_OK &&
+             cn_conv2d_bwd_data(NULL, d, B->gy, B->w, B->gx, ws) == CN_OK &&
+             cn_conv2d_bwd_weights(NULL, d, B->x, B->gy, B->gw, B->gb, ws) == CN_OK;
+    free(ws);
+    if (!ok) tl_fail(__FILE__, __LINE__, "a pass failed: %s for %s", cn_last_error(), c->str);
+    return ok;
+}
+
+static void every_pass_matches_reference_on_random_problems(void)
+{
+    int per_kind[CFG_KIND_COUNT] = {0};
+    for (int i = 0; i < N_RANDOM && tl_ok(); i++) {
+        conv_cfg c;
+        int kind = i % CFG_KIND_COUNT;
+        conv_cfg_random(&c, kind, 9, 4);
+        per_kind[kind]++;
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (run_all_passes(&c, &B)) {
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
+            agree("forward", B.y, B.yd, B.ny, c.str) &&
+                agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
+                agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
+                agree("grad_bias", B.gb, B.gbd, B.nb, c.str);
+        }
+        bufs_free(&B);
+    }
+    for (int k = 0; k < CFG_KIND_COUNT; k++)
+        CHECK(per_kind[k] >= N_RANDOM / CFG_KIND_COUNT, "edge class %d ran %d times", k,
+              per_kind[k]);
+}
+
+/* L(x, w, b) = <r, conv(x, w) + b> with the reference in double: its
+ * gradient is exactly what the backward passes compute for gy = r. */
+static double loss(const cn_conv2d_desc *d, const double *x, const double *w, const double *b,
+                   const double *r, double *y)
+{
+    cn__conv2d_ref_fwd(d, x, w, b, y);
+    double s = 0;
+    for (size_t i = 0; i < cfg_ny(d); i++) s += r[i] * y[i];
+    return s;
+}
+
+/* Central differences of L along each coordinate of v (x, w or b). */
+static void numeric_grad(const cn_conv2d_desc *d, bufs *B, double *v, size_t n, double *g)
+{
+    const double h = 1e-3; /* L is linear in each argument: no truncation error */
+    for (size_t i = 0; i < n; i++) {
+        double keep = v[i];
+        v[i] = keep + h;
+        double lp = loss(d, B->xd, B->wd, B->bd, B->gyd, B->yd);
+        v[i] = keep - h;
+        double lm = loss(d, B->xd, B->wd, B->bd, B->gyd, B->yd);
+        v[i] = keep;
+        g[i] = (lp - lm) / (2 * h);
+    }
+}
+
+static void every_backward_matches_central_differences(void)
+{
+    for (int i = 0; i < 120 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random(&c, i % CFG_KIND_COUNT, 6, 3);
+        c.bias = 1;
+        bufs B;
+        bufs_init(&B, &c.d);
+        double *num = calloc(B.nx + B.nw + B.nb + 1, sizeof *num);
+        double *ref = calloc(B.nx + B.nw + B.nb + 1, sizeof *ref);
+        if (run_all_passes(&c, &B)) {
+            numeric_grad(&c.d, &B, B.xd, B.nx, num);
+            numeric_grad(&c.d, &B, B.wd, B.nw, num + B.nx);
+            numeric_grad(&c.d, &B, B.bd, B.nb, num + B.nx + B.nw);
+            /* The reference's adjoint loops first, tightly (double vs double)... */
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, ref);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, ref + B.nx, ref + B.nx + B.nw);
+            double err;
+            long bad = tl_mismatch_d(ref, num, B.nx + B.nw + B.nb, 1e-9, 1e-9, &err);
+            if (bad >= 0)
+                tl_fail(__FILE__, __LINE__,
+                        "reference backward differs from finite differences at %ld "
+                        "(x:%zu w:%zu b:%zu): %.12g vs %.12g for %s",
+                        bad, B.nx, B.nw, B.nb, ref[bad], num[bad], c.str);
+            /* ...then the library's float passes. */
+            else if (agree("grad_input vs finite differences", B.gx, num, B.nx, c.str) &&
+                     agree("grad_weight vs finite differences", B.gw, num + B.nx, B.nw, c.str))
+                agree("grad_bias vs finite differences", B.gb, num + B.nx + B.nw, B.nb, c.str);
+        }
+        free(num), free(ref);
+        bufs_free(&B);
+    }
+}
+
+static void integer_inputs_give_exact_results(void)
+{
+    /* Small integers make every float sum exact, so fp32 must equal the
+     * double reference bit for bit (oneDNN's benchdnn trick). */
+    for (int i = 0; i < 100 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random(&c, i % CFG_KIND_COUNT, 8, 4);
+        if (c.p.pad_mode == CN_PAD_MEAN) continue; /* means are fractions */
+        bufs B;
+        bufs_init(&B, &c.d);
+        for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-4, 4);
+        for (size_t k = 0; k < B.nw; k++) B.wd[k] = B.w[k] = (float)tl_randint(-4, 4);
+        for (size_t k = 0; k < B.ny; k++) B.gyd[k] = B.gy[k] = (float)tl_randint(-4, 4);
+        if (run_all_passes(&c, &B)) {
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, NULL);
+            if (!c.bias && tl_mismatch(B.y, B.yd, B.ny, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "forward not exact for %s", c.str);
+            if (tl_mismatch(B.gx, B.gxd, B.nx, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "grad_input not exact for %s", c.str);
+            if (tl_mismatch(B.gw, B.gwd, B.nw, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "grad_weight not exact for %s", c.str);
+        }
+        bufs_free(&B);
+    }
+}
+
+static void hand_computed_example(void)
+{
+    /* x = 1..9 as a 3x3 image, 2x2 kernel [[1,2],[3,4]], no padding:
+     * y[0,0] = 1*1 + 2*2 + 4*3 + 5*4 = 37, and so on. */
+    float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 2, 3, 4}, y[4];
+    int64_t xs[4] = {1, 3, 3, 1}, ws[4] = {2, 2, 1, 1};
+    cn_conv2d_params p = cn_conv2d_params_default();
+    cn_conv2d_desc d;
+    CHECK_OK(cn_conv2d_setup(&d, &p, xs, ws));
+    CHECK(d.OH == 2 && d.OW == 2, "output %lldx%lld", (long long)d.OH, (long long)d.OW);
+    CHECK_OK(cn_conv2d_fwd(NULL, &d, x, w, NULL, y, NULL));
+    const float want[4] = {37, 47, 67, 77};
+    for (int i = 0; i < 4; i++) CHECK(y[i] == want[i], "y[%d] = %g, want %g", i, y[i], want[i]);
+
+    /* Reflect padding of 1 with a 1x3 kernel [1,0,0] shifts in the mirror:
+     * row 1 2 3 padded is 2 1 2 3 2, so y = 2 1 2. */
+    float r[3] = {1, 2, 3}, k[3] = {1, 0, 0}, o[3];
+    int64_t rs[4] = {1, 1, 3, 1}, ks[4] = {1, 3, 1, 1};
+    p.pad_left = p.pad_right = 1;
+    const float want_mode[][3] = {
+        [CN_PAD_ZEROS] = {0, 1, 2},     [CN_PAD_CIRCULAR] = {3, 1, 2}, [CN_PAD_REFLECT] = {2, 1, 2},
+        [CN_PAD_REPLICATE] = {1, 1, 2}, [CN_PAD_SYMMETRIC] = {1, 1, 2}, [CN_PAD_MEAN] = {2, 1, 2}};
+    for (int m = 0; m < CN_PAD_MODE_COUNT; m++) {
+        p.pad_mode = (cn_pad_mode)m;
+        CHECK_OK(cn_conv2d_setup(&d, &p, rs, ks));
+        CHECK_OK(cn_conv2d_fwd(NULL, &d, r, k, NULL, o, NULL));
+        for (int i = 0; i < 3; i++)
+            CHECK(o[i] == want_mode[m][i], "mode %s: y[%d] = %g, want %g", cn_pad_mode_name(p.pad_mode),
+                  i, o[i], want_mode[m][i]);
+    }
+    /* Symmetric differs from reflect with a pad of 2: 2 1 | 1 2 3 | 3 2. */
+    float k5[5] = {1, 0, 0, 0, 0}, o5[3];
+    int64_t k5s[4] = {1, 5, 1, 1};
+    p.pad_left = p.pad_right = 2, p.pad_mode = CN_PAD_SYMMETRIC;
+    CHECK_OK(cn_conv2d_setup(&d, &p, rs, k5s));
+    CHECK_OK(cn_conv2d_fwd(NULL, &d, r, k5, NULL, o5, NULL));
+    CHECK(o5[0] == 2 && o5[1] == 1 && o5[2] == 1, "symmetric: %g %g %g", o5[0], o5[1], o5[2]);
+}
+
+static void output_size_follows_pytorch_and_same_keeps_size(void)
+{
+    cn_conv2d_params p = cn_conv2d_params_default();
+    cn_conv2d_desc d;
+    /* PyTorch: H=10, K=3, pad 1, stride 3, dilation 2 -> floor((10+2-4-1)/3)+1 = 3. */
+    int64_t xs[4] = {1, 10, 7, 2}, ws[4] = {3, 3, 2, 4};
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    p.stride_h = p.stride_w = 3, p.dil_h = p.dil_w = 2;
+    CHECK_OK(cn_conv2d_setup(&d, &p, xs, ws));
+    CHECK(d.OH == 3 && d.OW == 2, "got %lldx%lld", (long long)d.OH, (long long)d.OW);
+    /* TensorFlow "same": OH = ceil(H / stride) for any stride and kernel. */
+    for (int s = 1; s <= 4; s++)
+        for (int k = 1; k <= 6; k++) {
+            cn_conv2d_params q = cn_conv2d_params_default();
+            q.pad_same = 1, q.stride_h = q.stride_w = s;
+            int64_t ks[4] = {k, k, 2, 4};
+            CHECK_OK(cn_conv2d_setup(&d, &q, xs, ks));
+            CHECK(d.OH == (10 + s - 1) / s && d.OW == (7 + s - 1) / s,
+                  "same with stride %d kernel %d gave %lldx%lld", s, k, (long long)d.OH,
+                  (long long)d.OW);
+            CHECK(d.PB - d.PT == 0 || d.PB - d.PT == 1, "odd pixel goes to the bottom");
+        }
+}
+
+/* conv1d runs on the same memory as conv2d with H = 1. */
+static void conv1d_equals_conv2d_with_height_one(void)
+{
+    for (int i = 0; i < 100 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random(&c, i % CFG_KIND_COUNT, 12, 3);
+        cn_conv2d_params p = c.p;
+        p.stride_h = p.dil_h = 1, p.pad_top = p.pad_bottom = 0;
+        int64_t x1[3] = {c.xs[0], c.xs[2], c.xs[3]}, w1[3] = {c.ws[1], c.ws[2], c.ws[3]};
+        int64_t x2[4] = {c.xs[0], 1, c.xs[2], c.xs[3]}, w2[4] = {1, c.ws[1], c.ws[2], c.ws[3]};
+        cn_conv2d_desc d1, d2;
+        cn_status s1 = cn_conv1d_setup(&d1, &p, x1, w1), s2 = cn_conv2d_setup(&d2, &p, x2, w2);
+        CHECK(s1 == s2, "conv1d setup %d, conv2d %d for %s", s1, s2, c.str);
+        if (s1) continue;
+        CHECK(memcmp(&d1, &d2, sizeof d1) == 0, "descriptors differ for %s", c.str);
+        bufs B;
+        bufs_init(&B, &d1);
+        cn__conv2d_ref_fwd(&d1, B.xd, B.wd, B.bd, B.yd);
+        CHECK_OK(cn_conv2d_fwd(NULL, &d1, B.x, B.w, B.b, B.y, NULL));
+        int ok = agree("conv1d forward", B.y, B.yd, B.ny, c.str);
+        bufs_free(&B);
+        if (!ok) return;
+    }
+}
+
+/* PyTorch's definition of the transposed convolution, as a scatter:
+ * y[n, ih*s - p + kh*d, iw*s - p + kw*d, g*OCG+o] += x[n,ih,iw,g*ICG+i] w[kh,kw,o,g*ICG+i]. */
+static void transpose_scatter(const int64_t xs[4], const int64_t ws[4], const cn_conv_transpose2d_params *p,
+                              int64_t OH, int64_t OW, const double *x, const double *w, double *y)
+{
+    const int64_t G = p->conv.groups, IC = xs[3], ICG = IC / G, OCG = ws[2], OC = OCG * G;
+    memset(y, 0, (size_t)(xs[0] * OH * OW * OC) * sizeof *y);
+    for (int64_t n = 0; n < xs[0]; n++)
+        for (int64_t ih = 0; ih < xs[1]; ih++)
+            for (int64_t iw = 0; iw < xs[2]; iw++)
+                for (int64_t c = 0; c < IC; c++)
+                    for (int64_t kh = 0; kh < ws[0]; kh++)
+                        for (int64_t kw = 0; kw < ws[1]; kw++)
+                            for (int64_t o = 0; o < OCG; o++) {
+                                int64_t oh = ih * p->conv.stride_h - p->conv.pad_top + kh * p->conv.dil_h;
+                                int64_t ow = iw * p->conv.stride_w - p->conv.pad_left + kw * p->conv.dil_w;
+                                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                                y[((n * OH + oh) * OW + ow) * OC + (c / ICG) * OCG + o] +=
+                                    x[((n * xs[1] + ih) * xs[2] + iw) * IC + c] *
+                                    w[((kh * ws[1] + kw) * OCG + o) * IC + c];
+                            }
+}
+
+static void conv_transpose2d_is_the_scatter_and_the_adjoint_of_conv2d(void)
+{
+    int tested = 0;
+    for (int i = 0; tested < 150 && tl_ok(); i++) {
+        cn_conv_transpose2d_params p = {cn_conv2d_params_default(), 0, 0};
+        p.conv.groups = tl_randint(1, 3);
+        p.conv.stride_h = tl_randint(1, 3), p.conv.stride_w = tl_randint(1, 3);
+        p.conv.dil_h = tl_randint(1, 2), p.conv.dil_w = tl_randint(1, 2);
+        p.conv.pad_top = tl_randint(0, 2), p.conv.pad_bottom = tl_randint(0, 2);
+        p.conv.pad_left = tl_randint(0, 2), p.conv.pad_right = tl_randint(0, 2);
+        p.out_pad_h = tl_randint(0, 2), p.out_pad_w = tl_randint(0, 2);
+        int64_t G = p.conv.groups;
+        int64_t xs[4] = {tl_randint(1, 2), tl_randint(1, 6), tl_randint(1, 6), G * tl_randint(1, 3)};
+        int64_t ws[4] = {tl_randint(1, 4), tl_randint(1, 4), tl_randint(1, 3), xs[3]};
+        cn_conv2d_desc d;
+        if (cn_conv_transpose2d_setup(&d, &p, xs, ws) != CN_OK) continue;
+        tested++;
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "x=[%lld,%lld,%lld,%lld] w=[%lld,%lld,%lld,%lld] s=%d,%d d=%d,%d p=%d,%d,%d,%d op=%d,%d g=%lld",
+                 (long long)xs[0], (long long)xs[1], (long long)xs[2], (long long)xs[3], (long long)ws[0],
+                 (long long)ws[1], (long long)ws[2], (long long)ws[3], p.conv.stride_h, p.conv.stride_w,
+                 p.conv.dil_h, p.conv.dil_w, p.conv.pad_top, p.conv.pad_bottom, p.conv.pad_left,
+                 p.conv.pad_right, p.out_pad_h, p.out_pad_w, (long long)G);
+        int64_t OH = (xs[1] - 1) * p.conv.stride_h - p.conv.pad_top - p.conv.pad_bottom +
+                     p.conv.dil_h * (ws[0] - 1) + p.out_pad_h + 1;
+        int64_t OW = (xs[2] - 1) * p.conv.stride_w - p.conv.pad_left - p.conv.pad_right +
+                     p.conv.dil_w * (ws[1] - 1) + p.out_pad_w + 1;
+        CHECK(d.IH == OH && d.IW == OW && d.IC == ws[2] * G, "output shape for %s", cfg);
+        /* In d's terms: x is d's y (gy), the transposed output is d's x. */
+        bufs B;
+        bufs_init(&B, &d);
+        /* B.gy holds the transposed conv's input, B.gx its output. */
+        CHECK_OK(cn_conv_transpose2d_fwd(NULL, &d, B.gy, B.w, NULL, B.gx, NULL));
+        transpose_scatter(xs, ws, &p, OH, OW, B.gyd, B.wd, B.gxd);
+        int ok = agree("conv_transpose2d vs scatter", B.gx, B.gxd, B.nx, cfg);
+        /* Forward of the transposed conv == conv2d's grad_input, in the reference. */
+        cn__conv2d_ref_bwd_data(&d, B.gyd, B.wd, B.xd);
+        ok = ok && agree("conv_transpose2d vs conv2d grad_input", B.gx, B.xd, B.nx, cfg);
+        /* Its backward: grad_input = conv2d forward, grad_weight by the ref, bias sum. */
+        if (ok) {
+            float *gin = calloc(B.ny + 1, sizeof *gin), *gb = calloc(B.nx + 1, sizeof *gb);
+            tl_fill(B.x, B.nx, -1, 1), tl_f2d(B.x, B.xd, B.nx); /* upstream gradient */
+            CHECK_OK(cn_conv_transpose2d_bwd_data(NULL, &d, B.x, B.w, gin, NULL));
+            cn__conv2d_ref_fwd(&d, B.xd, B.wd, NULL, B.yd);
+            ok = agree("conv_transpose2d grad_input", gin, B.yd, B.ny, cfg);
+            CHECK_OK(cn_conv_transpose2d_bwd_weights(NULL, &d, B.gy, B.x, B.gw, gb, NULL));
+            cn__conv2d_ref_bwd_weights(&d, B.xd, B.gyd, B.gwd, NULL);
+            ok = ok && agree("conv_transpose2d grad_weight", B.gw, B.gwd, B.nw, cfg);
+            double *gbd = calloc((size_t)d.IC, sizeof *gbd);
+            for (size_t k = 0; k < B.nx; k++) gbd[k % (size_t)d.IC] += B.xd[k];
+            ok = ok && agree("conv_transpose2d grad_bias", gb, gbd, (size_t)d.IC, cfg);
+            free(gbd), free(gin), free(gb);
+        }
+        bufs_free(&B);
+        if (!ok) return;
+    }
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static void im2col_and_col2im_are_adjoint(void)
+{
+    for (int i = 0; i < 100 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random(&c, i % CFG_KIND_COUNT, 8, 3);
+        c.d.mode = CN_PAD_ZEROS;
+        size_t nc = cn_im2col_size(&c.d), nx = cfg_nx(&c.d);
+        float *x = malloc(nx * 4 + 4), *cols = malloc(nc * 4 + 4), *c2 = malloc(nc * 4 + 4),
+              *x2 = malloc(nx * 4 + 4);
+        tl_fill(x, nx, -1, 1), tl_fill(c2, nc, -1, 1);
+        cn_im2col(NULL, &c.d, x, cols);
+        cn_col2im(NULL, &c.d, c2, x2);
+        double l = dot(cols, c2, nc), r = dot(x, x2, nx);
+        free(x), free(cols), free(c2), free(x2);
+        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)), "<im2col(x),c>=%.9g <x,col2im(c)>=%.9g for %s", l,
+              r, c.str);
+    }
+}
+
+static void padding_is_adjoint_to_its_backward_in_every_mode(void)
+{
+    for (int i = 0; i < 120 && tl_ok(); i++) {
+        int64_t N = tl_randint(1, 2), H = tl_randint(1, 6), W = tl_randint(1, 6), C = tl_randint(1, 3);
+        int64_t pt = tl_randint(0, 6), pb = tl_randint(0, 6), pl = tl_randint(0, 6), pr = tl_randint(0, 6);
+        cn_pad_mode m = (cn_pad_mode)(i % CN_PAD_MODE_COUNT);
+        if (cn_pad2d_check(H, W, pt, pb, pl, pr, m, "test")) continue;
+        size_t nx = (size_t)(N * H * W * C), ny = (size_t)(N * (H + pt + pb) * (W + pl + pr) * C);
+        float *x = malloc(nx * 4), *y = malloc(ny * 4), *gy = malloc(ny * 4), *gx = malloc(nx * 4);
+        tl_fill(x, nx, -1, 1), tl_fill(gy, ny, -1, 1);
+        CHECK_OK(cn_pad2d_fwd(NULL, N, H, W, C, pt, pb, pl, pr, m, x, y));
+        CHECK_OK(cn_pad2d_bwd(NULL, N, H, W, C, pt, pb, pl, pr, m, gy, gx));
+        double l = dot(y, gy, ny), r = dot(x, gx, nx);
+        free(x), free(y), free(gy), free(gx);
+        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)), "mode %s H=%lld W=%lld pads %lld,%lld,%lld,%lld: %.9g vs %.9g",
+              cn_pad_mode_name(m), (long long)H, (long long)W, (long long)pt, (long long)pb,
+              (long long)pl, (long long)pr, l, r);
+    }
+}
+
+static void grouped_conv_is_the_concatenation_of_per_group_convs(void)
+{
+    for (int i = 0; i < 60 && tl_ok(); i++) {
+        conv_cfg c;
+        do conv_cfg_random(&c, i % CFG_KIND_COUNT, 8, 3);
+        while (c.d.G < 2);
+        const cn_conv2d_desc *d = &c.d;
+        int64_t G = d->G, ICG = d->IC / G, OCG = d->OC / G;
+        bufs B;
+        bufs_init(&B, d);
+        CHECK_OK(cn_conv2d_fwd(NULL, d, B.x, B.w, NULL, B.y, NULL));
+        int ok = 1;
+        for (int64_t g = 0; g < G && ok; g++) {
+            /* Slice group g's channels out of x and w; run it as a 1-group conv. */
+            cn_conv2d_params p = c.p;
+            p.groups = 1;
+            int64_t xs[4] = {c.xs[0], c.xs[1], c.xs[2], ICG}, ws[4] = {c.ws[0], c.ws[1], ICG, OCG};
+            cn_conv2d_desc dg;
+            CHECK_OK(cn_conv2d_setup(&dg, &p, xs, ws));
+            size_t px = (size_t)(d->MB * d->IH * d->IW), py = (size_t)(d->MB * d->OH * d->OW),
+                   kk = (size_t)(d->KH * d->KW);
+            float *xg = malloc(px * ICG * 4), *wg = malloc(kk * ICG * OCG * 4), *yg = malloc(py * OCG * 4);
+            for (size_t q = 0; q < px; q++)
+                for (int64_t k = 0; k < ICG; k++) xg[q * ICG + k] = B.x[q * d->IC + g * ICG + k];
+            for (size_t q = 0; q < kk * ICG; q++)
+                for (int64_t o = 0; o < OCG; o++) wg[q * OCG + o] = B.w[q * d->OC + g * OCG + o];
+            cn_conv2d_fwd(NULL, &dg, xg, wg, NULL, yg, NULL);
+            for (size_t q = 0; q < py && ok; q++)
+                for (int64_t o = 0; o < OCG && ok; o++)
+                    if (yg[q * OCG + o] != B.y[q * d->OC + g * OCG + o]) {
+                        tl_fail(__FILE__, __LINE__, "group %lld output %zu,%lld: %g vs %g for %s",
+                                (long long)g, q, (long long)o, yg[q * OCG + o],
+                                B.y[q * d->OC + g * OCG + o], c.str);
+                        ok = 0;
+                    }
+            free(xg), free(wg), free(yg);
+        }
+        bufs_free(&B);
+    }
+}
+
+static void flip_and_dilate_are_their_own_adjoints(void)
+{
+    int64_t shape[4] = {3, 2, 4, 5};
+    float a[120], b[120], c[120];
+    tl_fill(a, 120, -1, 1);
+    CHECK_OK(cn_flip(4, shape, 0x3, a, b));
+    /* b[kh,kw,...] = a[KH-1-kh, KW-1-kw, ...] */
+    CHECK(b[0] == a[(2 * 2 + 1) * 20], "flip moves the last tap first");
+    CHECK_OK(cn_flip(4, shape, 0x3, b, c));
+    CHECK(memcmp(a, c, sizeof a) == 0, "flipping twice is the identity");
+    CHECK(cn_flip(4, shape, 0x10, a, b) == CN_ERR_INVALID_ARG, "axis 4 of a 4-D tensor");
+
+    float x[2 * 3 * 2 * 2], y[2 * 7 * 4 * 2], gy[2 * 7 * 4 * 2], gx[24];
+    tl_fill(x, 24, -1, 1), tl_fill(gy, 112, -1, 1);
+    CHECK_OK(cn_dilate2d_fwd(2, 3, 2, 2, 3, 3, x, y));
+    CHECK(y[(3 * 4 + 3) * 2 + 1] == x[(1 * 2 + 1) * 2 + 1], "pixel (1,1) lands at (3,3)");
+    CHECK(y[(1 * 4 + 0) * 2] == 0.0f, "inserted rows are zero");
+    CHECK_OK(cn_dilate2d_bwd(2, 3, 2, 2, 3, 3, gy, gx));
+    double l = dot(y, gy, 112), r = dot(x, gx, 24);
+    CHECK(fabs(l - r) < 1e-5, "<dilate(x),g>=%g <x,dilate_bwd(g)>=%g", l, r);
+    CHECK(cn_dilate2d_fwd(1, 1, 1, 1, 0, 1, x, y) == CN_ERR_INVALID_ARG, "dilation 0");
+}
+
+static void nan_in_the_input_propagates_to_the_outputs_it_reaches(void)
+{
+    float x[25], w[9], y[25];
+    tl_fill(x, 25, -1, 1), tl_fill(w, 9, -1, 1);
+    x[12] = NAN;
+    int64_t xs[4] = {1, 5, 5, 1}, ws[4] = {3, 3, 1, 1};
+    cn_conv2d_params p = cn_conv2d_params_default();
+    cn_conv2d_desc d;
+    CHECK_OK(cn_conv2d_setup(&d, &p, xs, ws)); /* 3x3 output, each window covers (2,2) */
+    CHECK_OK(cn_conv2d_fwd(NULL, &d, x, w, NULL, y, NULL));
+    for (int i = 0; i < 9; i++) CHECK(isnan(y[i]), "y[%d] = %g is not NaN", i, y[i]);
+}
+
+/* Invalid arguments: the status and a message naming the argument and value. */
+static void invalid_problems_are_rejected_with_a_message(void)
+{
+    struct {
+        int64_t xs[4], ws[4];
+        int stride, dil, pad, groups;
+        cn_pad_mode mode;
+        const char *want;
+    } cases[] = {
+        {{1, 5, 5, 6}, {3, 3, 1, 8}, 1, 1, 0, 4, CN_PAD_ZEROS, "C_in=6 not divisible by groups=4"},
+        {{1, 5, 5, 6}, {3, 3, 3, 8}, 1, 1, 0, 2, CN_PAD_ZEROS, "C_out=8"},  /* 8 % 2 == 0: see below */
+        {{1, 5, 5, 4}, {3, 3, 4, 8}, 0, 1, 0, 1, CN_PAD_ZEROS, "stride_h=0"},
+        {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 0, 0, 1, CN_PAD_ZEROS, "dilation_h=0"},
+        {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, -1, 1, CN_PAD_ZEROS, "negative padding"},
+        {{1, 2, 2, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "output size <= 0"},
+        {{1, 3, 3, 4}, {3, 3, 4, 8}, 1, 3, 1, 1, CN_PAD_ZEROS, "output size <= 0"},
+        {{0, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "N=0"},
+        {{1, 5, 0, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "W=0"},
+        {{1, 5, 5, 4}, {3, 3, 2, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "2 input channels per group"},
+        {{1, 3, 3, 4}, {3, 3, 4, 8}, 1, 1, 3, 1, CN_PAD_REFLECT, "reflect padding 3 must be less than the input height H=3"},
+        {{1, 3, 3, 4}, {3, 3, 4, 8}, 1, 1, 4, 1, CN_PAD_CIRCULAR, "circular padding 4 must be at most"},
+        {{1, 5, 5, 4}, {3, 3, 4, 0}, 1, 1, 0, 1, CN_PAD_ZEROS, "C_out=0"},
+        {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 0, CN_PAD_ZEROS, "groups=0"},
+        {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, (cn_pad_mode)17, "invalid padding mode 17"},
+        {{INT64_C(1) << 40, 1 << 20, 1 << 20, 4}, {1, 1, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "too large"},
+    };
+    cases[1].ws[3] = 7; /* C_out=7 with 2 groups */
+    cases[1].want = "C_out=7 not divisible by groups=2";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cn_conv2d_params p = cn_conv2d_params_default();
+        p.stride_h = p.stride_w = cases[i].stride;
+        p.dil_h = p.dil_w = cases[i].dil;
+        p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = cases[i].pad;
+        p.groups = cases[i].groups, p.pad_mode = cases[i].mode;
+        cn_conv2d_desc d;
+        cn_status s = cn_conv2d_setup(&d, &p, cases[i].xs, cases[i].ws);
+        CHECK(s == CN_ERR_INVALID_ARG || s == CN_ERR_OVERFLOW, "case %zu accepted", i);
+        CHECK(strstr(cn_last_error(), cases[i].want), "case %zu: message '%s' lacks '%s'", i,
+              cn_last_error(), cases[i].want);
+        CHECK(strncmp(cn_last_error(), "conv2d: ", 8) == 0, "message names the op: %s", cn_last_error());
+    }
+    cn_pad_mode m;
+    CHECK(cn_pad_mode_parse("mirror", &m) == CN_ERR_INVALID_ARG, "unknown mode accepted");
+    CHECK(strstr(cn_last_error(), "'mirror'"), "message: %s", cn_last_error());
+    CHECK_OK(cn_pad_mode_parse("symmetric", &m));
+    CHECK(m == CN_PAD_SYMMETRIC, "parsed %d", m);
+
+    cn_conv_transpose2d_params tp = {cn_conv2d_params_default(), 2, 0};
+    int64_t xs[4] = {1, 4, 4, 2}, ws[4] = {3, 3, 2, 2};
+    cn_conv2d_desc d;
+    CHECK(cn_conv_transpose2d_setup(&d, &tp, xs, ws) == CN_ERR_INVALID_ARG, "output padding 2 with stride 1");
+    CHECK(strstr(cn_last_error(), "output_padding (2,0)"), "message: %s", cn_last_error());
+}
+
+int main(void)
+{
+    TL_RUN(hand_computed_example);
+    TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
+    TL_RUN(every_pass_matches_reference_on_random_problems);
+    TL_RUN(every_backward_matches_central_differences);
+    TL_RUN(integer_inputs_give_exact_results);
+    TL_RUN(conv1d_equals_conv2d_with_height_one);
+    TL_RUN(conv_transpose2d_is_the_scatter_and_the_adjoint_of_conv2d);
+    TL_RUN(im2col_and_col2im_are_adjoint);
+    TL_RUN(padding_is_adjoint_to_its_backward_in_every_mode);
+    TL_RUN(grouped_conv_is_the_concatenation_of_per_group_convs);
+    TL_RUN(flip_and_dilate_are_their_own_adjoints);
+    TL_RUN(nan_in_the_input_propagates_to_the_outputs_it_reaches);
+    TL_RUN(invalid_problems_are_rejected_with_a_message);
+    return tl_summary();
+}
