@@ -29,4 +29,32 @@ int cli_parse_pair(const char *s, int *a, int *b);
 int cli_parse_int(const char *s, int *out);
 int cli_parse_float(const char *s, float *out);
 
+/* ---- shared option handling (every subcommand parses the same way) ----
+ * Options are `--name value` or `--name=value`; a repeated option replaces
+ * the earlier value. Errors print one line and return the exit status. */
+
+/* 1 if any argument is --help or -h, which wins over every other mistake. */
+int cli_wants_help(int argc, char **argv);
+/* Matches argv[*i] against the option `name` ("--stride"). Returns 1 with
+ * *val set (and *i advanced past a separate value), 0 if argv[*i] is not
+ * this option, -1 after cli_usage when the value is missing. */
+int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, const char **val);
+/* Matches a flag without a value: 1, 0, or -1 after cli_usage for "--flag=x". */
+int cli_flag(const char *cmd, char **argv, int i, const char *name);
+
+/* Parses 1..max comma-separated non-negative ints; returns the count or -1. */
+int cli_parse_ints(const char *s, int *out, int max);
+/* cli_parse_ints for the value of option `opt`: the count, or -1 after a
+ * cli_usage line naming the option and the value (negative, junk, overflow). */
+int cli_opt_ints(const char *cmd, const char *opt, const char *val, int *out, int max);
+
+/* cn_npy_read / cn_npy_write with failures reported as
+ * "convnet CMD: OPT: <library message>"; 0 on success, else 1. */
+int cli_read_npy(const char *cmd, const char *opt, const char *path, cn_tensor **out);
+int cli_write_npy(const char *cmd, const char *opt, const char *path, const cn_tensor *t);
+/* 0 if t has ndim dimensions, else 1 after
+ * "convnet CMD: OPT must be 4-D [N,H,W,C], got [3,4]". */
+int cli_check_rank(const char *cmd, const char *opt, const cn_tensor *t, int ndim,
+                   const char *layout);
+
 #endif

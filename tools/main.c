@@ -1,3 +1,69 @@
-/* placeholder: the CLI is being written */
-#include "convnet/convnet.h"
-int main(void) { return 0; }
+/* convnet: one binary, one subcommand per file (darknet's CLI shape without
+ * its exit-anywhere habits: subcommands return their exit status here). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"conv2d", cmd_conv2d, "2-D convolution of .npy arrays (NHWC), with optional gradients"},
+    {"pool2d", cmd_pool2d, "max or average pooling of .npy arrays (NHWC), with optional gradient"},
+    {"filter", cmd_filter, "apply a classic image filter (gaussian, box, sobel, ...) to an image"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void print_help(void)
+{
+    printf("convnet %s - convolutional networks on the CPU\n\n"
+           "usage: convnet <command> [options]\n"
+           "       convnet <command> --help     options of one command\n"
+           "       convnet --version\n\n"
+           "commands:\n",
+           CN_VERSION_STRING);
+    for (int i = 0; i < N_COMMANDS; i++)
+        printf("  %-8s  %s\n", commands[i].name, commands[i].summary);
+    printf("\nArrays are NumPy .npy files; errors are one line on stderr, exit status 1\n"
+           "for a failure and 2 for a usage mistake.\n");
+}
+
+static const command *find(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return cli_usage(NULL, "missing command");
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+        print_help();
+        return 0;
+    }
+    if (!strcmp(name, "help")) {
+        if (argc < 3) {
+            print_help();
+            return 0;
+        }
+        /* "convnet help conv2d" is "convnet conv2d --help". */
+        const command *c = find(argv[2]);
+        if (!c) return cli_usage(NULL, "unknown command '%s'", argv[2]);
+        char help[] = "--help";
+        char *sub[] = {argv[2], help, NULL};
+        return c->run(2, sub);
+    }
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("convnet %s\n", CN_VERSION_STRING);
+        return 0;
+    }
+    const command *c = find(name);
+    if (!c) return cli_usage(NULL, "unknown command '%s'", name);
+    return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,153 @@
+/* Differentiable batch norm, dropout, log-softmax and cross-entropy. */
+#include <string.h>
+
+#include "autograd/graph_internal.h"
+
+typedef struct bn_saved {
+    int training;
+    float *mean, *invstd;  /* [C]: batch statistics, or running ones in eval */
+} bn_saved;
+
+static void bn_bwd(cn_graph *g, cn__node *n)
+{
+    const bn_saved *s = n->saved;
+    cn_var *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+    const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
+    float *gx = cn__grad_begin(g, x), *gg = cn__grad_begin(g, gamma), *gb = cn__grad_begin(g, beta);
+    if (g->status) return;
+    cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
+                     n->out->grad, gx, gg, gb);
+    cn__grad_end(g, x, gx), cn__grad_end(g, gamma, gg), cn__grad_end(g, beta, gb);
+}
+
+cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, float *running_mean,
+                        float *running_var, const cn_bn_params *p, int training)
+{
+    char s1[64];
+    if (cn__bad(g, 3, x, gamma, beta)) return NULL;
+    if (x->ndim != 4)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: x must be 4-D [N,H,W,C], got %s",
+                        cn__shape(x, s1, sizeof s1));
+    const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
+    if (gamma->size != (size_t)C || beta->size != (size_t)C)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: gamma and beta must have C=%lld elements",
+                        (long long)C);
+    cn_var *y = cn__out(g, 4, x->shape, x, gamma, beta, NULL);
+    bn_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
+    if (!s) return NULL;
+    s->training = training;
+    s->mean = cn__arena(g, (size_t)C * sizeof(float));
+    s->invstd = cn__arena(g, (size_t)C * sizeof(float));
+    if (!s->mean || !s->invstd) return NULL;
+    cn_status st = cn_batchnorm_fwd(g->ctx, p, training, M, C, x->data, gamma->data, beta->data,
+                                    running_mean, running_var, s->mean, s->invstd, y->data);
+    if (st) return cn__fail(g, st, "%s", cn_last_error());
+    if (y->requires_grad) {
+        cn__node *n = cn__record(g, y, bn_bwd, x, gamma, beta, NULL);
+        if (!n) return NULL;
+        n->saved = s;
+    }
+    return y;
+}
+
+typedef struct dropout_saved {
+    float p;
+    uint8_t *mask;
+} dropout_saved;
+
+static void dropout_bwd(cn_graph *g, cn__node *n)
+{
+    const dropout_saved *s = n->saved;
+    float *gx = cn__grad_begin(g, n->in[0]);
+    if (!gx) return;
+    cn_dropout_bwd(s->p, n->out->size, s->mask, n->out->grad, gx);
+    cn__grad_end(g, n->in[0], gx);
+}
+
+cn_var *cn_dropout(cn_graph *g, cn_var *x, float p, int training)
+{
+    if (cn__bad(g, 1, x, NULL, NULL)) return NULL;
+    if (!(p >= 0.0f && p < 1.0f))
+        return cn__fail(g, CN_ERR_INVALID_ARG, "dropout: p=%g must be in [0, 1)", (double)p);
+    if (!training || p == 0.0f) return x;
+    if (!g->ctx)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "dropout: training needs a graph with a cn_ctx for its RNG");
+    cn_var *y = cn__out(g, x->ndim, x->shape, x, NULL, NULL, NULL);
+    dropout_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
+    if (!s || !(s->mask = cn__arena(g, x->size))) return NULL;
+    s->p = p;
+    cn_dropout_fwd(g->ctx, p, x->size, x->data, s->mask, y->data);
+    if (y->requires_grad) {
+        cn__node *n = cn__record(g, y, dropout_bwd, x, NULL, NULL, NULL);
+        if (!n) return NULL;
+        n->saved = s;
+    }
+    return y;
+}
+
+static void log_softmax_bwd(cn_graph *g, cn__node *n)
+{
+    cn_var *x = n->in[0];
+    float *gx = cn__grad_begin(g, x);
+    if (!gx) return;
+    cn_log_softmax_bwd(x->shape[0], x->shape[1], n->out->data, n->out->grad, gx);
+    cn__grad_end(g, x, gx);
+}
+
+cn_var *cn_log_softmax(cn_graph *g, cn_var *x)
+{
+    char s1[64];
+    if (cn__bad(g, 1, x, NULL, NULL)) return NULL;
+    if (x->ndim != 2)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "log_softmax: x must be 2-D [N,K], got %s",
+                        cn__shape(x, s1, sizeof s1));
+    cn_var *y = cn__out(g, 2, x->shape, x, NULL, NULL, NULL);
+    if (!y) return NULL;
+    cn_log_softmax_fwd(x->shape[0], x->shape[1], x->data, y->data);
+    if (y->requires_grad && !cn__record(g, y, log_softmax_bwd, x, NULL, NULL, NULL)) return NULL;
+    return y;
+}
+
+typedef struct xent_saved {
+    float *probs;
+    int32_t *labels;
+} xent_saved;
+
+static void xent_bwd(cn_graph *g, cn__node *n)
+{
+    const xent_saved *s = n->saved;
+    cn_var *x = n->in[0];
+    float *gx = cn__grad_begin(g, x);
+    if (!gx) return;
+    cn_xent_bwd(x->shape[0], x->shape[1], s->probs, s->labels, n->out->grad[0], gx);
+    cn__grad_end(g, x, gx);
+}
+
+cn_var *cn_softmax_cross_entropy(cn_graph *g, cn_var *logits, const int32_t *labels)
+{
+    char s1[64];
+    if (cn__bad(g, 1, logits, NULL, NULL)) return NULL;
+    if (logits->ndim != 2 || logits->shape[0] < 1 || logits->shape[1] < 1)
+        return cn__fail(g, CN_ERR_INVALID_ARG,
+                        "softmax_cross_entropy: logits must be [N,K] with N, K >= 1, got %s",
+                        cn__shape(logits, s1, sizeof s1));
+    if (!labels) return cn__fail(g, CN_ERR_INVALID_ARG, "softmax_cross_entropy: labels are NULL");
+    const int64_t N = logits->shape[0];
+    cn_var *y = cn__out(g, 0, NULL, logits, NULL, NULL, NULL);
+    xent_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
+    if (!s) return NULL;
+    s->probs = cn__arena(g, logits->size * sizeof(float));
+    s->labels = cn__arena(g, (size_t)N * sizeof(int32_t));
+    if (!s->probs || !s->labels) return NULL;
+    /* The labels are copied: the caller's batch buffer may be refilled
+     * before backward runs. */
+    memcpy(s->labels, labels, (size_t)N * sizeof(int32_t));
+    cn_status st = cn_xent_fwd(N, logits->shape[1], logits->data, s->labels, s->probs, y->data);
+    if (st) return cn__fail(g, st, "%s", cn_last_error());
+    if (y->requires_grad) {
+        cn__node *n = cn__record(g, y, xent_bwd, logits, NULL, NULL, NULL);
+        if (!n) return NULL;
+        n->saved = s;
+    }
+    return y;
+}

@@ -1,0 +1,208 @@
+/* The autodiff engine: arena, variables, tape and the backward sweep. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/graph_internal.h"
+
+#define CHUNK_MIN ((size_t)16 << 20)
+
+cn_status cn_graph_new(cn_graph **out, cn_ctx *ctx)
+{
+    cn_graph *g = calloc(1, sizeof *g);
+    *out = NULL;
+    if (!g) return cn__err(CN_ERR_NO_MEMORY, "graph: out of memory");
+    g->ctx = ctx;
+    g->grad_enabled = 1;
+    *out = g;
+    return CN_OK;
+}
+
+void cn_graph_free(cn_graph *g)
+{
+    if (!g) return;
+    for (cn__chunk *c = g->chunks, *next; c; c = next) {
+        next = c->next;
+        cn_free(c->mem);
+        free(c);
+    }
+    free(g);
+}
+
+void cn_graph_reset(cn_graph *g)
+{
+    for (cn__chunk *c = g->chunks; c; c = c->next) c->used = 0;
+    g->cur = g->chunks;
+    g->tape = NULL;
+    g->status = CN_OK;
+}
+
+void cn_graph_set_grad_enabled(cn_graph *g, int enabled) { g->grad_enabled = enabled != 0; }
+cn_status cn_graph_status(const cn_graph *g) { return g->status; }
+
+size_t cn_graph_arena_bytes(const cn_graph *g)
+{
+    size_t n = 0;
+    for (cn__chunk *c = g->chunks; c; c = c->next) n += c->cap;
+    return n;
+}
+
+void *cn__arena(cn_graph *g, size_t bytes)
+{
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (!bytes) bytes = 64;
+    /* Use the current chunk, else the next one that fits, else a new one. */
+    for (cn__chunk *c = g->cur; c; c = c->next) {
+        if (c->cap - c->used >= bytes) {
+            g->cur = c;
+            void *p = c->mem + c->used;
+            c->used += bytes;
+            return p;
+        }
+    }
+    size_t cap = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
+    cn__chunk *c = calloc(1, sizeof *c);
+    if (c) c->mem = cn_alloc(cap);
+    if (!c || !c->mem) {
+        free(c);
+        cn__fail(g, CN_ERR_NO_MEMORY, "graph: cannot allocate %zu bytes", cap);
+        return NULL;
+    }
+    c->cap = cap;
+    c->used = bytes;
+    /* Append after the last chunk so reset walks every chunk in order. */
+    cn__chunk **at = &g->chunks;
+    while (*at) at = &(*at)->next;
+    *at = c;
+    g->cur = c;
+    return c->mem;
+}
+
+cn_var *cn__fail(cn_graph *g, cn_status s, const char *fmt, ...)
+{
+    if (g->status == CN_OK) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        g->status = cn__err(s, "%s", msg);
+    }
+    return NULL;
+}
+
+int cn__bad(cn_graph *g, int n, cn_var *a, cn_var *b, cn_var *c)
+{
+    if (g->status) return 1;
+    cn_var *v[3] = {a, b, c};
+    for (int i = 0; i < n; i++)
+        if (!v[i]) {
+            cn__fail(g, CN_ERR_INVALID_ARG, "graph: an input variable is NULL");
+            return 1;
+        }
+    return 0;
+}
+
+const char *cn__shape(const cn_var *v, char *buf, size_t len)
+{
+    return cn_shape_str(v->ndim, v->shape, buf, len);
+}
+
+static cn_var *var_alloc(cn_graph *g, int ndim, const int64_t *shape)
+{
+    size_t n;
+    cn_status s = cn_shape_numel(ndim, shape, &n);
+    if (s) return cn__fail(g, s, "%s", cn_last_error());
+    cn_var *v = cn__arena(g, sizeof *v);
+    if (!v) return NULL;
+    memset(v, 0, sizeof *v);
+    v->ndim = ndim;
+    for (int i = 0; i < CN_MAX_DIMS; i++) v->shape[i] = i < ndim ? shape[i] : 1;
+    v->size = n;
+    return v;
+}
+
+cn_var *cn_var_wrap(cn_graph *g, int ndim, const int64_t *shape, float *data, float *grad,
+                    int requires_grad)
+{
+    if (g->status) return NULL;
+    cn_var *v = var_alloc(g, ndim, shape);
+    if (!v) return NULL;
+    v->data = data;
+    v->requires_grad = requires_grad != 0;
+    if (grad && requires_grad) v->grad = grad, v->grad_external_ = 1;
+    return v;
+}
+
+cn_var *cn_var_new(cn_graph *g, int ndim, const int64_t *shape, int requires_grad)
+{
+    if (g->status) return NULL;
+    cn_var *v = var_alloc(g, ndim, shape);
+    if (!v) return NULL;
+    if (!(v->data = cn__arena(g, v->size * sizeof(float)))) return NULL;
+    v->requires_grad = requires_grad != 0;
+    return v;
+}
+
+cn_var *cn__out(cn_graph *g, int ndim, const int64_t *shape, cn_var *a, cn_var *b, cn_var *c,
+                cn_var *d)
+{
+    cn_var *v = cn_var_new(g, ndim, shape, 0);
+    if (!v) return NULL;
+    v->requires_grad = g->grad_enabled && ((a && a->requires_grad) || (b && b->requires_grad) ||
+                                           (c && c->requires_grad) || (d && d->requires_grad));
+    return v;
+}
+
+cn__node *cn__record(cn_graph *g, cn_var *out, cn__bwd_fn bwd, cn_var *a, cn_var *b, cn_var *c,
+                     cn_var *d)
+{
+    cn__node *n = cn__arena(g, sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->bwd = bwd, n->out = out;
+    n->in[0] = a, n->in[1] = b, n->in[2] = c, n->in[3] = d;
+    n->prev = g->tape;
+    g->tape = n;
+    return n;
+}
+
+float *cn__grad_begin(cn_graph *g, cn_var *v)
+{
+    if (!v || !v->requires_grad || g->status) return NULL;
+    if (!v->grad) {
+        if (!(v->grad = cn__arena(g, v->size * sizeof(float)))) return NULL;
+        v->grad_written_ = 0;
+    }
+    if (!v->grad_external_ && !v->grad_written_) return v->grad;
+    return cn__arena(g, v->size * sizeof(float));
+}
+
+void cn__grad_end(cn_graph *g, cn_var *v, float *buf)
+{
+    (void)g;
+    if (!buf) return;
+    if (buf != v->grad)
+        for (size_t i = 0; i < v->size; i++) v->grad[i] += buf[i];
+    v->grad_written_ = 1;
+}
+
+cn_status cn_backward(cn_graph *g, cn_var *loss)
+{
+    if (g->status) return g->status;
+    if (!loss) return cn__err(CN_ERR_INVALID_ARG, "backward: loss is NULL");
+    if (loss->size != 1)
+        return cn__err(CN_ERR_INVALID_ARG, "backward: the loss must have one element, it has %zu",
+                       loss->size);
+    if (!loss->requires_grad)
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "backward: the loss does not depend on any variable that requires grad");
+    float *seed = cn__grad_begin(g, loss);
+    if (!seed) return g->status;
+    seed[0] = 1.0f;
+    cn__grad_end(g, loss, seed);
+    for (cn__node *n = g->tape; n && !g->status; n = n->prev)
+        if (n->out->grad && n->out->grad_written_) n->bwd(g, n);
+    return g->status;
+}

@@ -1,0 +1,174 @@
+/* Image decoding and PNG encoding through stb (Debian's libstb).
+ * Untrusted files are sized from their header (stbi_info_from_memory)
+ * before stb allocates any pixels, so a 20-byte file cannot ask for 16 GiB. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+
+#include "convnet/image.h"
+#include "convnet/io.h"
+#include "internal.h"
+
+#define IMG_MAX_SIDE 1000000               /* pixels along either axis */
+#define IMG_MAX_PIXELS (INT64_C(1) << 28)  /* H*W: 1 GiB of floats per channel */
+#define IMG_MAX_FILE ((size_t)256 << 20)   /* bytes of an encoded image file */
+
+/* Checks a width x height x channels triple against convnet's limits. `name`
+ * prefixes the message ("image: PATH: " or "image: "). */
+static cn_status check_size(const char *name, int64_t w, int64_t h, int64_t c)
+{
+    if (w < 1 || h < 1)
+        return cn__err(CN_ERR_FORMAT, "%simage size %lldx%lld (WxH) is empty", name,
+                       (long long)w, (long long)h);
+    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > IMG_MAX_PIXELS)
+        return cn__err(CN_ERR_FORMAT,
+                       "%simage size %lldx%lld (WxH) is over the limit (sides <= %d, "
+                       "<= %lld pixels)",
+                       name, (long long)w, (long long)h, IMG_MAX_SIDE, (long long)IMG_MAX_PIXELS);
+    if (c < 1 || c > 4)
+        return cn__err(CN_ERR_FORMAT, "%s%lld channels (expected 1 to 4)", name, (long long)c);
+    return CN_OK;
+}
+
+static cn_status decode(const void *buf, size_t len, int gray, const char *name, cn_tensor **out)
+{
+    *out = NULL;
+    /* stb takes an int length. */
+    if (len > INT_MAX)
+        return cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
+    if (!buf && len) return cn__err(CN_ERR_INVALID_ARG, "%sbuffer is NULL", name);
+    int w, h, c;
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c)) {
+        const char *why = stbi_failure_reason();
+        return cn__err(CN_ERR_FORMAT, "%snot a readable image (%s)", name, why ? why : "unknown");
+    }
+    cn_status s = check_size(name, w, h, c);
+    if (s) return s;
+
+    int want = gray ? 1 : 0, got;
+    unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &got, want);
+    if (!px) {
+        const char *why = stbi_failure_reason();
+        /* stb reports allocation failures as "outofmem". */
+        cn_status st = why && strcmp(why, "outofmem") == 0 ? CN_ERR_NO_MEMORY : CN_ERR_FORMAT;
+        return cn__err(st, "%scannot decode (%s)", name, why ? why : "unknown");
+    }
+    int64_t C = want ? want : got;
+    /* The full decode must agree with the header we sized it by. */
+    s = check_size(name, w, h, C);
+    if (s) {
+        stbi_image_free(px);
+        return s;
+    }
+    int64_t shape[3] = {h, w, C};
+    cn_tensor *t;
+    s = cn_tensor_new(&t, 3, shape);
+    if (s) {
+        stbi_image_free(px);
+        return s;
+    }
+    for (size_t i = 0; i < t->size; i++) t->data[i] = px[i];
+    stbi_image_free(px);
+    *out = t;
+    return CN_OK;
+}
+
+cn_status cn_image_decode(const void *buf, size_t len, int gray, cn_tensor **out)
+{
+    return decode(buf, len, gray, "image: ", out);
+}
+
+/* Keeps a file function's reason but says that the image code called it;
+ * the reason may or may not name the path already. */
+static cn_status reprefix(cn_status s, const char *path)
+{
+    char why[400];
+    snprintf(why, sizeof why, "%s", cn_last_error());
+    if (strstr(why, path)) return cn__err(s, "image: %s", why);
+    return cn__err(s, "image: %s: %s", path, why);
+}
+
+cn_status cn_image_read(const char *path, int gray, cn_tensor **out)
+{
+    *out = NULL;
+    if (!path) return cn__err(CN_ERR_INVALID_ARG, "image: path is NULL");
+    void *data;
+    size_t len;
+    cn_status s = cn_file_read_all(path, IMG_MAX_FILE, &data, &len);
+    if (s) return reprefix(s, path);
+    char name[300];
+    snprintf(name, sizeof name, "image: %s: ", path);
+    s = decode(data, len, gray, name, out);
+    free(data);
+    return s;
+}
+
+/* A growing byte buffer for stbi_write_png_to_func, which cannot report
+ * failure itself: `failed` records a lost realloc. */
+typedef struct membuf {
+    unsigned char *data;
+    size_t len, cap;
+    int failed;
+} membuf;
+
+static void membuf_append(void *ctx, void *data, int size)
+{
+    membuf *m = ctx;
+    if (m->failed || size <= 0) return;
+    size_t n = (size_t)size;
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + n) cap *= 2;
+        unsigned char *p = realloc(m->data, cap);
+        if (!p) {
+            m->failed = 1;
+            return;
+        }
+        m->data = p, m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, n);
+    m->len += n;
+}
+
+static unsigned char to_byte(float v)
+{
+    if (!(v > 0.0f)) return 0;  /* negatives and NaN */
+    if (v >= 255.0f) return 255;
+    return (unsigned char)(v + 0.5f);
+}
+
+cn_status cn_image_write_png(const char *path, const cn_tensor *img)
+{
+    if (!path || !img) return cn__err(CN_ERR_INVALID_ARG, "image: path or image is NULL");
+    if (img->ndim != 2 && img->ndim != 3) {
+        char sh[160];
+        return cn__err(CN_ERR_INVALID_ARG, "image: %s: expected [H,W,C] or [H,W], got %s", path,
+                       cn_shape_str(img->ndim, img->shape, sh, sizeof sh));
+    }
+    int64_t H = img->shape[0], W = img->shape[1], C = img->ndim == 3 ? img->shape[2] : 1;
+    char name[300];
+    snprintf(name, sizeof name, "image: %s: ", path);
+    cn_status s = check_size(name, W, H, C);
+    if (s) return s == CN_ERR_FORMAT ? cn__err(CN_ERR_INVALID_ARG, "%s", cn_last_error()) : s;
+
+    size_t n = img->size;
+    unsigned char *px = malloc(n);
+    if (!px) return cn__err(CN_ERR_NO_MEMORY, "image: %s: cannot allocate %zu bytes", path, n);
+    for (size_t i = 0; i < n; i++) px[i] = to_byte(img->data[i]);
+
+    membuf m = {0};
+    int ok = stbi_write_png_to_func(membuf_append, &m, (int)W, (int)H, (int)C, px,
+                                    (int)(W * C));
+    free(px);
+    if (!ok || m.failed) {
+        free(m.data);
+        return cn__err(CN_ERR_NO_MEMORY, "image: %s: out of memory while encoding PNG", path);
+    }
+    s = cn_file_write_atomic(path, m.data, m.len);
+    free(m.data);
+    return s ? reprefix(s, path) : CN_OK;
+}
