@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 # Debian packages the build and the tests need.
-DEB_PACKAGES = gcc make cmake pkg-config libstb-dev libomp-dev zlib1g-dev
+DEB_PACKAGES = gcc make cmake pkg-config libstb-dev libomp-dev zlib1g-dev dataset-fashion-mnist
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

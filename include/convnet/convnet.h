@@ -27,6 +27,7 @@
 
 #include "context.h"
 #include "conv.h"
+#include "data.h"
 #include "image.h"
 #include "io.h"
 #include "autograd.h"
@@ -34,6 +35,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "pool.h"
+#include "safetensors.h"
 #include "status.h"
 #include "tensor.h"
 

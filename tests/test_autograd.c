@@ -1,0 +1,289 @@
+/* The autodiff graph: gradients through whole small networks that mix every
+ * differentiable op agree with central differences; gradients accumulate
+ * over uses; no-grad records nothing; memory does not grow over steps. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+/* Leaf parameters of a test network, as views into one flat buffer. */
+typedef struct leaf {
+    int ndim;
+    int64_t shape[4];
+    size_t off, n;
+} leaf;
+
+typedef struct net {
+    leaf l[16];
+    int n_leaves;
+    size_t total;
+    float *theta, *grad;
+    float rm[64], rv[64];  /* batch norm running statistics */
+    int32_t labels[8];
+} net;
+
+static int add_leaf(net *t, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    leaf *l = &t->l[t->n_leaves];
+    int64_t s[4] = {a, b, c, d};
+    l->ndim = ndim;
+    l->n = 1;
+    for (int i = 0; i < ndim; i++) l->shape[i] = s[i], l->n *= (size_t)s[i];
+    l->off = t->total;
+    t->total += l->n;
+    return t->n_leaves++;
+}
+
+static cn_var *wrap(cn_graph *g, net *t, int i)
+{
+    leaf *l = &t->l[i];
+    return cn_var_wrap(g, l->ndim, l->shape, t->theta + l->off, t->grad + l->off, 1);
+}
+
+/* Network A: relu and leaky relu of the input joined by concat, max pool,
+ * a reflect-padded conv, batch norm, tanh, a 1x1 conv, avg pool, sigmoid,
+ * flatten, linear, dropout, log-softmax times a weight, cross-entropy, sum
+ * and mean. The non-smooth ops see the input directly, whose values are
+ * kept apart (see spread_input), so the finite differences never straddle
+ * a kink or a change of argmax. */
+enum { A_X, A_W1, A_B1, A_G, A_BETA, A_W2, A_FC, A_FCB, A_MIX, A_COUNT };
+static void net_a_leaves(net *t)
+{
+    add_leaf(t, 4, 4, 6, 6, 2);  /* x */
+    add_leaf(t, 4, 3, 3, 4, 4);  /* conv1 weight */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* conv1 bias */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn gamma */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn beta */
+    add_leaf(t, 4, 1, 1, 4, 3);  /* 1x1 conv */
+    add_leaf(t, 2, 12, 5, 1, 1); /* linear [2*2*3, 5] */
+    add_leaf(t, 1, 5, 1, 1, 1);  /* linear bias */
+    add_leaf(t, 2, 4, 5, 1, 1);  /* weights on log-softmax */
+}
+
+static cn_var *net_a(cn_graph *g, net *t)
+{
+    cn_var *v[A_COUNT];
+    for (int i = 0; i < A_COUNT; i++) v[i] = wrap(g, t, i);
+    cn_var *parts[2] = {cn_relu(g, v[A_X]), cn_leaky_relu(g, v[A_X], 0.1f)};
+    cn_pool2d_params mp = cn_pool2d_params_default(2, 2);
+    cn_var *h = cn_max_pool2d(g, cn_concat(g, parts, 2, 3), &mp);       /* [4,3,3,4] */
+    cn_conv2d_params p = cn_conv2d_params_default();
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    p.pad_mode = CN_PAD_REFLECT;
+    cn_bn_params bn = {1e-5f, 0.1f};
+    h = cn_conv2d(g, h, v[A_W1], v[A_B1], &p);                           /* [4,3,3,4] */
+    h = cn_tanh(g, cn_batch_norm2d(g, h, v[A_G], v[A_BETA], t->rm, t->rv, &bn, 1));
+    cn_conv2d_params p1 = cn_conv2d_params_default();
+    h = cn_conv2d(g, h, v[A_W2], NULL, &p1);                             /* [4,3,3,3] */
+    cn_pool2d_params ap = cn_pool2d_params_default(2, 2);
+    ap.stride_h = ap.stride_w = 1;
+    h = cn_sigmoid(g, cn_avg_pool2d(g, h, &ap));                         /* [4,2,2,3] */
+    h = cn_dropout(g, cn_linear(g, cn_flatten(g, h), v[A_FC], v[A_FCB]), 0.3f, 1); /* [4,5] */
+    cn_var *lsm = cn_log_softmax(g, h);
+    cn_var *l1 = cn_mean(g, cn_mul(g, lsm, v[A_MIX]));
+    cn_var *l2 = cn_softmax_cross_entropy(g, h, t->labels);
+    return cn_add(g, cn_sum(g, l1), l2);
+}
+
+/* Distinct magnitudes 0.05, 0.06, ... in random order and sign: at least
+ * 0.005 between any two values that relu, leaky relu or max pool compare,
+ * far more than a finite-difference step moves them. */
+static void spread_input(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = 0.05f + 0.01f * (float)i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)tl_randint(0, (int)i);
+        float s = x[i];
+        x[i] = x[j], x[j] = s;
+    }
+    for (size_t i = 0; i < n; i++) x[i] *= tl_randint(0, 1) ? 1.0f : -1.0f;
+}
+
+/* Network B: conv1d, sigmoid, reshape to an image, transposed conv,
+ * global average pooling, and a variable used twice (its gradient must
+ * accumulate). */
+enum { B_X, B_W1, B_B1, B_WT, B_BT, B_COUNT };
+static void net_b_leaves(net *t)
+{
+    add_leaf(t, 3, 2, 9, 3, 1);  /* x [N,L,C] */
+    add_leaf(t, 3, 3, 1, 6, 1);  /* conv1d weight [K, C/G=1, 6], groups 3 */
+    add_leaf(t, 1, 6, 1, 1, 1);
+    add_leaf(t, 4, 2, 3, 2, 6);  /* conv_transpose2d weight [KH,KW,Cout/G=2,Cin=6], groups 2 */
+    add_leaf(t, 1, 4, 1, 1, 1);
+}
+
+static cn_var *net_b(cn_graph *g, net *t)
+{
+    cn_var *v[B_COUNT];
+    for (int i = 0; i < B_COUNT; i++) v[i] = wrap(g, t, i);
+    cn_conv2d_params p = cn_conv2d_params_default();
+    p.groups = 3, p.stride_w = 2, p.pad_left = 2, p.pad_right = 1, p.dil_w = 2;
+    p.pad_mode = CN_PAD_REPLICATE;
+    cn_var *h = cn_sigmoid(g, cn_conv1d(g, v[B_X], v[B_W1], v[B_B1], &p));  /* [2,5,6] */
+    int64_t s[4] = {2, 1, 4, 6};
+    h = cn_reshape(g, h, 4, s);
+    cn_conv_transpose2d_params tp = {cn_conv2d_params_default(), 1, 1};
+    tp.conv.groups = 2, tp.conv.stride_h = tp.conv.stride_w = 2;
+    tp.conv.pad_top = tp.conv.pad_left = 1;
+    cn_var *y = cn_conv_transpose2d(g, h, v[B_WT], v[B_BT], &tp);
+    cn_var *z = cn_mul(g, y, y);   /* y used twice */
+    cn_var *q = cn_global_avg_pool2d(g, cn_add(g, z, y));
+    return cn_mean(g, cn_mul(g, q, q));
+}
+
+typedef void (*leaves_fn)(net *);
+typedef cn_var *(*net_fn)(cn_graph *, net *);
+
+/* Loss at theta, with the dropout generator reseeded so every evaluation
+ * draws the same mask. */
+static double eval_loss(cn_graph *g, cn_ctx *ctx, net *t, net_fn f)
+{
+    cn_graph_reset(g);
+    cn_rng_seed(ctx, 7);
+    cn_var *l = f(g, t);
+    return l ? l->data[0] : NAN;
+}
+
+static void check_network(leaves_fn leaves, net_fn f, const char *name, int spread)
+{
+    net t = {0};
+    leaves(&t);
+    t.theta = calloc(t.total, sizeof(float));
+    t.grad = calloc(t.total, sizeof(float));
+    for (int i = 0; i < 8; i++) t.labels[i] = tl_randint(0, 4);
+    for (int i = 0; i < 64; i++) t.rm[i] = 0, t.rv[i] = 1;
+    tl_fill(t.theta, t.total, -1, 1);
+    if (spread) spread_input(t.theta, t.l[0].n);
+    cn_ctx ctx;
+    cn_ctx_init(&ctx);
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, &ctx));
+    double l0 = eval_loss(g, &ctx, &t, f);
+    CHECK(cn_graph_status(g) == CN_OK, "%s: forward failed: %s", name, cn_last_error());
+    CHECK(isfinite(l0), "%s: loss %g", name, l0);
+    cn_graph_reset(g);
+    cn_rng_seed(&ctx, 7);
+    cn_var *loss = f(g, &t);
+    CHECK_OK(cn_backward(g, loss));
+    double *v = malloc(t.total * sizeof *v);
+    float *base = malloc(t.total * sizeof *base);
+    memcpy(base, t.theta, t.total * sizeof *base);
+    /* Directional derivatives <grad, v> against (L(theta+hv) - L(theta-hv)) / 2h
+     * along random directions, and along each leaf alone. */
+    for (int k = 0; k < 12 + t.n_leaves && (getenv("CN_DEBUG") || tl_ok()); k++) {
+        memset(v, 0, t.total * sizeof *v);
+        if (k < 12) tl_fill_d(v, t.total, -1, 1);
+        else {
+            leaf *l = &t.l[k - 12];
+            tl_fill_d(v + l->off, l->n, -1, 1);
+        }
+        double analytic = 0, h = getenv("CN_H") ? atof(getenv("CN_H")) : 2e-3;
+        for (size_t i = 0; i < t.total; i++) analytic += t.grad[i] * v[i];
+        for (size_t i = 0; i < t.total; i++) t.theta[i] = (float)(base[i] + h * v[i]);
+        double lp = eval_loss(g, &ctx, &t, f);
+        for (size_t i = 0; i < t.total; i++) t.theta[i] = (float)(base[i] - h * v[i]);
+        double lm = eval_loss(g, &ctx, &t, f);
+        memcpy(t.theta, base, t.total * sizeof *base);
+        double numeric = (lp - lm) / (2 * h);
+        if (getenv("CN_DEBUG")) printf("%s dir %d: %.7g %.7g\n", name, k, analytic, numeric);
+        if (!getenv("CN_DEBUG")) CHECK(fabs(numeric - analytic) <= 2e-3 + 1e-2 * fabs(numeric),
+              "%s direction %d: analytic %.7g numeric %.7g", name, k, analytic, numeric);
+    }
+    free(v), free(base), free(t.theta), free(t.grad);
+    cn_graph_free(g);
+}
+
+static void network_gradients_match_central_differences(void)
+{
+    check_network(net_a_leaves, net_a, "network A", 1);
+    check_network(net_b_leaves, net_b, "network B", 0);
+}
+
+static void gradients_accumulate_over_uses_and_calls(void)
+{
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, NULL));
+    float x[3] = {1, 2, 3}, gx[3] = {0, 0, 0};
+    int64_t s[1] = {3};
+    for (int step = 1; step <= 2; step++) {
+        cn_graph_reset(g);
+        cn_var *v = cn_var_wrap(g, 1, s, x, gx, 1);
+        /* L = sum(x*x + x) -> dL/dx = 2x + 1, added to gx each call. */
+        cn_var *l = cn_sum(g, cn_add(g, cn_mul(g, v, v), v));
+        CHECK_OK(cn_backward(g, l));
+        for (int i = 0; i < 3; i++)
+            CHECK(gx[i] == step * (2 * x[i] + 1), "step %d: gx[%d] = %g", step, i, gx[i]);
+    }
+    cn_graph_free(g);
+}
+
+static void no_grad_mode_records_nothing(void)
+{
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, NULL));
+    cn_graph_set_grad_enabled(g, 0);
+    float x[2] = {1, -1}, gx[2] = {0, 0};
+    int64_t s[1] = {2};
+    cn_var *v = cn_var_wrap(g, 1, s, x, gx, 1);
+    cn_var *l = cn_sum(g, cn_relu(g, v));
+    CHECK(l && l->data[0] == 1.0f, "forward still computes");
+    CHECK(!l->requires_grad, "no-grad output requires no grad");
+    CHECK(cn_backward(g, l) == CN_ERR_INVALID_ARG, "backward without a tape is an error");
+    CHECK(strstr(cn_last_error(), "does not depend"), "message: %s", cn_last_error());
+    cn_graph_free(g);
+}
+
+static void errors_are_sticky_and_name_the_op(void)
+{
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, NULL));
+    float a[6] = {0}, b[4] = {0};
+    int64_t sa[2] = {2, 3}, sb[2] = {2, 2};
+    cn_var *va = cn_var_wrap(g, 2, sa, a, NULL, 1), *vb = cn_var_wrap(g, 2, sb, b, NULL, 1);
+    cn_var *bad = cn_add(g, va, vb);
+    CHECK(bad == NULL, "add of mismatched shapes");
+    CHECK(strstr(cn_last_error(), "add: shapes differ: [2,3] and [2,2]"), "message: %s",
+          cn_last_error());
+    CHECK(cn_relu(g, va) == NULL, "later ops fail too");
+    CHECK(cn_graph_status(g) == CN_ERR_INVALID_ARG, "status kept");
+    CHECK(cn_backward(g, bad) == CN_ERR_INVALID_ARG, "backward reports it");
+    cn_graph_reset(g);
+    CHECK(cn_graph_status(g) == CN_OK, "reset clears the error");
+    cn_graph_free(g);
+}
+
+static void memory_does_not_grow_over_thousands_of_steps(void)
+{
+    net t = {0};
+    net_a_leaves(&t);
+    t.theta = calloc(t.total, sizeof(float));
+    t.grad = calloc(t.total, sizeof(float));
+    tl_fill(t.theta, t.total, -1, 1);
+    for (int i = 0; i < 64; i++) t.rv[i] = 1;
+    cn_ctx ctx;
+    cn_ctx_init(&ctx);
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, &ctx));
+    size_t after_first = 0;
+    for (int step = 0; step < 2000; step++) {
+        cn_graph_reset(g);
+        cn_var *l = net_a(g, &t);
+        CHECK_OK(cn_backward(g, l));
+        if (step == 0) after_first = cn_graph_arena_bytes(g);
+    }
+    CHECK(cn_graph_arena_bytes(g) == after_first, "arena grew from %zu to %zu bytes", after_first,
+          cn_graph_arena_bytes(g));
+    cn_graph_free(g);
+    free(t.theta), free(t.grad);
+}
+
+int main(void)
+{
+    TL_RUN(network_gradients_match_central_differences);
+    TL_RUN(gradients_accumulate_over_uses_and_calls);
+    TL_RUN(no_grad_mode_records_nothing);
+    TL_RUN(errors_are_sticky_and_name_the_op);
+    TL_RUN(memory_does_not_grow_over_thousands_of_steps);
+    return tl_summary();
+}
