@@ -120,6 +120,17 @@ int cli_parse_float(const char *s, float *out)
     return 0;
 }
 
+int cli_parse_nonneg_float(const char *s, float *out)
+{
+    if (!s || !*s || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    char *end;
+    float v = strtof(s, &end);
+    if (*end != '\0' || errno == ERANGE || !isfinite(v) || !(v >= 0.0f)) return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_opt_ints(const char *cmd, const char *opt, const char *val, int *out, int max)
 {
     int n;
@@ -152,14 +163,19 @@ int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, co
     size_t n = strlen(name);
     if (strncmp(a, name, n) != 0) return 0;
     if (a[n] == '=') {
-        if (!a[n + 1]) return cli_usage(cmd, "missing value for %s", name), -1;
+        if (!a[n + 1]) {
+            cli_usage(cmd, "missing value for %s", name);
+            return -1;
+        }
         *val = a + n + 1;
         return 1;
     }
     if (a[n] != '\0') return 0;
     /* "--input --weight w.npy" forgot a value; "-1" is a (bad) value. */
-    if (*i + 1 >= argc || !argv[*i + 1][0] || !strncmp(argv[*i + 1], "--", 2))
-        return cli_usage(cmd, "missing value for %s", name), -1;
+    if (*i + 1 >= argc || !argv[*i + 1][0] || !strncmp(argv[*i + 1], "--", 2)) {
+        cli_usage(cmd, "missing value for %s", name);
+        return -1;
+    }
     *val = argv[++*i];
     return 1;
 }
@@ -170,8 +186,9 @@ int cli_flag(const char *cmd, char **argv, int i, const char *name)
     size_t n = strlen(name);
     if (strncmp(a, name, n) != 0) return 0;
     if (a[n] == '\0') return 1;
-    if (a[n] == '=') return cli_usage(cmd, "%s takes no value", name), -1;
-    return 0;
+    if (a[n] != '=') return 0;
+    cli_usage(cmd, "%s takes no value", name);
+    return -1;
 }
 
 int cli_read_npy(const char *cmd, const char *opt, const char *path, cn_tensor **out)

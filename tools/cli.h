@@ -14,6 +14,9 @@
 int cmd_conv2d(int argc, char **argv);
 int cmd_pool2d(int argc, char **argv);
 int cmd_filter(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* Prints "convnet CMD: <message>\n" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -28,6 +31,8 @@ int cli_parse_pair(const char *s, int *a, int *b);
 /* Parses a non-negative int / a positive float; 0 or -1. */
 int cli_parse_int(const char *s, int *out);
 int cli_parse_float(const char *s, float *out);
+/* A finite float >= 0; 0 or -1. */
+int cli_parse_nonneg_float(const char *s, float *out);
 
 /* ---- shared option handling (every subcommand parses the same way) ----
  * Options are `--name value` or `--name=value`; a repeated option replaces

@@ -15,6 +15,9 @@ static const command commands[] = {
     {"conv2d", cmd_conv2d, "2-D convolution of .npy arrays (NHWC), with optional gradients"},
     {"pool2d", cmd_pool2d, "max or average pooling of .npy arrays (NHWC), with optional gradient"},
     {"filter", cmd_filter, "apply a classic image filter (gaussian, box, sobel, ...) to an image"},
+    {"train", cmd_train, "train a CNN (lenet, resnet) on Fashion-MNIST or another IDX dataset"},
+    {"eval", cmd_eval, "evaluate a checkpoint on the test set"},
+    {"predict", cmd_predict, "classify PNG/JPEG images with a checkpoint"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -23,6 +26,7 @@ static void print_help(void)
     printf("convnet %s - convolutional networks on the CPU\n\n"
            "usage: convnet <command> [options]\n"
            "       convnet <command> --help     options of one command\n"
+           "       convnet help <command>       the same\n"
            "       convnet --version\n\n"
            "commands:\n",
            CN_VERSION_STRING);

@@ -127,6 +127,44 @@ CN_API char *cn_model_summary(const cn_model *m, char *buf, size_t len);
 CN_API cn_status cn_model_build(cn_model **out, const char *name, int64_t H, int64_t W, int64_t C,
                                 int64_t classes);
 
+/* ---- training and evaluation ------------------------------------------ */
+struct cn_optim;
+struct cn_dataset;
+
+/* One optimisation step on a batch: resets g, zeroes the gradients, runs
+ * the model in training mode on x [count,H,W,C] with labels y [count],
+ * backpropagates the mean cross-entropy and applies o at learning rate lr.
+ * *loss and *correct (nullable) receive the batch's loss and hits. */
+CN_API cn_status cn_model_train_step(cn_model *m, cn_graph *g, struct cn_optim *o, float lr,
+                                     const float *x, const int32_t *y, int count, double *loss,
+                                     int64_t *correct);
+
+/* Mean loss and accuracy over a whole dataset in evaluation mode (running
+ * statistics, no dropout, no tape), batch by batch. pred [ds->n] and probs
+ * [ds->n, classes] (nullable) receive the predictions. */
+CN_API cn_status cn_model_evaluate(cn_model *m, cn_graph *g, const struct cn_dataset *ds,
+                                   int batch_size, double *loss, double *accuracy, int32_t *pred,
+                                   float *probs);
+
+/* ---- checkpoints (safetensors) ------------------------------------------
+ * A checkpoint holds every parameter and buffer under its model name
+ * ("conv1.weight", in convnet's layouts), and for resuming the optimizer's
+ * moments ("optimizer.m", "optimizer.v"), its step count, the epoch and the
+ * context's RNG state. __metadata__ records the model's name, input shape and
+ * class count (so cn_checkpoint_load_model can rebuild it) plus any extra
+ * key/value pairs, e.g. hyper-parameters. Written atomically. */
+CN_API cn_status cn_checkpoint_save(const char *path, const cn_model *m, const struct cn_optim *o,
+                                    int64_t epoch, const cn_ctx *ctx, int n_meta,
+                                    const char *const *meta_keys, const char *const *meta_values);
+/* Rebuilds the built-in model a checkpoint names and loads its weights and
+ * buffers. The caller owns *out. */
+CN_API cn_status cn_checkpoint_load_model(const char *path, cn_model **out);
+/* Restores weights and buffers into m, and, each if non-NULL, the optimizer
+ * state into o, the epoch into *epoch and the RNG into ctx. Every tensor must
+ * be present with the model's shape. */
+CN_API cn_status cn_checkpoint_restore(const char *path, cn_model *m, struct cn_optim *o,
+                                       int64_t *epoch, cn_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,8 +90,8 @@ CN_API cn_status cn_st_writer_new(cn_st_writer **out);
  * data may be NULL only when the shape has no elements. Errors
  * (CN_ERR_INVALID_ARG): an empty name, a name that is not valid UTF-8,
  * "__metadata__", a name added before, a negative dimension. */
-CN_API cn_status cn_st_writer_add(cn_st_writer *w, const char *name, int ndim,
-                                  const int64_t *shape, const float *data);
+CN_API cn_status cn_st_writer_add(cn_st_writer *w, const char *name, int ndim, const int64_t *shape,
+                                  const float *data);
 /* The same for other element types, with the same borrowing rule: U8 for
  * byte blobs such as generator states, I64 for counters. */
 CN_API cn_status cn_st_writer_add_u8(cn_st_writer *w, const char *name, int ndim,
@@ -120,16 +120,17 @@ typedef struct cn_st_file cn_st_file;
 
 /* A tensor as stored in an open file. */
 typedef struct cn_st_info {
-    const char *name;              /* owned by the file */
+    const char *name; /* owned by the file */
     cn_st_dtype dtype;
-    int ndim;                      /* 0..CN_MAX_DIMS */
-    int64_t shape[CN_MAX_DIMS];    /* unused trailing entries are 1 */
-    size_t numel;                  /* product of shape[0..ndim) */
-    size_t nbytes;                 /* numel * cn_st_dtype_size(dtype) */
-    /* The raw little-endian elements inside the file's buffer, valid until
-     * cn_st_close. Aligned to the element size for files whose writer
-     * aligned them (this one and the reference do); a file from elsewhere
-     * may not be, so copy with memcpy or use cn_st_read_*. NULL if empty. */
+    int ndim;                   /* 0..CN_MAX_DIMS */
+    int64_t shape[CN_MAX_DIMS]; /* unused trailing entries are 1 */
+    size_t numel;               /* product of shape[0..ndim) */
+    size_t nbytes;              /* numel * cn_st_dtype_size(dtype) */
+    /* The elements inside the file's buffer, in host byte order (the file
+     * stores little-endian), valid until cn_st_close. Aligned to the
+     * element size when the writer aligned them (this one and the
+     * reference do); a file from elsewhere may not be, so copy with memcpy
+     * or use cn_st_read_*. NULL if empty. */
     const void *data;
 } cn_st_info;
 

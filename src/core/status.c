@@ -1,6 +1,7 @@
 /* Status names and the thread-local error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -23,9 +24,13 @@ const char *cn_last_error(void) { return last_error; }
 
 cn_status cn__err(cn_status s, const char *fmt, ...)
 {
+    /* Format into a copy first: callers may pass cn_last_error() itself as
+     * an argument to wrap a lower-level message. */
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return s;
 }

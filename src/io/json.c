@@ -13,7 +13,8 @@ static int fail(cn__json *j, size_t at, const char *fmt, ...)
     int n = snprintf(j->err, sizeof j->err, "byte %zu: ", at);
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof j->err) vsnprintf(j->err + n, sizeof j->err - (size_t)n, fmt, ap);
+    if (n > 0 && (size_t)n < sizeof j->err)
+        vsnprintf(j->err + n, sizeof j->err - (size_t)n, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -38,8 +39,8 @@ void cn__json_init(cn__json *j, char *text, size_t len)
 
 const char *cn__json_kind_name(cn__json_kind k)
 {
-    static const char *const names[] = {"nothing", "object", "array", "string",
-                                        "number",  "true",   "false", "null"};
+    static const char *const names[] = {"nothing",  "an object", "an array", "a string",
+                                        "a number", "true",      "false",    "null"};
     _Static_assert(sizeof names / sizeof names[0] == CN__JSON_KIND_COUNT, "one name per kind");
     return (unsigned)k < CN__JSON_KIND_COUNT ? names[k] : "nothing";
 }
@@ -65,11 +66,17 @@ static size_t utf8_seq(const unsigned char *p, size_t avail)
     size_t n;
     uint32_t cp, min;
     if (c >= 0xc2 && c <= 0xdf) {
-        n = 2, cp = c & 0x1f, min = 0x80;
+        n = 2;
+        cp = c & 0x1f;
+        min = 0x80;
     } else if ((c & 0xf0) == 0xe0) {
-        n = 3, cp = c & 0x0f, min = 0x800;
+        n = 3;
+        cp = c & 0x0f;
+        min = 0x800;
     } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4, cp = c & 0x07, min = 0x10000;
+        n = 4;
+        cp = c & 0x07;
+        min = 0x10000;
     } else {
         return 0;
     }
@@ -154,22 +161,18 @@ static int scan_string(cn__json *j, int decode, char **out, size_t *out_len)
             size_t n = utf8_seq(t + i, j->len - i);
             if (!n) return fail(j, i, "invalid UTF-8 in a string");
             if (decode) memmove(j->text + w, j->text + i, n);
-            i += n, w += n;
+            i += n;
+            w += n;
             continue;
         }
         if (i + 1 >= j->len) return fail(j, j->pos, "unterminated string");
+        static const char simple[] = "\"\\/bfnrt", meant[] = "\"\\/\b\f\n\r\t";
+        const char *hit = t[i + 1] ? strchr(simple, t[i + 1]) : NULL;
         uint32_t cp;
         size_t used = 2;
-        switch (t[i + 1]) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u': {
+        if (hit) {
+            cp = (unsigned char)meant[hit - simple];
+        } else if (t[i + 1] == 'u') {
             long hi = hex4(j, i + 2);
             if (hi < 0) return fail(j, i, "invalid \\u escape (needs 4 hex digits)");
             used = 6;
@@ -179,20 +182,17 @@ static int scan_string(cn__json *j, int decode, char **out, size_t *out_len)
             if (hi >= 0xd800 && hi <= 0xdbff) {
                 /* UTF-16 pairs: a high surrogate must be followed by a low
                  * one; alone it names no character and cannot be UTF-8. */
-                long lo = i + 7 < j->len && t[i + 6] == '\\' && t[i + 7] == 'u'
-                              ? hex4(j, i + 8)
-                              : -1;
+                long lo =
+                    i + 7 < j->len && t[i + 6] == '\\' && t[i + 7] == 'u' ? hex4(j, i + 8) : -1;
                 if (lo < 0xdc00 || lo > 0xdfff)
                     return fail(j, i, "\\u%04lx is a high surrogate without a low one", hi);
                 cp = 0x10000 + ((uint32_t)(hi - 0xd800) << 10) + (uint32_t)(lo - 0xdc00);
                 used = 12;
             }
-            break;
-        }
-        default: {
-            char b[8];
-            return fail(j, i, "invalid escape \\%s in a string", show(t[i + 1], b));
-        }
+        } else if (t[i + 1] > 0x20 && t[i + 1] < 0x7f) {
+            return fail(j, i, "invalid escape \\%c in a string", t[i + 1]);
+        } else {
+            return fail(j, i, "invalid byte 0x%02x after a backslash in a string", t[i + 1]);
         }
         /* An escape of `used` bytes decodes to at most `used` bytes (6 -> 3,
          * 12 -> 4), so in-place writing stays behind the reader. */
@@ -292,10 +292,14 @@ static int v_value(cn__json *j, int depth)
                             show((unsigned char)d, b));
         }
     }
-    case '"': return scan_string(j, 0, NULL, NULL);
-    case 't': return scan_literal(j, "true");
-    case 'f': return scan_literal(j, "false");
-    case 'n': return scan_literal(j, "null");
+    case '"':
+        return scan_string(j, 0, NULL, NULL);
+    case 't':
+        return scan_literal(j, "true");
+    case 'f':
+        return scan_literal(j, "false");
+    case 'n':
+        return scan_literal(j, "null");
     default:
         if (c == '-' || is_digit(c)) return scan_number(j, &integral);
         return fail(j, j->pos, "unexpected %s, expected a value", show((unsigned char)c, b));
@@ -326,13 +330,20 @@ cn__json_kind cn__json_peek(cn__json *j)
     if (j->pos >= j->len) return CN__JSON_BAD;
     char c = j->text[j->pos];
     switch (c) {
-    case '{': return CN__JSON_OBJECT;
-    case '[': return CN__JSON_ARRAY;
-    case '"': return CN__JSON_STRING;
-    case 't': return CN__JSON_TRUE;
-    case 'f': return CN__JSON_FALSE;
-    case 'n': return CN__JSON_NULL;
-    default: return c == '-' || is_digit(c) ? CN__JSON_NUMBER : CN__JSON_BAD;
+    case '{':
+        return CN__JSON_OBJECT;
+    case '[':
+        return CN__JSON_ARRAY;
+    case '"':
+        return CN__JSON_STRING;
+    case 't':
+        return CN__JSON_TRUE;
+    case 'f':
+        return CN__JSON_FALSE;
+    case 'n':
+        return CN__JSON_NULL;
+    default:
+        return c == '-' || is_digit(c) ? CN__JSON_NUMBER : CN__JSON_BAD;
     }
 }
 
@@ -340,9 +351,8 @@ static int expect(cn__json *j, cn__json_kind want)
 {
     cn__json_kind k = cn__json_peek(j);
     if (k == want) return 0;
-    return fail(j, j->pos, "expected %s %s, found %s %s", want == CN__JSON_ARRAY ? "an" : "a",
-                cn__json_kind_name(want),
-                k == CN__JSON_OBJECT || k == CN__JSON_ARRAY ? "an" : "a", cn__json_kind_name(k));
+    return fail(j, j->pos, "expected %s, found %s", cn__json_kind_name(want),
+                cn__json_kind_name(k));
 }
 
 int cn__json_enter(cn__json *j)
@@ -404,70 +414,34 @@ int cn__json_int(cn__json *j, int64_t *v)
     return 0;
 }
 
-int cn__json_skip(cn__json *j)
+/* Appends b to out at *w (out may be NULL: counting only). */
+static void put(char *out, size_t *w, char b)
 {
-    int integral;
-    switch (cn__json_peek(j)) {
-    case CN__JSON_OBJECT:
-    case CN__JSON_ARRAY: {
-        int obj = j->text[j->pos] == '{';
-        j->pos++;
-        while (cn__json_more(j)) {
-            char *k;
-            size_t n;
-            /* Keys are decoded like any string: harmless, the text is ours. */
-            if (obj && cn__json_key(j, &k, &n)) return -1;
-            if (cn__json_skip(j)) return -1;
-        }
-        return 0;
-    }
-    case CN__JSON_STRING: return scan_string(j, 0, NULL, NULL);
-    case CN__JSON_NUMBER: return scan_number(j, &integral);
-    case CN__JSON_TRUE: return scan_literal(j, "true");
-    case CN__JSON_FALSE: return scan_literal(j, "false");
-    case CN__JSON_NULL: return scan_literal(j, "null");
-    default: return fail(j, j->pos, "expected a value");
-    }
+    if (out) out[*w] = b;
+    (*w)++;
 }
 
 size_t cn__json_quote(char *out, const char *s, size_t n)
 {
+    /* serde_json's short escapes; other control characters become \u00XX
+     * (lowercase hex) and everything else, UTF-8 included, is copied. */
+    static const char shortened[] = "\"\\\b\f\n\r\t", letter[] = "\"\\bfnrt";
     static const char hex[] = "0123456789abcdef";
     size_t w = 0;
-#define PUT(ch)                       \
-    do {                              \
-        if (out) out[w] = (char)(ch); \
-        w++;                          \
-    } while (0)
-    PUT('"');
+    put(out, &w, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default: break;
-        }
-        if (esc) {
-            PUT(esc[0]);
-            PUT(esc[1]);
+        const char *hit = c ? strchr(shortened, c) : NULL;
+        if (hit) {
+            put(out, &w, '\\');
+            put(out, &w, letter[hit - shortened]);
         } else if (c < 0x20) {
-            PUT('\\');
-            PUT('u');
-            PUT('0');
-            PUT('0');
-            PUT(hex[c >> 4]);
-            PUT(hex[c & 15]);
+            const char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            for (int k = 0; k < 6; k++) put(out, &w, u[k]);
         } else {
-            PUT(c);
+            put(out, &w, (char)c);
         }
     }
-    PUT('"');
-#undef PUT
+    put(out, &w, '"');
     return w;
 }

@@ -19,7 +19,7 @@
  *     while (cn__json_more(&j)) {
  *         char *key; size_t klen;
  *         cn__json_key(&j, &key, &klen);      // key is NUL-terminated
- *         ... read the value with cn__json_string / _int / _enter / _skip
+ *         ... read the value with cn__json_string / _int / _enter
  *     }
  *
  * Strings are decoded in place: a decoded string is never longer than its
@@ -41,7 +41,7 @@
 #define CN__JSON_MAX_INT (INT64_C(1) << 53)
 
 typedef enum cn__json_kind {
-    CN__JSON_BAD = 0,   /* end of text or a character no value starts with */
+    CN__JSON_BAD = 0, /* end of text or a character no value starts with */
     CN__JSON_OBJECT,
     CN__JSON_ARRAY,
     CN__JSON_STRING,
@@ -53,10 +53,10 @@ typedef enum cn__json_kind {
 } cn__json_kind;
 
 typedef struct cn__json {
-    char *text;       /* borrowed; modified by string decoding */
+    char *text; /* borrowed; modified by string decoding */
     size_t len;
-    size_t pos;       /* the cursor, a byte offset into text */
-    char err[200];    /* "byte 17: invalid escape \q in a string" after a failure */
+    size_t pos;    /* the cursor, a byte offset into text */
+    char err[200]; /* "byte 17: invalid escape \q in a string" after a failure */
 } cn__json;
 
 CN__HIDDEN void cn__json_init(cn__json *j, char *text, size_t len);
@@ -65,7 +65,7 @@ CN__HIDDEN void cn__json_init(cn__json *j, char *text, size_t len);
  * cursor at 0 either way. */
 CN__HIDDEN int cn__json_validate(cn__json *j);
 
-/* "object", "string", ... for messages. */
+/* "an object", "a string", "null", ... for messages. */
 CN__HIDDEN const char *cn__json_kind_name(cn__json_kind k);
 
 /* Pass 2. Each function skips leading whitespace and returns 0 on success or
@@ -84,8 +84,6 @@ CN__HIDDEN int cn__json_key(cn__json *j, char **key, size_t *len);
 CN__HIDDEN int cn__json_string(cn__json *j, char **s, size_t *len);
 /* An integer value (no fraction or exponent) with |v| <= CN__JSON_MAX_INT. */
 CN__HIDDEN int cn__json_int(cn__json *j, int64_t *v);
-/* Skips the next value, whatever it is. */
-CN__HIDDEN int cn__json_skip(cn__json *j);
 
 /* Appends s (n bytes, valid UTF-8) as a quoted JSON string to out, escaping
  * the way serde_json does (", \ and control characters; other bytes raw), and

@@ -19,8 +19,7 @@
 #define MAX_HEADER 100000000u
 /* The whole file is loaded; anything larger than this is refused rather than
  * allocated (16 GiB, or all of a 32-bit address space), as for .npy files. */
-#define MAX_FILE \
-    ((uint64_t)SIZE_MAX > (UINT64_C(1) << 34) ? (size_t)(UINT64_C(1) << 34) : SIZE_MAX)
+#define MAX_FILE ((uint64_t)SIZE_MAX > (UINT64_C(1) << 34) ? (size_t)(UINT64_C(1) << 34) : SIZE_MAX)
 #define META_KEY "__metadata__"
 /* Names in messages are cut so that the path and the reason still fit. */
 #define NAME_FMT "'%.100s'"
@@ -91,7 +90,7 @@ typedef struct w_tensor {
     int ndim;
     int64_t shape[CN_MAX_DIMS];
     size_t nbytes;
-    const void *data;              /* borrowed */
+    const void *data; /* borrowed */
 } w_tensor;
 
 struct cn_st_writer {
@@ -131,8 +130,8 @@ cn_status cn_st_writer_add_raw(cn_st_writer *w, const char *name, cn_st_dtype dt
     size_t len = strlen(name);
     if (len == 0) return cn__err(CN_ERR_INVALID_ARG, "safetensors: empty tensor name");
     if (!cn__utf8_valid(name, len))
-        return cn__err(CN_ERR_INVALID_ARG, "safetensors: tensor name " NAME_FMT
-                       " is not valid UTF-8", name);
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "safetensors: tensor name " NAME_FMT " is not valid UTF-8", name);
     if (strcmp(name, META_KEY) == 0)
         return cn__err(CN_ERR_INVALID_ARG,
                        "safetensors: '" META_KEY "' is reserved for metadata, not a tensor name");
@@ -154,8 +153,7 @@ cn_status cn_st_writer_add_raw(cn_st_writer *w, const char *name, cn_st_dtype dt
         return cn__err(s, "safetensors: tensor " NAME_FMT ": %s", name, why);
     }
     if (numel && !data)
-        return cn__err(CN_ERR_INVALID_ARG, "safetensors: tensor " NAME_FMT ": data is NULL",
-                       name);
+        return cn__err(CN_ERR_INVALID_ARG, "safetensors: tensor " NAME_FMT ": data is NULL", name);
     w_tensor *grown = grow(w->t, w->n, &w->cap, sizeof *grown);
     if (!grown) return cn__err(CN_ERR_NO_MEMORY, "safetensors: out of memory");
     w->t = grown;
@@ -166,7 +164,7 @@ cn_status cn_st_writer_add_raw(cn_st_writer *w, const char *name, cn_st_dtype dt
     t->dtype = dtype;
     t->ndim = ndim;
     for (int i = 0; i < CN_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-    t->nbytes = numel * dtype_sizes[dtype];   /* numel <= SIZE_MAX / 8 */
+    t->nbytes = numel * dtype_sizes[dtype]; /* numel <= SIZE_MAX / 8 */
     t->data = data;
     w->n++;
     return CN_OK;
@@ -195,8 +193,8 @@ cn_status cn_st_writer_meta(cn_st_writer *w, const char *key, const char *value)
     if (!w || !key || !value)
         return cn__err(CN_ERR_INVALID_ARG, "safetensors: writer, key or value is NULL");
     if (!cn__utf8_valid(key, strlen(key)) || !cn__utf8_valid(value, strlen(value)))
-        return cn__err(CN_ERR_INVALID_ARG,
-                       "safetensors: metadata " NAME_FMT " is not valid UTF-8", key);
+        return cn__err(CN_ERR_INVALID_ARG, "safetensors: metadata " NAME_FMT " is not valid UTF-8",
+                       key);
     char *v = strdup(value);
     if (!v) return cn__err(CN_ERR_NO_MEMORY, "safetensors: out of memory");
     for (size_t i = 0; i < w->nm; i++)
@@ -244,8 +242,7 @@ static size_t put_u64(char *out, size_t at, uint64_t v)
 
 /* The header JSON the way serde_json writes it (no spaces), into out at
  * offset 0, or only its length with out == NULL. */
-static size_t emit_header(char *out, w_tensor *const *order, size_t n, const kv *meta,
-                          size_t nm)
+static size_t emit_header(char *out, w_tensor *const *order, size_t n, const kv *meta, size_t nm)
 {
     size_t at = put_str(out, 0, "{");
     if (nm) {
@@ -288,10 +285,10 @@ cn_status cn_st_writer_write(cn_st_writer *w, const char *path)
         if (__builtin_add_overflow(data_len, w->t[i].nbytes, &data_len))
             return cn__err(CN_ERR_OVERFLOW, "safetensors: %s: tensors total more than %zu bytes",
                            path, SIZE_MAX);
-    w_tensor **order = malloc((w->n ? w->n : 1) * sizeof *order);
+    w_tensor **order = calloc(w->n ? w->n : 1, sizeof *order);
     if (!order) return cn__err(CN_ERR_NO_MEMORY, "safetensors: %s: out of memory", path);
     for (size_t i = 0; i < w->n; i++) order[i] = &w->t[i];
-    qsort(order, w->n, sizeof *order, w_order);
+    if (w->n) qsort(order, w->n, sizeof *order, w_order);
     if (w->nm) qsort(w->m, w->nm, sizeof *w->m, kv_cmp);
 
     size_t json_len = emit_header(NULL, order, w->n, w->m, w->nm);
@@ -306,8 +303,7 @@ cn_status cn_st_writer_write(cn_st_writer *w, const char *path)
     unsigned char *buf = malloc(total);
     if (!buf) {
         free(order);
-        return cn__err(CN_ERR_NO_MEMORY, "safetensors: %s: cannot allocate %zu bytes", path,
-                       total);
+        return cn__err(CN_ERR_NO_MEMORY, "safetensors: %s: cannot allocate %zu bytes", path, total);
     }
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     emit_header((char *)buf + 8, order, w->n, w->m, w->nm);
@@ -332,7 +328,7 @@ cn_status cn_st_writer_write(cn_st_writer *w, const char *path)
 /* ==== reading ============================================================= */
 
 typedef struct r_tensor {
-    char *name;                    /* inside the file's header */
+    char *name; /* inside the file's header */
     cn_st_dtype dtype;
     int ndim;
     int64_t shape[CN_MAX_DIMS];
@@ -341,14 +337,14 @@ typedef struct r_tensor {
 } r_tensor;
 
 struct cn_st_file {
-    unsigned char *buf;            /* the whole file */
-    unsigned char *data;           /* the byte buffer after the header */
+    unsigned char *buf;  /* the whole file */
+    unsigned char *data; /* the byte buffer after the header */
     size_t data_len;
-    r_tensor *t;                   /* sorted by name */
+    r_tensor *t; /* sorted by name */
     size_t n, cap;
-    kv *m;                         /* sorted by key */
+    kv *m; /* sorted by key */
     size_t nm, mcap;
-    char *path;                    /* for messages */
+    char *path; /* for messages */
 };
 
 static cn_status fail(const char *path, cn_status s, const char *fmt, ...) CN__PRINTF(3, 4);
@@ -378,14 +374,14 @@ static cn_status read_ints(cn_st_file *f, cn__json *j, const char *name, const c
 {
     const char *path = f->path;
     if (cn__json_peek(j) != CN__JSON_ARRAY)
-        return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s is %s, not an array", name,
-                    key, cn__json_kind_name(cn__json_peek(j)));
+        return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s is %s, not an array", name, key,
+                    cn__json_kind_name(cn__json_peek(j)));
     cn__json_enter(j);
     *n = 0;
     while (cn__json_more(j)) {
         int64_t x;
         if (cn__json_peek(j) != CN__JSON_NUMBER)
-            return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s holds a %s, not an integer",
+            return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s holds %s, not an integer",
                         name, key, cn__json_kind_name(cn__json_peek(j)));
         if (cn__json_int(j, &x))
             return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s: header %s", name, key,
@@ -397,7 +393,8 @@ static cn_status read_ints(cn_st_file *f, cn__json *j, const char *name, const c
             if (max == CN_MAX_DIMS)
                 return fail(path, CN_ERR_UNSUPPORTED,
                             "tensor " NAME_FMT " has more than %d dimensions, which convnet "
-                            "does not handle", name, CN_MAX_DIMS);
+                            "does not handle",
+                            name, CN_MAX_DIMS);
             return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " %s has more than %d entries",
                         name, key, max);
         }
@@ -434,8 +431,8 @@ static cn_status read_tensor(cn_st_file *f, cn__json *j, char *name)
         /* Exactly these keys: anything else may change the meaning of the
          * bytes (a newer format), so it is not silently skipped. */
         if (!have || strlen(key) != klen)
-            return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " has unknown key " NAME_FMT,
-                        name, key);
+            return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " has unknown key " NAME_FMT, name,
+                        key);
         if (*have)
             return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " has key '%s' twice", name, key);
         *have = 1;
@@ -449,7 +446,8 @@ static cn_status read_tensor(cn_st_file *f, cn__json *j, char *name)
             if (dtype_parse(s, n, &t->dtype))
                 return fail(path, CN_ERR_UNSUPPORTED,
                             "tensor " NAME_FMT " has dtype '%.20s', which convnet does not read "
-                            "(F32, F64, I64, I32, U8)", name, s);
+                            "(F32, F64, I64, I32, U8)",
+                            name, s);
         } else if (have == &have_shape) {
             cn_status s = read_ints(f, j, name, "shape", t->shape, CN_MAX_DIMS, &t->ndim);
             if (s) return s;
@@ -464,14 +462,16 @@ static cn_status read_tensor(cn_st_file *f, cn__json *j, char *name)
     }
     if (!have_dtype || !have_shape || !have_offsets)
         return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " lacks '%s'", name,
-                    !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+                    !have_dtype   ? "dtype"
+                    : !have_shape ? "shape"
+                                  : "data_offsets");
     for (int i = t->ndim; i < CN_MAX_DIMS; i++) t->shape[i] = 1;
     char shp[160];
     cn_shape_str(t->ndim, t->shape, shp, sizeof shp);
     if (cn_shape_numel(t->ndim, t->shape, &t->numel))
         return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " shape %s: element count overflows",
                     name, shp);
-    t->nbytes = t->numel * dtype_sizes[t->dtype];   /* numel <= SIZE_MAX / 8 */
+    t->nbytes = t->numel * dtype_sizes[t->dtype]; /* numel <= SIZE_MAX / 8 */
     t->begin = (uint64_t)offs[0];
     t->end = (uint64_t)offs[1];
     if (t->begin > t->end)
@@ -488,8 +488,7 @@ static cn_status read_tensor(cn_st_file *f, cn__json *j, char *name)
                     "tensor " NAME_FMT " data_offsets [%llu,%llu] hold %llu bytes, dtype %s x "
                     "shape %s needs %zu",
                     name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                    (unsigned long long)(t->end - t->begin), dtype_names[t->dtype], shp,
-                    t->nbytes);
+                    (unsigned long long)(t->end - t->begin), dtype_names[t->dtype], shp, t->nbytes);
     f->n++;
     return CN_OK;
 }
@@ -541,10 +540,10 @@ static int by_offsets(const void *a, const void *b)
  * end, so no byte is unaccounted for or shared. */
 static cn_status check_layout(cn_st_file *f)
 {
-    r_tensor **o = malloc((f->n ? f->n : 1) * sizeof *o);
+    r_tensor **o = calloc(f->n ? f->n : 1, sizeof *o);
     if (!o) return fail(f->path, CN_ERR_NO_MEMORY, "out of memory");
     for (size_t i = 0; i < f->n; i++) o[i] = &f->t[i];
-    qsort(o, f->n, sizeof *o, by_offsets);
+    if (f->n) qsort(o, f->n, sizeof *o, by_offsets);
     uint64_t at = 0;
     cn_status s = CN_OK;
     for (size_t i = 0; i < f->n && !s; i++) {
@@ -568,8 +567,7 @@ static cn_status check_layout(cn_st_file *f)
         s = fail(f->path, CN_ERR_FORMAT,
                  "the data is %zu bytes but the tensors end at byte %llu (%llu bytes unaccounted "
                  "for)",
-                 f->data_len, (unsigned long long)at,
-                 (unsigned long long)(f->data_len - at));
+                 f->data_len, (unsigned long long)at, (unsigned long long)(f->data_len - at));
     free(o);
     return s;
 }
@@ -598,7 +596,7 @@ static cn_status parse(cn_st_file *f, size_t len)
     if (cn__json_validate(&j))
         return fail(path, CN_ERR_FORMAT, "header is not valid JSON: %s", j.err);
     if (cn__json_peek(&j) != CN__JSON_OBJECT)
-        return fail(path, CN_ERR_FORMAT, "header is a JSON %s, not an object",
+        return fail(path, CN_ERR_FORMAT, "header is %s, not a JSON object",
                     cn__json_kind_name(cn__json_peek(&j)));
     int have_meta = 0;
     cn__json_enter(&j);
@@ -622,7 +620,7 @@ static cn_status parse(cn_st_file *f, size_t len)
 
     /* Duplicates first: two entries for one name usually also look like an
      * overlap, and the duplicate is the real mistake. */
-    qsort(f->t, f->n, sizeof *f->t, by_name);
+    if (f->n) qsort(f->t, f->n, sizeof *f->t, by_name);
     for (size_t i = 1; i < f->n; i++)
         if (strcmp(f->t[i - 1].name, f->t[i].name) == 0)
             return fail(path, CN_ERR_FORMAT, "tensor " NAME_FMT " appears twice", f->t[i].name);
@@ -687,25 +685,28 @@ const char *cn_st_name(const cn_st_file *f, size_t i)
 
 static const r_tensor *find(const cn_st_file *f, const char *name)
 {
-    if (!f || !name) return NULL;
+    if (!f || !name || !f->n) return NULL;
     r_tensor key;
     key.name = (char *)name;
     return bsearch(&key, f->t, f->n, sizeof *f->t, by_name);
 }
 
-static cn_status lookup(const cn_st_file *f, const char *name, const r_tensor **t)
+/* The tensor called name, or NULL after recording why not. */
+static const r_tensor *lookup(const cn_st_file *f, const char *name)
 {
-    if (!f || !name) return cn__err(CN_ERR_INVALID_ARG, "safetensors: file or name is NULL");
-    *t = find(f, name);
-    if (!*t) return fail(f->path, CN_ERR_INVALID_ARG, "no tensor named " NAME_FMT, name);
-    return CN_OK;
+    if (!f || !name) {
+        cn__err(CN_ERR_INVALID_ARG, "safetensors: file or name is NULL");
+        return NULL;
+    }
+    const r_tensor *t = find(f, name);
+    if (!t) fail(f->path, CN_ERR_INVALID_ARG, "no tensor named " NAME_FMT, name);
+    return t;
 }
 
 cn_status cn_st_get(const cn_st_file *f, const char *name, cn_st_info *info)
 {
-    const r_tensor *t;
-    cn_status s = lookup(f, name, &t);
-    if (s) return s;
+    const r_tensor *t = lookup(f, name);
+    if (!t) return CN_ERR_INVALID_ARG;
     if (!info) return cn__err(CN_ERR_INVALID_ARG, "safetensors: info is NULL");
     info->name = t->name;
     info->dtype = t->dtype;
@@ -731,13 +732,13 @@ static cn_status check_count(const cn_st_file *f, const r_tensor *t, size_t n, c
 
 cn_status cn_st_read_f32(const cn_st_file *f, const char *name, float *dst, size_t n)
 {
-    const r_tensor *t;
-    cn_status s = lookup(f, name, &t);
-    if (s) return s;
+    const r_tensor *t = lookup(f, name);
+    if (!t) return CN_ERR_INVALID_ARG;
+    cn_status s;
     if (t->dtype != CN_ST_F32 && t->dtype != CN_ST_F64)
         return fail(f->path, CN_ERR_INVALID_ARG,
-                    "tensor " NAME_FMT " is %s; only F32 and F64 tensors read as floats",
-                    t->name, dtype_names[t->dtype]);
+                    "tensor " NAME_FMT " is %s; only F32 and F64 tensors read as floats", t->name,
+                    dtype_names[t->dtype]);
     if ((s = check_count(f, t, n, dst))) return s;
     const unsigned char *p = f->data + t->begin;
     /* memcpy, element by element for F64, because a foreign file need not
@@ -756,9 +757,9 @@ cn_status cn_st_read_f32(const cn_st_file *f, const char *name, float *dst, size
 
 cn_status cn_st_read_i64(const cn_st_file *f, const char *name, int64_t *dst, size_t n)
 {
-    const r_tensor *t;
-    cn_status s = lookup(f, name, &t);
-    if (s) return s;
+    const r_tensor *t = lookup(f, name);
+    if (!t) return CN_ERR_INVALID_ARG;
+    cn_status s;
     if (t->dtype != CN_ST_I64 && t->dtype != CN_ST_I32 && t->dtype != CN_ST_U8)
         return fail(f->path, CN_ERR_INVALID_ARG,
                     "tensor " NAME_FMT " is %s; only I64, I32 and U8 tensors read as integers",

@@ -25,5 +25,6 @@ void cn_dropout_bwd(float p, size_t n, const uint8_t *mask, const float *gy, flo
 {
     /* x * 0 rather than 0, so that a dropped NaN or inf still gives NaN. */
     const float scale = p > 0.0f && p < 1.0f ? 1.0f / (1.0f - p) : (p >= 1.0f ? 0.0f : 1.0f);
+#pragma omp simd
     for (size_t i = 0; i < n; i++) gx[i] = gy[i] * ((float)mask[i] * scale);
 }

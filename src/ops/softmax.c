@@ -99,6 +99,7 @@ void cn_xent_bwd(int64_t N, int64_t K, const float *probs, const int32_t *labels
     for (int64_t n = 0; n < N; n++) {
         const float *pr = probs + n * K;
         float *gxr = gx + n * K;
+#pragma omp simd
         for (int64_t j = 0; j < K; j++) gxr[j] = pr[j] * s;
         /* Labels were checked by the forward pass; never write outside. */
         const int32_t l = labels[n];

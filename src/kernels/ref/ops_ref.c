@@ -50,7 +50,8 @@ void cn__batchnorm_ref_fwd(int training, double eps, double momentum, int64_t M,
             var = running_var[c];
         }
         const double g = gamma ? gamma[c] : 1.0, b = beta ? beta[c] : 0.0;
-        for (int64_t m = 0; m < M; m++) y[m * C + c] = g * (x[m * C + c] - mean) / sqrt(var + eps) + b;
+        for (int64_t m = 0; m < M; m++)
+            y[m * C + c] = g * (x[m * C + c] - mean) / sqrt(var + eps) + b;
     }
 }
 

@@ -1,0 +1,81 @@
+/* src/kernels/x86/gemm_avx2.c - the AVX2 sgemm micro-kernel, 6 x 16.
+ *
+ * Contract: the micro-kernel contract in kernels/gemm.h with MR = 6,
+ * NR = 16. Only AVX2 and FMA instructions; gemm.c calls it only after
+ * cn__isa_supported(CN_ISA_AVX2).
+ *
+ * Why 6 x 16: with 16 ymm registers, 6 rows x 2 vectors = 12 accumulators
+ * + 2 B vectors + 1 broadcast; 12 independent FMA chains cover the FMA
+ * latency (4 cycles) on two pipes.
+ */
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma")))
+#define MR CN__SGEMM_AVX2_MR
+#define NR CN__SGEMM_AVX2_NR
+
+/* Lane l of the mask is all-ones when l < n: vmaskmov neither reads nor
+ * writes (nor faults on) the other lanes. */
+static inline TGT __m256i lane_mask(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* c = alpha*ab + beta*c on one row of 16 columns; a full row takes plain
+ * loads and stores, an edge row the masked ones, with the same arithmetic. */
+static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __m256 vb,
+                                 int beta0, int n, __m256i m0, __m256i m1)
+{
+    ab0 = _mm256_mul_ps(va, ab0);
+    ab1 = _mm256_mul_ps(va, ab1);
+    if (n == NR) {
+        if (!beta0) {
+            ab0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), ab0);
+            ab1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8), ab1);
+        }
+        _mm256_storeu_ps(c, ab0);
+        _mm256_storeu_ps(c + 8, ab1);
+    } else {
+        if (!beta0) {
+            ab0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c, m0), ab0);
+            ab1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(c + 8, m1), ab1);
+        }
+        _mm256_maskstore_ps(c, m0, ab0);
+        _mm256_maskstore_ps(c + 8, m1, ab1);
+    }
+}
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
+#define FMA(i)                                                                                   \
+    {                                                                                            \
+        __m256 ai = _mm256_broadcast_ss(a + i);                                                  \
+        c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a);                                              \
+        c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b);                                              \
+    }
+#define STORE(i)                                                                                 \
+    if (i < m)                                                                                   \
+        store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, n, m0, m1);
+
+TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                            int m, int n, float alpha, float beta)
+{
+    ROWS(DECL)
+    for (int64_t p = 0; p < k; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        ROWS(FMA)
+        a += MR;
+        b += NR;
+    }
+    __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    ROWS(STORE)
+}
+
+#else
+/* Not an x86 build: gemm.c does not reference the kernel. */
+typedef int cn__gemm_avx2_unavailable;
+#endif

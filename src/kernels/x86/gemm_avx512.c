@@ -1,0 +1,71 @@
+/* src/kernels/x86/gemm_avx512.c - the AVX-512 sgemm micro-kernel, 14 x 32.
+ *
+ * Contract: the micro-kernel contract in kernels/gemm.h with MR = 14,
+ * NR = 32. Only AVX-512F instructions (plus what it implies); gemm.c calls
+ * it only after cn__isa_supported(CN_ISA_AVX512).
+ *
+ * Why 14 x 32: C tiles are rows of C, so a row of the tile is two zmm
+ * vectors (32 floats, a full NR sliver for convolutions with 32 or 64
+ * output channels). 14 rows x 2 = 28 accumulators + 2 B vectors + 1-2
+ * broadcasts fill the 32 zmm registers; per k that is 28 FMAs against 2 B
+ * loads and 14 broadcast loads, which keeps both FMA pipes busy while the
+ * load ports stay half idle.
+ */
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx512f,avx2,fma")))
+#define MR CN__SGEMM_AVX512_MR
+#define NR CN__SGEMM_AVX512_NR
+
+/* Applies c = alpha*ab + beta*c to the 32 columns of one row under masks
+ * m0, m1 (columns 0-15, 16-31); beta == 0 never loads c. Masked lanes are
+ * neither read nor written (AVX-512 masked accesses do not fault). */
+static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __m512 vb,
+                                 int beta0, __mmask16 m0, __mmask16 m1)
+{
+    ab0 = _mm512_mul_ps(va, ab0);
+    ab1 = _mm512_mul_ps(va, ab1);
+    if (!beta0) {
+        ab0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), ab0);
+        ab1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), ab1);
+    }
+    _mm512_mask_storeu_ps(c, m0, ab0);
+    _mm512_mask_storeu_ps(c + 16, m1, ab1);
+}
+
+/* The 14 rows spelled out, so that the accumulators are named registers
+ * rather than an array the compiler might keep in memory. */
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+#define FMA(i)                                                                                   \
+    {                                                                                            \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                        \
+        c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                              \
+        c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                              \
+    }
+#define STORE(i)                                                                                 \
+    if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
+
+TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                              int m, int n, float alpha, float beta)
+{
+    ROWS(DECL)
+    for (int64_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        ROWS(FMA)
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    ROWS(STORE)
+}
+
+#else
+/* Not an x86 build: gemm.c does not reference the kernel. */
+typedef int cn__gemm_avx512_unavailable;
+#endif
