@@ -1,99 +1,20 @@
 /* The convnet CLI as a black box: conv2d and pool2d outputs and gradients
  * against double-precision references written here, and the error contract
  * (exactly one stderr line, exit 1 for failures and 2 for usage mistakes). */
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testlib.h"
 
-extern char **environ;
+/* ---- running the CLI: tl_cli from testlib ---------------------------- */
 
-/* ---- running the CLI ---------------------------------------------------- */
-
-typedef struct cli_result {
-    int status;          /* exit code; 128 + signal number if it crashed */
-    int crashed;
-    int err_lines;       /* newlines on stderr */
-    char out[16384];     /* stdout, truncated */
-    char err[4096];      /* stderr, truncated */
-} cli_result;
-
-static cli_result last;
-
-static void slurp(const char *path, char *buf, size_t len, int *lines)
-{
-    buf[0] = '\0';
-    if (lines) *lines = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t n = fread(buf, 1, len - 1, f);
-    buf[n] = '\0';
-    if (lines) {
-        int c;
-        rewind(f);
-        while ((c = fgetc(f)) != EOF) *lines += c == '\n';
-    }
-    fclose(f);
-}
-
-/* Runs CN_CLI with the given arguments (an array ending in NULL). */
-static const cli_result *run_argv(const char *const *args)
-{
-    char out_path[512], err_path[512];
-    tl_path(out_path, sizeof out_path, "stdout.txt");
-    tl_path(err_path, sizeof err_path, "stderr.txt");
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)CN_CLI;
-    for (; args[n - 1] && n < 63; n++) argv[n] = (char *)args[n - 1];
-    argv[n] = NULL;
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    memset(&last, 0, sizeof last);
-    int e = posix_spawn(&pid, CN_CLI, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (e != 0) {
-        last.status = 127;
-        last.crashed = 1;
-        snprintf(last.err, sizeof last.err, "posix_spawn %s failed: %s", CN_CLI, strerror(e));
-        return &last;
-    }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0) {}
-    if (WIFSIGNALED(ws)) {
-        last.crashed = 1;
-        last.status = 128 + WTERMSIG(ws);
-    } else {
-        last.status = WEXITSTATUS(ws);
-    }
-    slurp(out_path, last.out, sizeof last.out, NULL);
-    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
-    return &last;
-}
-
-/* run("conv2d", "--input", x, ..., NULL) */
-static const cli_result *run(const char *first, ...)
-{
-    const char *args[64];
-    int n = 0;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    return run_argv(args);
-}
+typedef tl_cli_result cli_result;
+#define run tl_cli
+#define run_argv tl_cli_argv
 
 /* The path of a file in the test's scratch directory; one stable buffer per
  * name, so paths stay valid for the whole run. */
@@ -874,7 +795,7 @@ static void subcommand_help_mentions_every_option_and_exits_zero(void)
         for (int k = 0; opts[c][k]; k++)
             CHECK(strstr(r->out, opts[c][k]), "%s --help does not mention %s", cmds[c],
                   opts[c][k]);
-        char out[sizeof last.out];
+        char out[sizeof r->out];
         memcpy(out, r->out, sizeof out);
         r = run("help", cmds[c], NULL);
         CHECK(r->status == 0 && !strcmp(r->out, out), "'help %s' differs from '%s --help'",

@@ -8,6 +8,8 @@
 #include "conv_cfg.h"
 #include "kernels/ref/conv_ref.h"
 
+static void run_all(void);
+
 #define ATOL 1e-5
 #define RTOL 1e-5
 #define N_RANDOM 400
@@ -530,6 +532,23 @@ static void invalid_problems_are_rejected_with_a_message(void)
 
 int main(void)
 {
+    /* Every implementation and ISA must pass the same specification: the
+     * direct loops, and the GEMM path on each micro-kernel this CPU runs. */
+    static const char *const paths[][2] = {
+        {"direct", "avx512"}, {"gemm", "scalar"}, {"gemm", "avx2"}, {"gemm", "avx512"}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        setenv("CN_CONV_IMPL", paths[i][0], 1);
+        setenv("CN_ISA", paths[i][1], 1);
+        printf("-- CN_CONV_IMPL=%s CN_ISA=%s\n", paths[i][0], paths[i][1]);
+        run_all();
+    }
+    unsetenv("CN_CONV_IMPL");
+    unsetenv("CN_ISA");
+    return tl_summary();
+}
+
+static void run_all(void)
+{
     TL_RUN(hand_computed_example);
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
@@ -543,5 +562,4 @@ int main(void)
     TL_RUN(flip_and_dilate_are_their_own_adjoints);
     TL_RUN(nan_in_the_input_propagates_to_the_outputs_it_reaches);
     TL_RUN(invalid_problems_are_rejected_with_a_message);
-    return tl_summary();
 }

@@ -4,7 +4,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
+
+#ifndef CN_CLI
+#define CN_CLI "convnet"
+#endif
 
 static int n_passed, n_failed, cur_failed;
 static const char *cur_name = "";
@@ -125,3 +134,76 @@ char *tl_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", tl_tmpdir(), name);
     return buf;
 }
+
+/* ---- running the CLI ---------------------------------------------------- */
+
+static tl_cli_result last;
+
+static void slurp(const char *path, char *buf, size_t len, int *lines)
+{
+    buf[0] = '\0';
+    if (lines) *lines = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    if (lines) {
+        int c;
+        rewind(f);
+        while ((c = fgetc(f)) != EOF) *lines += c == '\n';
+    }
+    fclose(f);
+}
+
+/* Runs CN_CLI with the given arguments (an array ending in NULL). */
+const tl_cli_result *tl_cli_argv(const char *const *args)
+{
+    char out_path[512], err_path[512];
+    tl_path(out_path, sizeof out_path, "stdout.txt");
+    tl_path(err_path, sizeof err_path, "stderr.txt");
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)CN_CLI;
+    for (; args[n - 1] && n < 63; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    memset(&last, 0, sizeof last);
+    int e = posix_spawn(&pid, CN_CLI, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+        last.status = 127;
+        last.crashed = 1;
+        snprintf(last.err, sizeof last.err, "posix_spawn %s failed: %s", CN_CLI, strerror(e));
+        return &last;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0) {}
+    if (WIFSIGNALED(ws)) {
+        last.crashed = 1;
+        last.status = 128 + WTERMSIG(ws);
+    } else {
+        last.status = WEXITSTATUS(ws);
+    }
+    slurp(out_path, last.out, sizeof last.out, NULL);
+    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
+    return &last;
+}
+
+/* run("conv2d", "--input", x, ..., NULL) */
+const tl_cli_result *tl_cli(const char *first, ...)
+{
+    const char *args[64];
+    int n = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return tl_cli_argv(args);
+}
+

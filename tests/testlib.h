@@ -59,6 +59,19 @@ long tl_mismatch(const float *got, const double *ref, size_t n, double atol, dou
 long tl_mismatch_d(const double *got, const double *ref, size_t n, double atol, double rtol,
                    double *max_err);
 
+/* Runs the convnet CLI (the CN_CLI macro) with arguments, stdout and stderr
+ * captured: tl_cli("conv2d", "--input", x, ..., NULL). The result lives in
+ * a static buffer until the next call. */
+typedef struct tl_cli_result {
+    int status;          /* exit code; 128 + signal number if it crashed */
+    int crashed;
+    int err_lines;       /* newlines on stderr */
+    char out[16384];     /* stdout, truncated */
+    char err[4096];      /* stderr, truncated */
+} tl_cli_result;
+const tl_cli_result *tl_cli_argv(const char *const *args);
+const tl_cli_result *tl_cli(const char *first, ...);
+
 /* A scratch directory for files, unique per test binary. */
 const char *tl_tmpdir(void);
 /* tl_tmpdir()/name in a static buffer of the caller's (len bytes). */

@@ -245,6 +245,18 @@ static void k_slice(const problem *pb, int64_t s, int64_t *k0, int64_t *kc)
     *kc = base + (s < rem);
 }
 
+/* Whether full MR-row slivers of op(A) are read in place rather than
+ * packed. Packing costs about as much per element as a few FMA vectors, so
+ * it only pays when an A sliver meets many B slivers (wide C); with <=
+ * DIRECT_MAX_SLIVERS of them (convolutions with few output channels) it
+ * would be a large share of the time. A row stride of a multiple of 2 KiB
+ * maps the rows of a sliver onto too few L1 sets, so such A is packed. */
+#define DIRECT_MAX_SLIVERS 4
+static int a_in_place(const problem *pb, int64_t ncols)
+{
+    return cdiv(ncols, pb->kr->nr) <= DIRECT_MAX_SLIVERS && pb->lda % 512 != 0;
+}
+
 /* C[m0:m1, n0:n1] on one thread with its packing buffers abuf, bbuf. */
 static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                       float *abuf, float *bbuf)
@@ -256,6 +268,10 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
     const int64_t NC = panel_cols(kr, pb->N, pb->K);
     /* Near-equal row blocks, so that the last one is not a sliver. */
     const int64_t MC = round_up(cdiv(m1 - m0, cdiv(m1 - m0, kr->mc)), mr);
+    const int direct = a_in_place(pb, n1 - n0);
+    /* In place, op(A)[i, p] = A[i*lda + p] (rs = lda, cs = 1) or, for A^T,
+     * A[p*lda + i] (rs = 1, cs = lda). */
+    const int64_t rs = pb->ta ? 1 : pb->lda, cs = pb->ta ? pb->lda : 1;
     for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = CN__MIN(NC, n1 - jc), ncp = round_up(nc, nr);
         for (int64_t s = 0; s < pb->nk; s++) {
@@ -265,19 +281,32 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
         }
         for (int64_t ic = m0; ic < m1; ic += MC) {
             const int64_t mc = CN__MIN(MC, m1 - ic);
+            /* Rows [ic, ic + full) are read in place, the rest packed (all
+             * of them unless direct; else at most the short edge sliver,
+             * whose missing rows must not be read from A). */
+            const int64_t full = direct ? mc / mr * mr : 0;
             for (int64_t s = 0; s < pb->nk; s++) {
                 int64_t k0, kc;
                 k_slice(pb, s, &k0, &kc);
-                pack_a_k(pb->ta, pb->A, pb->lda, ic, mc, k0, kc, abuf);
+                if (full < mc) pack_a_k(pb->ta, pb->A, pb->lda, ic + full, mc - full, k0, kc, abuf);
                 const float beta = s == 0 ? pb->beta : 1.0f;
                 const float *bs = bbuf + k0 * ncp;
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    const int n = (int)CN__MIN(nr, nc - jr);
-                    float *c = pb->C + ic * pb->ldc + jc + jr;
-                    for (int64_t ir = 0; ir < mc; ir += mr)
-                        kr->ukr(kc, abuf + ir * kc, bs + jr * kc, c + ir * pb->ldc, pb->ldc,
-                                (int)CN__MIN(mr, mc - ir), n, pb->alpha, beta);
-                }
+                const float *as = pb->A + ic * rs + k0 * cs;
+                /* In place, each A sliver meets its few B slivers while it
+                 * is in L1; packed, each B sliver stays in L1 while the A
+                 * slivers of the block stream past it from L2. */
+                if (direct)
+                    for (int64_t ir = 0; ir < full; ir += mr)
+                        for (int64_t jr = 0; jr < nc; jr += nr)
+                            kr->ukr(kc, as + ir * rs, rs, cs, bs + jr * kc,
+                                    pb->C + (ic + ir) * pb->ldc + jc + jr, pb->ldc, mr,
+                                    (int)CN__MIN(nr, nc - jr), pb->alpha, beta);
+                for (int64_t jr = 0; jr < nc; jr += nr)
+                    for (int64_t ir = full; ir < mc; ir += mr)
+                        kr->ukr(kc, abuf + (ir - full) * kc, 1, mr, bs + jr * kc,
+                                pb->C + (ic + ir) * pb->ldc + jc + jr, pb->ldc,
+                                (int)CN__MIN(mr, mc - ir), (int)CN__MIN(nr, nc - jr), pb->alpha,
+                                beta);
             }
         }
     }

@@ -87,8 +87,11 @@ CN__HIDDEN cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, 
 /* ---- Micro-kernels (used by gemm.c; declared here for the kernel files) ----
  *
  * The contract every micro-kernel meets, for its own MR and NR:
- *   a   packed op(A) sliver: a[p*MR + i] = op(A)[i, p] for p < k, i < MR
- *       (rows beyond the tile's m are zero), 64-byte aligned.
+ *   a   the op(A) sliver, a[i*rs_a + p*cs_a] = op(A)[i, p] for p < k, i < MR:
+ *       a packed sliver (rs_a = 1, cs_a = MR) or A read in place (rs_a =
+ *       lda, cs_a = 1, or for A^T rs_a = 1, cs_a = lda). All MR rows are
+ *       read, also those beyond m, whose results are dropped: they must be
+ *       readable, and gemm.c zero-pads them in a packed sliver.
  *   b   packed op(B) sliver: b[p*NR + j] = op(B)[p, j] for p < k, j < NR
  *       (columns beyond n are zero), 64-byte aligned.
  *   k   >= 1.
@@ -99,8 +102,8 @@ CN__HIDDEN cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, 
  *   written. beta == 0: c is not read.
  * The arithmetic of an element does not depend on m or n, so an edge tile
  * rounds exactly as a full one would. */
-typedef void cn__sgemm_ukr(int64_t k, const float *a, const float *b, float *c, int64_t ldc, int m,
-                           int n, float alpha, float beta);
+typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
+                           float *c, int64_t ldc, int m, int n, float alpha, float beta);
 
 #define CN__SGEMM_REF_MR 4
 #define CN__SGEMM_REF_NR 16
@@ -109,12 +112,7 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, const float *b, float *c, 
 #define CN__SGEMM_AVX512_MR 14
 #define CN__SGEMM_AVX512_NR 32
 
-CN__HIDDEN void cn__sgemm_ukr_ref(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                                  int m, int n, float alpha, float beta);
-CN__HIDDEN void cn__sgemm_ukr_avx2(int64_t k, const float *a, const float *b, float *c,
-                                   int64_t ldc, int m, int n, float alpha, float beta);
-CN__HIDDEN void cn__sgemm_ukr_avx512(int64_t k, const float *a, const float *b, float *c,
-                                     int64_t ldc, int m, int n, float alpha, float beta);
+CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
 
 /* The plain triple loop, single-threaded, in float with a float accumulator:
  * the obvious-by-inspection version of cn__sgemm's semantics. */

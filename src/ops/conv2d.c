@@ -138,9 +138,10 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   gyd   [MB, (OH-1)*SH+1, (OW-1)*SW+1, OC]   bwd_data, stride > 1
  *   wt    [KH, KW, OC/G, IC]             bwd_data: flipped, channels swapped
  *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
- *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles */
+ *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
+ *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws) */
 typedef struct conv_ws {
-    float *xpad, *gyd, *wt, *cols;
+    float *xpad, *gyd, *wt, *cols, *gcols;
     double *gw64, *gb64;
 } conv_ws;
 
@@ -159,6 +160,9 @@ static size_t ws_layout(const cn_conv2d_desc *d, char *base, conv_ws *out)
     l.cols = cn__ws_take(base, &at, (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f);
     l.gw64 = cn__ws_take(base, &at, (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd);
     l.gb64 = cn__ws_take(base, &at, (size_t)d->OC * dd);
+    cn_conv2d_desc p = *d;
+    if (cn__conv_pads_explicitly(d)) p.IH = ph, p.IW = pw, p.PT = p.PB = p.PL = p.PR = 0;
+    l.gcols = cn__ws_take(base, &at, cn__conv_gemm_ws(&p));
     if (out) *out = l;
     return at;
 }
@@ -220,7 +224,10 @@ static cn_conv2d_desc padded_desc(const cn_conv2d_desc *d)
 cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
                         const float *b, float *y, void *ws)
 {
-    if (!cn__conv_pads_explicitly(d)) {
+    const int explicit_pad = cn__conv_pads_explicitly(d);
+    const cn_conv2d_desc p = explicit_pad ? padded_desc(d) : *d;
+    const int gemm = cn__conv_gemm_applies(&p);
+    if (!explicit_pad && !gemm) {
         cn__conv2d_direct(d, x, w, b, y);
         return CN_OK;
     }
@@ -228,12 +235,12 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
     conv_ws l;
     cn_status s = get_ws(d, ws, &own, &l);
     if (s) return s;
-    s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
-                     l.xpad);
-    if (!s) {
-        cn_conv2d_desc p = padded_desc(d);
-        cn__conv2d_direct(&p, l.xpad, w, b, y);
-    }
+    if (explicit_pad)
+        s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
+                         l.xpad);
+    const float *src = explicit_pad ? l.xpad : x;
+    if (!s && gemm) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
+    else if (!s) cn__conv2d_direct(&p, src, w, b, y);
     cn_free(own);
     return s;
 }
@@ -252,6 +259,14 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const int explicit_pad = cn__conv_pads_explicitly(d);
     const cn_conv2d_desc src = explicit_pad ? padded_desc(d) : *d;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    if (cn__conv_gemm_applies(&src)) {
+        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, explicit_pad ? l.xpad : gx, l.gcols);
+        if (!s && explicit_pad)
+            s = cn_pad2d_bwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode,
+                             l.xpad, gx);
+        cn_free(own);
+        return s;
+    }
 
     const float *gyd = gy;
     int64_t DH_ = (d->OH - 1) * d->SH + 1, DW_ = (d->OW - 1) * d->SW + 1;
@@ -306,11 +321,13 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
                   P = d->OH * d->OW, nw = d->KH * d->KW * ICG * d->OC;
     memset(l.gw64, 0, (size_t)nw * sizeof(double));
     memset(l.gb64, 0, (size_t)d->OC * sizeof(double));
+    const int gemm = cn__conv_gemm_applies(&src);
+    if (gemm && gw && (s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, l.gcols))) goto done;
     cn_conv2d_desc one = src;
     one.MB = 1;
     for (int64_t n = 0; n < d->MB; n++) {
         const float *gyn = gy + n * P * d->OC;
-        if (gw) {
+        if (gw && !gemm) {
             cn_im2col(ctx, &one, xs + n * src.IH * src.IW * src.IC, l.cols);
             for (int64_t p = 0; p < P; p++)
                 for (int64_t k = 0; k < K; k++) {
@@ -325,7 +342,7 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
             for (int64_t p = 0; p < P; p++)
                 for (int64_t o = 0; o < d->OC; o++) l.gb64[o] += gyn[p * d->OC + o];
     }
-    if (gw)
+    if (gw && !gemm)
         for (int64_t i = 0; i < nw; i++) gw[i] = (float)l.gw64[i];
     if (gb)
         for (int64_t o = 0; o < d->OC; o++) gb[o] = (float)l.gb64[o];

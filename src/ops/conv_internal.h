@@ -21,6 +21,22 @@ CN__HIDDEN int cn__conv_pads_explicitly(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_direct(const cn_conv2d_desc *d, const float *x, const float *w,
                                   const float *b, float *y);
 
+/* The GEMM path (conv2d_gemm.c), for zero-padded problems (pads may be
+ * negative). applies: whether to use it (CN_CONV_IMPL=direct|gemm in the
+ * environment forces a path, for tests); ws: bytes of cols it needs. */
+CN__HIDDEN int cn__conv_gemm_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_gemm_ws(const cn_conv2d_desc *d);
+CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                         const float *w, const float *b, float *y, float *cols);
+/* gx is overwritten. */
+CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                              const float *gy, const float *w, float *gx,
+                                              float *cols);
+/* gw is overwritten. */
+CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                                 const float *x, const float *gy, float *gw,
+                                                 float *cols);
+
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
  * blocks, one after another); NULL base only measures. */
 static inline void *cn__ws_take(char *base, size_t *off, size_t bytes)

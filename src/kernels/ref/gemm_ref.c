@@ -27,13 +27,13 @@ void cn__sgemm_naive(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
 /* Contract: the micro-kernel contract in kernels/gemm.h with MR = 4,
  * NR = 16, a multiply and an add per k. The accumulator array is small
  * enough for the compiler to vectorize the j loops with SSE2. */
-void cn__sgemm_ukr_ref(int64_t k, const float *a, const float *b, float *c, int64_t ldc, int m,
-                       int n, float alpha, float beta)
+void cn__sgemm_ukr_ref(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
+                       float *c, int64_t ldc, int m, int n, float alpha, float beta)
 {
     float ab[MR][NR] = {{0}};
-    for (int64_t p = 0; p < k; p++, a += MR, b += NR)
+    for (int64_t p = 0; p < k; p++, a += cs_a, b += NR)
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) ab[i][j] += a[i] * b[j];
+            for (int j = 0; j < NR; j++) ab[i][j] += a[i * rs_a] * b[j];
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *cij = &c[i * ldc + j];

@@ -50,9 +50,9 @@ static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
-#define FMA(i)                                                                                   \
+#define FMA(i, row)                                                                              \
     {                                                                                            \
-        __m256 ai = _mm256_broadcast_ss(a + i);                                                  \
+        __m256 ai = _mm256_broadcast_ss(row);                                                    \
         c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a);                                              \
         c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b);                                              \
     }
@@ -60,14 +60,19 @@ static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __
     if (i < m)                                                                                   \
         store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, n, m0, m1);
 
-TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                            int m, int n, float alpha, float beta)
+TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+                            const float *b, float *c, int64_t ldc, int m, int n, float alpha,
+                            float beta)
 {
     ROWS(DECL)
+    /* Rows as base + {0, 1, 2} x stride, as in the AVX-512 kernel. */
+    const int64_t r1 = rs_a, r2 = 2 * rs_a;
+    const float *a0 = a, *a3 = a + 3 * r1;
     for (int64_t p = 0; p < k; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        ROWS(FMA)
-        a += MR;
+        FMA(0, a0) FMA(1, a0 + r1) FMA(2, a0 + r2)
+        FMA(3, a3) FMA(4, a3 + r1) FMA(5, a3 + r2)
+        a0 += cs_a, a3 += cs_a;
         b += NR;
     }
     __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);

@@ -40,23 +40,34 @@ static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __
  * rather than an array the compiler might keep in memory. */
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
-#define FMA(i)                                                                                   \
+#define FMA(i, row)                                                                              \
     {                                                                                            \
-        __m512 ai = _mm512_set1_ps(a[i]);                                                        \
+        __m512 ai = _mm512_set1_ps(row);                                                         \
         c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                              \
         c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                              \
     }
 #define STORE(i)                                                                                 \
     if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
 
-TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                              int m, int n, float alpha, float beta)
+TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+                              const float *b, float *c, int64_t ldc, int m, int n, float alpha,
+                              float beta)
 {
     ROWS(DECL)
+    /* Rows 3q, 3q+1, 3q+2 as base + {0, 1, 2} x stride: five pointers and
+     * two strides stay in registers for any rs_a, so that one loop serves
+     * packed slivers and rows of A read in place alike. */
+    const int64_t r1 = rs_a, r2 = 2 * rs_a;
+    const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1,
+                *a12 = a + 12 * r1;
     for (int64_t p = 0; p < k; p++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        ROWS(FMA)
-        a += MR;
+        FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
+        FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
+        FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
+        FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
+        FMA(12, a12[0]) FMA(13, a12[r1])
+        a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
         b += NR;
     }
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);

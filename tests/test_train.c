@@ -1,0 +1,255 @@
+/* Training end to end: a tiny network overfits, the CLI's train / eval /
+ * predict work on a small IDX dataset, a resumed run is bit-identical to an
+ * uninterrupted one, and the thread count does not change the result. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+/* ---- a small synthetic IDX dataset -------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* Class k is a bright 6x6 square at one of ten places, plus noise: easy to
+ * learn, so a few epochs separate a working trainer from a broken one. */
+static void make_split(const char *dir, const char *prefix, int n)
+{
+    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
+    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = tl_randint(0, 9), y0 = 3 + (k / 5) * 12, x0 = 1 + (k % 5) * 5;
+        lab[8 + i] = (unsigned char)k;
+        unsigned char *p = img + 16 + (size_t)i * 784;
+        for (int j = 0; j < 784; j++) p[j] = (unsigned char)tl_randint(0, 60);
+        for (int y = y0; y < y0 + 6; y++)
+            for (int x = x0; x < x0 + 6 && x < 28; x++) p[y * 28 + x] = (unsigned char)tl_randint(180, 255);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    cn_file_write_atomic(path, img, isz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    cn_file_write_atomic(path, lab, lsz);
+    free(img), free(lab);
+}
+
+static const char *data_dir(void)
+{
+    static char dir[512];
+    if (!dir[0]) {
+        tl_path(dir, sizeof dir, "idx");
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+        if (system(cmd) != 0) return dir;
+        make_split(dir, "train", 240);
+        make_split(dir, "t10k", 80);
+    }
+    return dir;
+}
+
+/* 1 if two checkpoints hold the same tensors with the same bytes. */
+static int same_checkpoint(const char *a, const char *b, char *why, size_t len)
+{
+    cn_st_file *fa, *fb;
+    if (cn_st_open(a, &fa)) return snprintf(why, len, "%s", cn_last_error()), 0;
+    if (cn_st_open(b, &fb)) return cn_st_close(fa), snprintf(why, len, "%s", cn_last_error()), 0;
+    int same = cn_st_count(fa) == cn_st_count(fb);
+    if (!same) snprintf(why, len, "tensor counts differ");
+    for (size_t i = 0; same && i < cn_st_count(fa); i++) {
+        cn_st_info ia, ib;
+        const char *name = cn_st_name(fa, i);
+        same = cn_st_get(fb, name, &ib) == CN_OK && cn_st_get(fa, name, &ia) == CN_OK &&
+               ia.nbytes == ib.nbytes && (!ia.nbytes || !memcmp(ia.data, ib.data, ia.nbytes));
+        if (!same) snprintf(why, len, "tensor '%s' differs", name);
+    }
+    cn_st_close(fa), cn_st_close(fb);
+    return same;
+}
+
+static char *scratch(const char *name)
+{
+    static char bufs[16][512];
+    static int next;
+    char *b = bufs[next++ % 16];
+    return tl_path(b, 512, name);
+}
+
+/* ---- the tests ------------------------------------------------------------- */
+
+static void tiny_network_overfits_a_few_batches(void)
+{
+    cn_ctx ctx;
+    cn_ctx_init(&ctx);
+    cn_rng_seed(&ctx, 3);
+    cn_model *m;
+    CHECK_OK(cn_model_new(&m, "tiny", 8, 8, 2));
+    cn_model_conv2d(m, 8, 3, 1, 1);
+    cn_model_batchnorm2d(m);
+    cn_model_relu(m);
+    cn_model_maxpool2d(m, 2);
+    cn_model_flatten(m);
+    cn_model_linear(m, 5);
+    CHECK_OK(cn_model_init(m, &ctx));
+    enum { N = 24 };
+    float x[N * 8 * 8 * 2];
+    int32_t y[N];
+    tl_fill(x, sizeof x / sizeof x[0], -1, 1);
+    for (int i = 0; i < N; i++) y[i] = tl_randint(0, 4); /* random labels: only memory helps */
+    cn_optim_config oc = cn_optim_config_default(CN_OPTIM_ADAM);
+    oc.lr = 1e-2f;
+    cn_optim *o;
+    CHECK_OK(cn_optim_new(&o, &oc, m->n_params));
+    cn_graph *g;
+    CHECK_OK(cn_graph_new(&g, &ctx));
+    double loss = 0, first = 0;
+    int64_t correct = 0;
+    for (int step = 0; step < 300; step++) {
+        /* two batches of 12, alternating */
+        int b = step % 2;
+        CHECK_OK(cn_model_train_step(m, g, o, oc.lr, x + b * 12 * 128, y + b * 12, 12, &loss, &correct));
+        if (step == 0) first = loss;
+    }
+    CHECK(first > 1.0, "initial loss %g should be near log(5)", first);
+    CHECK(loss < 0.05 && correct == 12, "after 300 steps: loss %g, %lld/12 right", loss, (long long)correct);
+    cn_dataset *ds;
+    CHECK_OK(cn_dataset_from_arrays(x, y, N, 8, 8, 2, 5, &ds));
+    double eloss, acc;
+    CHECK_OK(cn_model_evaluate(m, g, ds, 7, &eloss, &acc, NULL, NULL));
+    CHECK(acc == 1.0, "evaluation accuracy %g on the memorised set", acc);
+    cn_dataset_free(ds);
+    cn_graph_free(g);
+    cn_optim_free(o);
+    cn_model_free(m);
+}
+
+static void train_prints_parameters_epochs_and_json(void)
+{
+    const char *d = data_dir();
+    const tl_cli_result *r = tl_cli("train", "--data", d, "--epochs", "2", "--batch-size", "32",
+                                    "--json", "--seed", "4", NULL);
+    CHECK(r->status == 0, "train failed (%d): %s", r->status, r->err);
+    CHECK(strstr(r->err, "50378 parameters"), "parameter count missing: %s", r->err);
+    const char *keys[] = {"\"epoch\"", "\"train_loss\"", "\"train_accuracy\"", "\"test_loss\"",
+                          "\"test_accuracy\"", "\"seconds\""};
+    int lines = 0;
+    for (const char *p = r->out; (p = strchr(p, '{')); p++, lines++) {
+        const char *end = strchr(p, '\n');
+        CHECK(end, "JSON line not terminated");
+        for (int k = 0; k < 6; k++) {
+            const char *at = strstr(p, keys[k]);
+            CHECK(at && at < end, "line %d lacks %s: %.*s", lines, keys[k], (int)(end - p), p);
+        }
+    }
+    CHECK(lines == 2, "%d JSON lines, want 2: %s", lines, r->out);
+    r = tl_cli("train", "--data", d, "--epochs", "1", "--batch-size", "32", NULL);
+    CHECK(r->status == 0 && strstr(r->out, "epoch 1/1") && strstr(r->out, "test accuracy:"),
+          "plain output: %s", r->out);
+}
+
+static void a_few_epochs_learn_the_synthetic_task(void)
+{
+    const tl_cli_result *r = tl_cli("train", "--data", data_dir(), "--epochs", "6", "--batch-size",
+                                    "16", "--schedule-epochs", "6", "--save",
+                                    scratch("learn.safetensors"), NULL);
+    CHECK(r->status == 0, "train failed: %s", r->err);
+    const char *at = strstr(r->out, "test accuracy: ");
+    CHECK(at, "no final accuracy: %s", r->out);
+    double acc = atof(at + 15);
+    CHECK(acc >= 0.9, "test accuracy %g on a task a CNN learns easily", acc);
+    r = tl_cli("eval", "--load", scratch("learn.safetensors"), "--data", data_dir(), "--json", NULL);
+    CHECK(r->status == 0, "eval failed: %s", r->err);
+    at = strstr(r->out, "\"test_accuracy\": ");
+    CHECK(at && fabs(atof(at + 17) - acc) < 1e-4, "eval accuracy differs from training's: %s vs %g",
+          r->out, acc);
+}
+
+static void resumed_training_is_bit_identical_to_an_uninterrupted_run(void)
+{
+    const char *d = data_dir();
+    char *full = scratch("full.safetensors"), *part = scratch("part.safetensors");
+    const tl_cli_result *r = tl_cli("train", "--data", d, "--epochs", "3", "--batch-size", "32",
+                                    "--seed", "9", "--augment", "--save", full, NULL);
+    CHECK(r->status == 0, "uninterrupted run failed: %s", r->err);
+    char last_full[256];
+    snprintf(last_full, sizeof last_full, "%s", strstr(r->out, "epoch 3/3") ? strstr(r->out, "epoch 3/3") : "");
+    r = tl_cli("train", "--data", d, "--epochs", "2", "--batch-size", "32", "--seed", "9",
+               "--augment", "--save", part, NULL);
+    CHECK(r->status == 0, "first half failed: %s", r->err);
+    r = tl_cli("train", "--data", d, "--epochs", "3", "--batch-size", "32", "--seed", "9",
+               "--augment", "--resume", part, "--save", part, NULL);
+    CHECK(r->status == 0, "resumed run failed: %s", r->err);
+    CHECK(!strstr(r->out, "epoch 1/3") && strstr(r->out, "epoch 3/3"), "resume must run only epoch 3: %s", r->out);
+    char why[256];
+    CHECK(same_checkpoint(full, part, why, sizeof why), "resumed != uninterrupted: %s", why);
+}
+
+static void thread_count_and_reruns_do_not_change_the_result(void)
+{
+    const char *d = data_dir();
+    char *a = scratch("t1.safetensors"), *b = scratch("t2.safetensors"), *c = scratch("t2b.safetensors");
+    const char *common[] = {"train", "--data", d, "--epochs", "1", "--batch-size", "32", "--seed", "11", "--save"};
+    const char *args[16];
+    const char *files[3] = {a, b, c}, *threads[3] = {"1", "2", "2"};
+    for (int k = 0; k < 3; k++) {
+        int n = 0;
+        for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) args[n++] = common[i];
+        args[n++] = files[k], args[n++] = "--threads", args[n++] = threads[k], args[n] = NULL;
+        const tl_cli_result *r = tl_cli_argv(args);
+        CHECK(r->status == 0, "run %d failed: %s", k, r->err);
+    }
+    char why[256];
+    CHECK(same_checkpoint(b, c, why, sizeof why), "two identical runs differ: %s", why);
+    CHECK(same_checkpoint(a, b, why, sizeof why), "1 thread and 2 threads differ: %s", why);
+}
+
+static void predict_names_a_class_for_an_image(void)
+{
+    char *ckpt = scratch("learn.safetensors"), *png = scratch("item.png");
+    int64_t s[3] = {28, 28, 1};
+    cn_tensor *img;
+    CHECK_OK(cn_tensor_new(&img, 3, s));
+    for (int y = 3; y < 9; y++)
+        for (int x = 1; x < 7; x++) img->data[y * 28 + x] = 230; /* class 0's square */
+    CHECK_OK(cn_image_write_png(png, img));
+    cn_tensor_free(img);
+    const tl_cli_result *r = tl_cli("predict", "--load", ckpt, "--invert", "no", png, NULL);
+    CHECK(r->status == 0, "predict failed: %s", r->err);
+    CHECK(strstr(r->out, "item.png: T-shirt/top"), "class 0 expected first: %s", r->out);
+}
+
+static void bad_input_gets_one_error_line(void)
+{
+    const char *cases[][8] = {
+        {"train", "--data", "/nonexistent", NULL},
+        {"train", "--model", "vgg", "--data", "/nonexistent", NULL},
+        {"train", "--epochs", "-1", NULL},
+        {"train", "--optimizer", "lbfgs", NULL},
+        {"train", "--resume", "/nonexistent.safetensors", NULL},
+        {"eval", NULL},
+        {"eval", "--load", "/nonexistent.safetensors", NULL},
+        {"predict", "--load", "/nonexistent.safetensors", "x.png", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const tl_cli_result *r = tl_cli_argv(cases[i]);
+        CHECK(r->status != 0 && !r->crashed, "case %zu (%s %s): exit %d", i, cases[i][0], cases[i][1], r->status);
+        CHECK(r->err_lines == 1, "case %zu: %d stderr lines: %s", i, r->err_lines, r->err);
+    }
+}
+
+int main(void)
+{
+    TL_RUN(tiny_network_overfits_a_few_batches);
+    TL_RUN(train_prints_parameters_epochs_and_json);
+    TL_RUN(a_few_epochs_learn_the_synthetic_task);
+    TL_RUN(resumed_training_is_bit_identical_to_an_uninterrupted_run);
+    TL_RUN(thread_count_and_reruns_do_not_change_the_result);
+    TL_RUN(predict_names_a_class_for_an_image);
+    TL_RUN(bad_input_gets_one_error_line);
+    return tl_summary();
+}
