@@ -242,6 +242,24 @@ static void bad_input_gets_one_error_line(void)
     }
 }
 
+/* The example in examples/ trains through the public API alone. */
+static void the_c_example_trains_and_saves(void)
+{
+    char exe[600], cmd[1400];
+    snprintf(exe, sizeof exe, "%s", CN_CLI);
+    char *slash = strrchr(exe, '/');
+    CHECK(slash, "CN_CLI has no directory: %s", CN_CLI);
+    strcpy(slash + 1, "train_fashion");
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' 2 > example.log 2>&1", tl_tmpdir(), exe, data_dir());
+    CHECK(system(cmd) == 0, "the example failed: see %s/example.log", tl_tmpdir());
+    cn_st_file *f;
+    CHECK_OK(cn_st_open(scratch("example.safetensors"), &f));
+    cn_st_info info;
+    CHECK_OK(cn_st_get(f, "fc1.weight", &info));
+    CHECK(info.ndim == 2 && info.shape[0] == 7 * 7 * 32 && info.shape[1] == 10, "fc1.weight shape");
+    cn_st_close(f);
+}
+
 int main(void)
 {
     TL_RUN(tiny_network_overfits_a_few_batches);
@@ -251,5 +269,6 @@ int main(void)
     TL_RUN(thread_count_and_reruns_do_not_change_the_result);
     TL_RUN(predict_names_a_class_for_an_image);
     TL_RUN(bad_input_gets_one_error_line);
+    TL_RUN(the_c_example_trains_and_saves);
     return tl_summary();
 }

@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testlib.h"
 
 #include <math.h>
@@ -5,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +18,7 @@ extern char **environ;
 #define CN_CLI "convnet"
 #endif
 
-static int n_passed, n_failed, cur_failed;
+static int n_passed, n_failed, cur_failed, tmp_made;
 static const char *cur_name = "";
 static cn_ctx rng_ctx;
 static int rng_ready;
@@ -59,8 +62,16 @@ void tl_fail(const char *file, int line, const char *fmt, ...)
     cur_failed = 1;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 int tl_summary(void)
 {
+    /* Keep the scratch files of a failed run for inspection. */
+    if (!n_failed && tmp_made) nftw(tl_tmpdir(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }
@@ -125,6 +136,7 @@ const char *tl_tmpdir(void)
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/cn-test-XXXXXX");
         if (!mkdtemp(dir)) snprintf(dir, sizeof dir, "/tmp");
+        else tmp_made = 1;
     }
     return dir;
 }

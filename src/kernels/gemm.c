@@ -91,8 +91,8 @@ typedef struct kernel {
 static const kernel kernels[CN_ISA_COUNT] = {
     [CN_ISA_SCALAR] = {cn__sgemm_ukr_ref, CN__SGEMM_REF_MR, CN__SGEMM_REF_NR, 256, 64},
 #if CN__X86
-    [CN_ISA_AVX2] = {cn__sgemm_ukr_avx2, CN__SGEMM_AVX2_MR, CN__SGEMM_AVX2_NR, 256, 144},
-    [CN_ISA_AVX512] = {cn__sgemm_ukr_avx512, CN__SGEMM_AVX512_MR, CN__SGEMM_AVX512_NR, 256, 168},
+    [CN_ISA_AVX2] = {cn__sgemm_ukr_avx2, CN__SGEMM_AVX2_MR, CN__SGEMM_AVX2_NR, 384, 144},
+    [CN_ISA_AVX512] = {cn__sgemm_ukr_avx512, CN__SGEMM_AVX512_MR, CN__SGEMM_AVX512_NR, 384, 168},
 #endif
 };
 
