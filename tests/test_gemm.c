@@ -263,18 +263,21 @@ static void empty_m_or_n_touches_nothing(void)
     CHECK(C[0] == 1 && C[3] == 4, "C changed");
 }
 
-/* Shapes big enough to be split between threads in each direction. */
+/* Shapes big enough to be split between threads in each direction; the
+ * last has K so deep that op(B) is packed a group of K-slices at a time. */
 static const cfg thread_cfgs[] = {
     {0, 0, 301, 77, 300, 300, 77, 77, 1.0f, 0.0f},
     {1, 0, 29, 700, 513, 29, 700, 703, 0.5f, 1.0f},
     {0, 1, 6272 / 8, 64, 288, 288, 288, 64, 1.0f, 0.0f},
     {1, 1, 200, 200, 1000, 203, 1000, 200, -1.0f, 0.25f},
     {0, 0, 1000, 17, 65, 65, 17, 17, 1.0f, 1.0f},
+    {1, 1, 29, 40, 70001, 29, 70001, 41, 1.0f, 0.5f},
 };
+#define N_THREAD_CFGS ((int)(sizeof thread_cfgs / sizeof thread_cfgs[0]))
 
 static void one_and_two_threads_give_identical_bits(void)
 {
-    for (size_t t = 0; t < sizeof thread_cfgs / sizeof thread_cfgs[0]; t++) {
+    for (int t = 0; t < N_THREAD_CFGS; t++) {
         const cfg *c = &thread_cfgs[t];
         data d;
         memset(&d, 0, sizeof d);
@@ -329,7 +332,7 @@ static void workspace_of_the_documented_size_suffices(void)
 {
     for (int t = 0; t < 40; t++) {
         cfg c = random_cfg();
-        if (t < 5) c = thread_cfgs[t];
+        if (t < N_THREAD_CFGS) c = thread_cfgs[t];
         int threads = tl_randint(1, 2);
         size_t ws_bytes = cn__sgemm_ws_size(c.M, c.N, c.K, threads), guard = 4096;
         unsigned char *ws = cn_alloc(ws_bytes + guard);

@@ -6,8 +6,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* stb's decoders and PNG encoder from Debian's libstb-dev headers, compiled
+ * here as static functions: configured so they cannot assert, exit or touch
+ * files, limited to the formats we read, and invisible to the library's
+ * users (no clash with their own copy of stb). */
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_TGA
+#define STBI_ONLY_GIF
+#define STBI_ASSERT(x) ((void)0)
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#define STBIW_ASSERT(x) ((void)0)
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmisleading-indentation"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#endif
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+/* Reported at the end of the file: prototypes of stb functions the options
+ * above compile out. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
 
 #include "convnet/image.h"
 #include "convnet/io.h"

@@ -3,14 +3,15 @@
  *
  * Per thread, over its own rectangle of C (loop names as in BLIS):
  *   jc: NC-wide column panels of C
- *       pack op(B)[0:K, jc:jc+NC] into NR-wide slivers, one K-slice after
- *       another (all of K, so the slices of one C block follow each other
- *       while that block is still in cache)
- *     ic: MC-tall row blocks of C
- *       pc: K-slices of depth <= KC, in order (the first applies beta, the
- *           rest accumulate with beta = 1)
- *           pack op(A)[ic:ic+MC, slice] into MR-tall slivers
- *           jr, ir: one micro-kernel call per MR x NR tile
+ *     group: pack op(B)[slices, jc:jc+NC] into NR-wide slivers, one K-slice
+ *            after another; normally one group holds all of K, so that a C
+ *            block meets every slice while it is still in cache
+ *       ic: MC-tall row blocks of C
+ *         pc: K-slices of depth <= KC, in order (the first applies beta,
+ *             the rest accumulate with beta = 1)
+ *             pack op(A)[ic:ic+MC, slice] into MR-tall slivers, or read
+ *             full slivers of A in place when C is narrow (a_in_place)
+ *             jr, ir: one micro-kernel call per MR x NR tile
  * The K-slices depend only on K and the ISA, and each C element belongs to
  * one thread, so the result does not depend on the thread count.
  */
@@ -77,16 +78,18 @@ cn__isa cn__isa_detect(void)
 
 /* ------------------------------------------------------ kernel table */
 
-/* Blocking per ISA. KC: a B sliver (KC x NR) stays in L1 while the A
- * slivers of a block stream past it; MC: the packed A block (MC x KC) stays
- * in L2; B_FLOATS: packed op(B) for all of K and NC columns is kept at about
- * this size (L3-resident), which sets NC = B_FLOATS / K. */
+/* Blocking per ISA. KC: the deepest K-slice; MC: rows of C per packed A
+ * block (MC x KC, kept in L2). B_FLOATS: the packed op(B) of a thread is
+ * kept near this size (L3): all of K for as many columns as fit, but at
+ * least NC_MIN columns (fewer K-slices then), because every jc panel packs
+ * op(A) again, which would cost more than the compute for narrow panels. */
 typedef struct kernel {
     cn__sgemm_ukr *ukr;
     int mr, nr, kc, mc;
 } kernel;
 
 #define B_FLOATS (1 << 20)
+#define NC_MIN 1024
 
 static const kernel kernels[CN_ISA_COUNT] = {
     [CN_ISA_SCALAR] = {cn__sgemm_ukr_ref, CN__SGEMM_REF_MR, CN__SGEMM_REF_NR, 256, 64},
@@ -99,12 +102,20 @@ static const kernel kernels[CN_ISA_COUNT] = {
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 
-/* Columns per jc panel: as many NR slivers as keep K x NC near B_FLOATS. */
-static int64_t panel_cols(const kernel *kr, int64_t N, int64_t K)
+/* How K and N are cut: nk K-slices of at most kc_max, jc panels of nc
+ * columns, op(B) packed `group` slices at a time. */
+typedef struct blocking {
+    int64_t nk, kc_max, nc, group;
+} blocking;
+
+static blocking block_sizes(const kernel *kr, int64_t N, int64_t K)
 {
-    int64_t nc = B_FLOATS / (K > 0 ? K : 1) / kr->nr * kr->nr;
-    if (nc < kr->nr) nc = kr->nr;
-    return CN__MIN(nc, round_up(N, kr->nr));
+    blocking b;
+    b.nk = cdiv(K, kr->kc);
+    b.kc_max = cdiv(K, b.nk);
+    b.nc = CN__MIN(round_up(N, kr->nr), CN__MAX(NC_MIN, B_FLOATS / K / kr->nr * kr->nr));
+    b.group = K * b.nc <= B_FLOATS ? b.nk : CN__MAX(1, B_FLOATS / (b.kc_max * b.nc));
+    return b;
 }
 
 /* Floats of one thread's packing buffers: A block, then B panel, each
@@ -115,7 +126,8 @@ static int64_t a_floats(const kernel *kr, int64_t M, int64_t K)
 }
 static int64_t b_floats(const kernel *kr, int64_t N, int64_t K)
 {
-    return round_up(K * panel_cols(kr, N, K), 16);
+    blocking b = block_sizes(kr, N, K);
+    return round_up(CN__MIN(K, b.group * b.kc_max) * b.nc, 16);
 }
 
 size_t cn__sgemm_ws_size(int64_t M, int64_t N, int64_t K, int threads)
@@ -229,7 +241,8 @@ _Static_assert(CN__SGEMM_REF_MR == 4 && CN__SGEMM_AVX2_MR == 6 && CN__SGEMM_AVX5
 typedef struct problem {
     const kernel *kr;
     int ta, tb;
-    int64_t M, N, K, nk; /* nk: number of K-slices */
+    int64_t M, N, K;
+    blocking bk;
     float alpha, beta;
     const float *A, *B;
     int64_t lda, ldb, ldc;
@@ -240,21 +253,62 @@ typedef struct problem {
  * first K % nk one longer, a function of K and the ISA only. */
 static void k_slice(const problem *pb, int64_t s, int64_t *k0, int64_t *kc)
 {
-    int64_t base = pb->K / pb->nk, rem = pb->K % pb->nk;
+    int64_t base = pb->K / pb->bk.nk, rem = pb->K % pb->bk.nk;
     *k0 = s * base + CN__MIN(s, rem);
     *kc = base + (s < rem);
 }
 
-/* Whether full MR-row slivers of op(A) are read in place rather than
- * packed. Packing costs about as much per element as a few FMA vectors, so
- * it only pays when an A sliver meets many B slivers (wide C); with <=
- * DIRECT_MAX_SLIVERS of them (convolutions with few output channels) it
- * would be a large share of the time. A row stride of a multiple of 2 KiB
- * maps the rows of a sliver onto too few L1 sets, so such A is packed. */
-#define DIRECT_MAX_SLIVERS 4
+/* Whether full slivers are read from A or B in place instead of packed.
+ * Packing costs about as much per element as a few FMA vectors, so it only
+ * pays when a sliver is reused many times: an A sliver once per B sliver
+ * (NR columns of C), a B sliver once per A sliver (MR rows). Narrow C
+ * (convolutions with few output channels) reads A in place; short C
+ * (weight gradients, small batches) reads B in place when it is not
+ * transposed. A row stride of a multiple of 2 KiB maps the rows of a sliver
+ * onto too few cache sets, so such matrices are always packed. */
+#define IN_PLACE_MAX_SLIVERS 4
 static int a_in_place(const problem *pb, int64_t ncols)
 {
-    return cdiv(ncols, pb->kr->nr) <= DIRECT_MAX_SLIVERS && pb->lda % 512 != 0;
+    return cdiv(ncols, pb->kr->nr) <= IN_PLACE_MAX_SLIVERS && pb->lda % 512 != 0;
+}
+static int b_in_place(const problem *pb, int64_t mrows)
+{
+    return !pb->tb && pb->ldb % 512 != 0;
+}
+
+/* The MR x NR tile at (ir, jr) of a C block for the K-slice [k0, k0+kc):
+ * rows below ma and columns below nb in place, the others from the packed
+ * abuf and bs (whose slivers start at rows ma and columns nb). */
+static inline void tile(const problem *pb, int64_t ic, int64_t mc, int64_t ma, int64_t jc,
+                        int64_t nc, int64_t nb, int64_t k0, int64_t kc, const float *abuf,
+                        const float *bs, int64_t ir, int64_t jr, float beta)
+{
+    const kernel *kr = pb->kr;
+    /* In place, op(A)[i, p] = A[i*lda + p] (rs = lda, cs = 1) or, for A^T,
+     * A[p*lda + i] (rs = 1, cs = lda); op(B)[p, j] = B[p*ldb + j]. */
+    const int64_t rs = pb->ta ? 1 : pb->lda, cs = pb->ta ? pb->lda : 1;
+    const float *a = ir < ma ? pb->A + (ic + ir) * rs + k0 * cs : abuf + (ir - ma) * kc;
+    const float *b = jr < nb ? pb->B + k0 * pb->ldb + jc + jr : bs + (jr - nb) * kc;
+    kr->ukr(kc, a, ir < ma ? rs : 1, ir < ma ? cs : kr->mr, b, jr < nb ? pb->ldb : kr->nr,
+            pb->C + (ic + ir) * pb->ldc + jc + jr, pb->ldc, (int)CN__MIN(kr->mr, mc - ir),
+            (int)CN__MIN(kr->nr, nc - jr), pb->alpha, beta);
+}
+
+/* One K-slice of the C block [ic, ic+mc) x [jc, jc+nc). A sliver read in
+ * place meets its few B slivers while it is in L1; otherwise each B sliver
+ * stays in cache while the A slivers of the block stream past it. */
+static void macro_kernel(const problem *pb, int64_t ic, int64_t mc, int64_t ma, int64_t jc,
+                         int64_t nc, int64_t nb, int64_t k0, int64_t kc, const float *abuf,
+                         const float *bs)
+{
+    const int mr = pb->kr->mr, nr = pb->kr->nr;
+    const float beta = k0 == 0 ? pb->beta : 1.0f;
+    for (int64_t ir = 0; ir < ma; ir += mr)
+        for (int64_t jr = 0; jr < nc; jr += nr)
+            tile(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf, bs, ir, jr, beta);
+    for (int64_t jr = 0; jr < nc; jr += nr)
+        for (int64_t ir = ma; ir < mc; ir += mr)
+            tile(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf, bs, ir, jr, beta);
 }
 
 /* C[m0:m1, n0:n1] on one thread with its packing buffers abuf, bbuf. */
@@ -263,50 +317,37 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
 {
     const kernel *kr = pb->kr;
     const int mr = kr->mr, nr = kr->nr;
+    const blocking *bk = &pb->bk;
     pack_a_fn *pack_a_k = packer_a(mr);
     pack_b_fn *pack_b_k = packer_b(nr);
-    const int64_t NC = panel_cols(kr, pb->N, pb->K);
     /* Near-equal row blocks, so that the last one is not a sliver. */
     const int64_t MC = round_up(cdiv(m1 - m0, cdiv(m1 - m0, kr->mc)), mr);
-    const int direct = a_in_place(pb, n1 - n0);
-    /* In place, op(A)[i, p] = A[i*lda + p] (rs = lda, cs = 1) or, for A^T,
-     * A[p*lda + i] (rs = 1, cs = lda). */
-    const int64_t rs = pb->ta ? 1 : pb->lda, cs = pb->ta ? pb->lda : 1;
-    for (int64_t jc = n0; jc < n1; jc += NC) {
-        const int64_t nc = CN__MIN(NC, n1 - jc), ncp = round_up(nc, nr);
-        for (int64_t s = 0; s < pb->nk; s++) {
-            int64_t k0, kc;
-            k_slice(pb, s, &k0, &kc);
-            pack_b_k(pb->tb, pb->B, pb->ldb, k0, kc, jc, nc, bbuf + k0 * ncp);
-        }
-        for (int64_t ic = m0; ic < m1; ic += MC) {
-            const int64_t mc = CN__MIN(MC, m1 - ic);
-            /* Rows [ic, ic + full) are read in place, the rest packed (all
-             * of them unless direct; else at most the short edge sliver,
-             * whose missing rows must not be read from A). */
-            const int64_t full = direct ? mc / mr * mr : 0;
-            for (int64_t s = 0; s < pb->nk; s++) {
-                int64_t k0, kc;
+    const int a_direct = a_in_place(pb, n1 - n0), b_direct = b_in_place(pb, m1 - m0);
+    for (int64_t jc = n0; jc < n1; jc += bk->nc) {
+        const int64_t nc = CN__MIN(bk->nc, n1 - jc);
+        /* Columns [jc, jc+nb) in place; the rest (all, or the short edge
+         * sliver, whose missing columns must not be read from B) packed. */
+        const int64_t nb = b_direct ? nc / nr * nr : 0, ncp = round_up(nc - nb, nr);
+        /* Slices [g0, g1) of op(B) packed together: usually all of them,
+         * so that a C block meets all of K while it is in cache. */
+        for (int64_t g0 = 0; g0 < bk->nk; g0 += bk->group) {
+            const int64_t g1 = CN__MIN(bk->nk, g0 + bk->group);
+            int64_t gk0, k0, kc;
+            k_slice(pb, g0, &gk0, &kc);
+            for (int64_t s = g0; s < g1 && nb < nc; s++) {
                 k_slice(pb, s, &k0, &kc);
-                if (full < mc) pack_a_k(pb->ta, pb->A, pb->lda, ic + full, mc - full, k0, kc, abuf);
-                const float beta = s == 0 ? pb->beta : 1.0f;
-                const float *bs = bbuf + k0 * ncp;
-                const float *as = pb->A + ic * rs + k0 * cs;
-                /* In place, each A sliver meets its few B slivers while it
-                 * is in L1; packed, each B sliver stays in L1 while the A
-                 * slivers of the block stream past it from L2. */
-                if (direct)
-                    for (int64_t ir = 0; ir < full; ir += mr)
-                        for (int64_t jr = 0; jr < nc; jr += nr)
-                            kr->ukr(kc, as + ir * rs, rs, cs, bs + jr * kc,
-                                    pb->C + (ic + ir) * pb->ldc + jc + jr, pb->ldc, mr,
-                                    (int)CN__MIN(nr, nc - jr), pb->alpha, beta);
-                for (int64_t jr = 0; jr < nc; jr += nr)
-                    for (int64_t ir = full; ir < mc; ir += mr)
-                        kr->ukr(kc, abuf + (ir - full) * kc, 1, mr, bs + jr * kc,
-                                pb->C + (ic + ir) * pb->ldc + jc + jr, pb->ldc,
-                                (int)CN__MIN(mr, mc - ir), (int)CN__MIN(nr, nc - jr), pb->alpha,
-                                beta);
+                pack_b_k(pb->tb, pb->B, pb->ldb, k0, kc, jc + nb, nc - nb,
+                         bbuf + (k0 - gk0) * ncp);
+            }
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                const int64_t mc = CN__MIN(MC, m1 - ic);
+                const int64_t ma = a_direct ? mc / mr * mr : 0; /* as nb */
+                for (int64_t s = g0; s < g1; s++) {
+                    k_slice(pb, s, &k0, &kc);
+                    if (ma < mc) pack_a_k(pb->ta, pb->A, pb->lda, ic + ma, mc - ma, k0, kc, abuf);
+                    macro_kernel(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf,
+                                 bbuf + (k0 - gk0) * ncp);
+                }
             }
         }
     }
@@ -375,7 +416,7 @@ cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b
     if ((unsigned)isa >= CN_ISA_COUNT) isa = CN_ISA_SCALAR;
     while (!cn__isa_supported(isa)) isa = (cn__isa)(isa - 1);
     const kernel *kr = &kernels[isa];
-    problem pb = {kr, trans_a, trans_b, M, N, K, cdiv(K, kr->kc), alpha, beta,
+    problem pb = {kr, trans_a, trans_b, M, N, K, block_sizes(kr, N, K), alpha, beta,
                   A, B, lda, ldb, ldc, C};
 
     int tm, tn;

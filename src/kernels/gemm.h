@@ -92,8 +92,9 @@ CN__HIDDEN cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, 
  *       lda, cs_a = 1, or for A^T rs_a = 1, cs_a = lda). All MR rows are
  *       read, also those beyond m, whose results are dropped: they must be
  *       readable, and gemm.c zero-pads them in a packed sliver.
- *   b   packed op(B) sliver: b[p*NR + j] = op(B)[p, j] for p < k, j < NR
- *       (columns beyond n are zero), 64-byte aligned.
+ *   b   the op(B) sliver, b[p*rs_b + j] = op(B)[p, j] for p < k, j < NR: a
+ *       packed sliver (rs_b = NR) or B read in place (rs_b = ldb). All NR
+ *       columns are read, as for rows of a. No alignment is required.
  *   k   >= 1.
  *   c   the C tile, c[i*ldc + j] for i < m, j < n, 1 <= m <= MR, 1 <= n <= NR.
  *   Computes ab[i][j] = sum over p = 0..k-1, in that order, of a*b with one
@@ -103,7 +104,8 @@ CN__HIDDEN cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, 
  * The arithmetic of an element does not depend on m or n, so an edge tile
  * rounds exactly as a full one would. */
 typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
-                           float *c, int64_t ldc, int m, int n, float alpha, float beta);
+                           int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
+                           float beta);
 
 #define CN__SGEMM_REF_MR 4
 #define CN__SGEMM_REF_NR 16

@@ -28,10 +28,10 @@ void cn__sgemm_naive(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
  * NR = 16, a multiply and an add per k. The accumulator array is small
  * enough for the compiler to vectorize the j loops with SSE2. */
 void cn__sgemm_ukr_ref(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
-                       float *c, int64_t ldc, int m, int n, float alpha, float beta)
+                       int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha, float beta)
 {
     float ab[MR][NR] = {{0}};
-    for (int64_t p = 0; p < k; p++, a += cs_a, b += NR)
+    for (int64_t p = 0; p < k; p++, a += cs_a, b += rs_b)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++) ab[i][j] += a[i * rs_a] * b[j];
     for (int i = 0; i < m; i++)

@@ -61,7 +61,7 @@ static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __
         store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, n, m0, m1);
 
 TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-                            const float *b, float *c, int64_t ldc, int m, int n, float alpha,
+                            const float *b, int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
                             float beta)
 {
     ROWS(DECL)
@@ -69,11 +69,11 @@ TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_
     const int64_t r1 = rs_a, r2 = 2 * rs_a;
     const float *a0 = a, *a3 = a + 3 * r1;
     for (int64_t p = 0; p < k; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         FMA(0, a0) FMA(1, a0 + r1) FMA(2, a0 + r2)
         FMA(3, a3) FMA(4, a3 + r1) FMA(5, a3 + r2)
         a0 += cs_a, a3 += cs_a;
-        b += NR;
+        b += rs_b;
     }
     __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);

@@ -50,7 +50,7 @@ static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __
     if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
 
 TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-                              const float *b, float *c, int64_t ldc, int m, int n, float alpha,
+                              const float *b, int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
                               float beta)
 {
     ROWS(DECL)
@@ -61,14 +61,14 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
     const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1,
                 *a12 = a + 12 * r1;
     for (int64_t p = 0; p < k; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
         FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
         FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
         FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
         FMA(12, a12[0]) FMA(13, a12[r1])
         a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
-        b += NR;
+        b += rs_b;
     }
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
