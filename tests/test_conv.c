@@ -184,6 +184,36 @@ static void integer_inputs_give_exact_results(void)
     }
 }
 
+static void one_and_two_threads_give_bit_identical_results(void)
+{
+    cn_ctx one, two;
+    cn_ctx_init(&one), cn_ctx_init(&two);
+    two.threads = 2;
+    for (int i = 0; i < 60 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
+        bufs A;
+        bufs_init(&A, &c.d);
+        float *out[2][4];
+        for (int t = 0; t < 2; t++) {
+            out[t][0] = calloc(A.ny + 1, 4), out[t][1] = calloc(A.nx + 1, 4);
+            out[t][2] = calloc(A.nw + 1, 4), out[t][3] = calloc(A.nb + 1, 4);
+            cn_ctx *ctx = t ? &two : &one;
+            CHECK_OK(cn_conv2d_fwd(ctx, &c.d, A.x, A.w, A.b, out[t][0], NULL));
+            CHECK_OK(cn_conv2d_bwd_data(ctx, &c.d, A.gy, A.w, out[t][1], NULL));
+            CHECK_OK(cn_conv2d_bwd_weights(ctx, &c.d, A.x, A.gy, out[t][2], out[t][3], NULL));
+        }
+        size_t n[4] = {A.ny, A.nx, A.nw, A.nb};
+        const char *what[4] = {"forward", "grad_input", "grad_weight", "grad_bias"};
+        for (int k = 0; k < 4; k++) {
+            if (memcmp(out[0][k], out[1][k], n[k] * 4))
+                tl_fail(__FILE__, __LINE__, "%s differs between 1 and 2 threads for %s", what[k], c.str);
+            free(out[0][k]), free(out[1][k]);
+        }
+        bufs_free(&A);
+    }
+}
+
 static void hand_computed_example(void)
 {
     /* x = 1..9 as a 3x3 image, 2x2 kernel [[1,2],[3,4]], no padding:
@@ -562,4 +592,5 @@ static void run_all(void)
     TL_RUN(flip_and_dilate_are_their_own_adjoints);
     TL_RUN(nan_in_the_input_propagates_to_the_outputs_it_reaches);
     TL_RUN(invalid_problems_are_rejected_with_a_message);
+    TL_RUN(one_and_two_threads_give_bit_identical_results);
 }

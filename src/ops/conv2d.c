@@ -182,33 +182,45 @@ static cn_status get_ws(const cn_conv2d_desc *d, void *ws, void **own, conv_ws *
     return CN_OK;
 }
 
-void cn__conv2d_direct(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                       float *y)
+void cn__conv2d_direct(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                       const float *w, const float *b, float *y)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
-    for (int64_t n = 0; n < d->MB; n++)
-        for (int64_t oh = 0; oh < d->OH; oh++)
-            for (int64_t ow = 0; ow < d->OW; ow++) {
-                float *yp = y + ((n * d->OH + oh) * d->OW + ow) * d->OC;
-                for (int64_t oc = 0; oc < d->OC; oc++) yp[oc] = b ? b[oc] : 0.0f;
-                for (int64_t kh = 0; kh < d->KH; kh++) {
-                    int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                    if (ih < 0 || ih >= d->IH) continue;
-                    for (int64_t kw = 0; kw < d->KW; kw++) {
-                        int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                        if (iw < 0 || iw >= d->IW) continue;
-                        const float *xp = x + ((n * d->IH + ih) * d->IW + iw) * d->IC;
-                        const float *wp = w + (kh * d->KW + kw) * ICG * d->OC;
-                        for (int64_t g = 0; g < d->G; g++)
-                            for (int64_t i = 0; i < ICG; i++) {
-                                const float xv = xp[g * ICG + i];
-                                const float *wr = wp + i * d->OC + g * OCG;
-                                float *yr = yp + g * OCG;
-                                for (int64_t o = 0; o < OCG; o++) yr[o] += xv * wr[o];
-                            }
+    const int nt = cn__threads(ctx);
+    /* Output rows are independent: threads split them, results do not
+     * depend on the thread count. */
+#pragma omp parallel for num_threads(nt) if (nt > 1 && d->MB * d->OH > 1) schedule(static)
+    for (int64_t row = 0; row < d->MB * d->OH; row++) {
+        const int64_t n = row / d->OH, oh = row % d->OH;
+        for (int64_t ow = 0; ow < d->OW; ow++) {
+            float *yp = y + ((n * d->OH + oh) * d->OW + ow) * d->OC;
+            for (int64_t oc = 0; oc < d->OC; oc++) yp[oc] = b ? b[oc] : 0.0f;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                    if (iw < 0 || iw >= d->IW) continue;
+                    const float *xp = x + ((n * d->IH + ih) * d->IW + iw) * d->IC;
+                    const float *wp = w + (kh * d->KW + kw) * ICG * d->OC;
+                    if (ICG == 1 && OCG == 1) {
+                        /* depthwise: one multiply-add per channel, vectorised */
+#pragma omp simd
+                        for (int64_t c = 0; c < d->OC; c++) yp[c] += xp[c] * wp[c];
+                        continue;
                     }
+                    for (int64_t g = 0; g < d->G; g++)
+                        for (int64_t i = 0; i < ICG; i++) {
+                            const float xv = xp[g * ICG + i];
+                            const float *wr = wp + i * d->OC + g * OCG;
+                            float *yr = yp + g * OCG;
+#pragma omp simd
+                            for (int64_t o = 0; o < OCG; o++) yr[o] += xv * wr[o];
+                        }
                 }
             }
+        }
+    }
 }
 
 /* The descriptor of the same convolution over the explicitly padded input. */
@@ -228,7 +240,7 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
     const cn_conv2d_desc p = explicit_pad ? padded_desc(d) : *d;
     const int gemm = cn__conv_gemm_applies(&p);
     if (!explicit_pad && !gemm) {
-        cn__conv2d_direct(d, x, w, b, y);
+        cn__conv2d_direct(ctx, d, x, w, b, y);
         return CN_OK;
     }
     void *own;
@@ -240,7 +252,7 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
                          l.xpad);
     const float *src = explicit_pad ? l.xpad : x;
     if (!s && gemm) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
-    else if (!s) cn__conv2d_direct(&p, src, w, b, y);
+    else if (!s) cn__conv2d_direct(ctx, &p, src, w, b, y);
     cn_free(own);
     return s;
 }
@@ -289,9 +301,9 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     t.OH = src.IH, t.OW = src.IW;
     t.mode = CN_PAD_ZEROS;
     if (!explicit_pad) {
-        cn__conv2d_direct(&t, gyd, l.wt, NULL, gx);
+        cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, gx);
     } else {
-        cn__conv2d_direct(&t, gyd, l.wt, NULL, l.xpad);
+        cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, l.xpad);
         s = cn_pad2d_bwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode,
                          l.xpad, gx);
     }

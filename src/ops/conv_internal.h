@@ -18,8 +18,8 @@ CN__HIDDEN int cn__conv_pads_explicitly(const cn_conv2d_desc *d);
  * [0,IH) x [0,IW) read as zero, so pads may be negative (cropping).
  * y [MB,OH,OW,OC] = x [MB,IH,IW,IC] * w [KH,KW,IC/G,OC] + b. d->mode and
  * d->PB/d->PR are ignored: d->OH and d->OW say how much to compute. */
-CN__HIDDEN void cn__conv2d_direct(const cn_conv2d_desc *d, const float *x, const float *w,
-                                  const float *b, float *y);
+CN__HIDDEN void cn__conv2d_direct(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *w, const float *b, float *y);
 
 /* The GEMM path (conv2d_gemm.c), for zero-padded problems (pads may be
  * negative). applies: whether to use it (CN_CONV_IMPL=direct|gemm in the
