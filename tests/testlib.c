@@ -219,3 +219,56 @@ const tl_cli_result *tl_cli(const char *first, ...)
     return tl_cli_argv(args);
 }
 
+
+/* ---- running other programs --------------------------------------------- */
+
+int tl_have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || strchr(name, '/')) return access(name, X_OK) == 0;
+    char buf[1024];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, name);
+        if (n && access(buf, X_OK) == 0) return 1;
+        p += n + (p[n] == ':');
+    }
+    return 0;
+}
+
+const tl_cli_result *tl_spawn_argv(const char *const *args)
+{
+    char out_path[512], err_path[512];
+    tl_path(out_path, sizeof out_path, "stdout.txt");
+    tl_path(err_path, sizeof err_path, "stderr.txt");
+    char *argv[64];
+    int n = 0;
+    for (; args[n] && n < 63; n++) argv[n] = (char *)args[n];
+    argv[n] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    memset(&last, 0, sizeof last);
+    int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+        last.status = 127;
+        last.crashed = 1;
+        snprintf(last.err, sizeof last.err, "posix_spawnp %s failed: %s", argv[0], strerror(e));
+        return &last;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0) {}
+    if (WIFSIGNALED(ws)) {
+        last.crashed = 1;
+        last.status = 128 + WTERMSIG(ws);
+    } else {
+        last.status = WEXITSTATUS(ws);
+    }
+    slurp(out_path, last.out, sizeof last.out, NULL);
+    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
+    return &last;
+}

@@ -77,4 +77,11 @@ const char *tl_tmpdir(void);
 /* tl_tmpdir()/name in a static buffer of the caller's (len bytes). */
 char *tl_path(char *buf, size_t len, const char *name);
 
+/* Runs any program with arguments (args[0] is the program, looked up in
+ * PATH; NULL-terminated), stdout and stderr captured like tl_cli_argv, into
+ * the same static result. For wrappers such as valgrind around CN_CLI. */
+const tl_cli_result *tl_spawn_argv(const char *const *args);
+/* 1 if an executable called name is in PATH. */
+int tl_have_program(const char *name);
+
 #endif

@@ -6,11 +6,13 @@
 
 #include "cli.h"
 #include "train_common.h"
+#include "viz_draw.h"
 
 static const char *const CMD = "eval";
 
 static const char usage[] =
     "usage: convnet eval --load FILE.safetensors [--data DIR] [--json] [--threads T]\n"
+    "                    [--confusion OUT.png]\n"
     "\n"
     "Evaluates a checkpoint written by `convnet train --save` on the test split\n"
     "(t10k-*) of an IDX directory and prints the loss, the accuracy and the\n"
@@ -21,6 +23,9 @@ static const char usage[] =
     "  --data DIR      IDX directory (default " CN_FASHION_MNIST_DIR ")\n"
     "  --json          one JSON object: test_loss, test_accuracy, class_accuracy\n"
     "  --threads T     worker threads (default: all cores)\n"
+    "  --confusion OUT write the confusion matrix (class names, counts) to OUT.png and\n"
+    "                  the 16 most confidently misclassified test images, with true\n"
+    "                  and predicted labels, to OUT-misclassified.png (.svg: SVG)\n"
     "  -h, --help      show this help\n";
 
 int cmd_eval(int argc, char **argv)
@@ -29,7 +34,7 @@ int cmd_eval(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    const char *load = NULL, *data = CN_FASHION_MNIST_DIR;
+    const char *load = NULL, *data = CN_FASHION_MNIST_DIR, *confusion = NULL;
     int json = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -44,6 +49,9 @@ int cmd_eval(int argc, char **argv)
             if (r < 0) return 2;
             if (cli_parse_int(v, &threads) || threads < 1)
                 return cli_usage(CMD, "--threads: '%s' is not an integer >= 1", v);
+        } else if ((r = cli_opt(CMD, argc, argv, &i, "--confusion", &v))) {
+            if (r < 0) return 2;
+            confusion = v;
         } else if ((r = cli_flag(CMD, argv, i, "--json"))) {
             if (r < 0) return 2;
             json = 1;
@@ -59,6 +67,7 @@ int cmd_eval(int argc, char **argv)
     cn_dataset *test = NULL;
     cn_graph *g = NULL;
     int32_t *pred = NULL;
+    float *probs = NULL;
     float mean, std;
     int rc = 0;
     cn_status s;
@@ -71,7 +80,8 @@ int cmd_eval(int argc, char **argv)
     double loss, acc;
     if ((s = cn_graph_new(&g, &ctx)) ||
         !(pred = malloc((size_t)(test->n ? test->n : 1) * sizeof *pred)) ||
-        (s = cn_model_evaluate(m, g, test, 500, &loss, &acc, pred, NULL))) {
+        (confusion && !(probs = malloc((size_t)((test->n ? test->n : 1) * m->out_shape[0]) * sizeof *probs))) ||
+        (s = cn_model_evaluate(m, g, test, 500, &loss, &acc, pred, probs))) {
         rc = s ? cli_fail_status(CMD, s) : cli_fail(CMD, "out of memory");
         goto done;
     }
@@ -92,7 +102,10 @@ int cmd_eval(int argc, char **argv)
             printf("  %-12s %.4f\n", name ? name : "?", total[k] ? (double)right[k] / (double)total[k] : 0.0);
         }
     }
+    if (confusion)
+        rc = viz_write_eval_figures(CMD, confusion, test, mean, std, pred, probs, (int)m->out_shape[0]);
 done:
+    free(probs);
     free(pred);
     cn_graph_free(g);
     cn_dataset_free(test);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "report.h"
 #include "train_common.h"
 
 static const char *const CMD = "train";
@@ -18,7 +19,7 @@ static const char usage[] =
     "                     [--weight-decay WD] [--schedule constant|step|cosine|onecycle]\n"
     "                     [--schedule-epochs S] [--augment] [--seed S] [--threads T]\n"
     "                     [--save FILE.safetensors] [--resume FILE.safetensors] [--json]\n"
-    "                     [--limit N]\n"
+    "                     [--limit N] [--detect-anomaly] [--report DIR]\n"
     "\n"
     "Trains a CNN on 28x28 grayscale images in IDX files and evaluates it on the\n"
     "test set after every epoch.\n"
@@ -50,6 +51,11 @@ static const char usage[] =
     "  --json              one JSON object per epoch on stdout: epoch, train_loss,\n"
     "                      train_accuracy, test_loss, test_accuracy, seconds\n"
     "  --limit N           train on the first N training examples only (quick runs)\n"
+    "  --report DIR        after every epoch write DIR/report.html (self-contained:\n"
+    "                      hyper-parameters, model, curves, confusion matrix, worst\n"
+    "                      mistakes, filters) and DIR/history.jsonl\n"
+    "  --detect-anomaly    stop at the first NaN or infinity a training step computes,\n"
+    "                      naming the op, the pass, the epoch and the step (slower)\n"
     "  -h, --help          show this help\n"
     "\n"
     "The same seed and thread count give bit-identical results.\n"
@@ -62,6 +68,8 @@ typedef struct train_opts {
     int epochs, sched_epochs, batch, threads, json, augment, nesterov, limit;
     float lr, momentum, wd;
     int have_lr, have_wd, have_opt;
+    int detect_anomaly;
+    const char *report;
     unsigned long long seed;
 } train_opts;
 
@@ -154,6 +162,12 @@ static int parse(int argc, char **argv, train_opts *o)
         } else if ((r = cli_flag(CMD, argv, i, "--json"))) {
             if (r < 0) return 2;
             o->json = 1;
+        } else if ((r = cli_opt(CMD, argc, argv, &i, "--report", &v))) {
+            if (r < 0) return 2;
+            o->report = v;
+        } else if ((r = cli_flag(CMD, argv, i, "--detect-anomaly"))) {
+            if (r < 0) return 2;
+            o->detect_anomaly = 1;
         } else {
             return cli_usage(CMD, "unknown option '%s'", argv[i]);
         }
@@ -199,6 +213,9 @@ typedef struct run {
     int have_batcher;
     float *xb;
     int32_t *yb;
+    report *rep;   /* --report: the page, and the test predictions it shows */
+    int32_t *pred;
+    float *probs;
 } run;
 
 static void run_free(run *r)
@@ -211,6 +228,9 @@ static void run_free(run *r)
     cn_dataset_free(r->test);
     free(r->xb);
     free(r->yb);
+    report_free(r->rep);
+    free(r->pred);
+    free(r->probs);
 }
 
 static int train(const train_opts *o, run *r)
@@ -254,6 +274,7 @@ static int train(const train_opts *o, run *r)
         return cli_fail_status(CMD, s);
 
     if ((s = cn_graph_new(&r->graph, &ctx))) return cli_fail_status(CMD, s);
+    cn_graph_set_detect_anomaly(r->graph, o->detect_anomaly);
     unsigned aug = o->augment ? CN_AUG_CROP | CN_AUG_FLIP : CN_AUG_NONE;
     if ((s = cn_batcher_init(&r->batcher, r->train, o->batch, 1, aug, &ctx)))
         return cli_fail_status(CMD, s);
@@ -268,6 +289,24 @@ static int train(const train_opts *o, run *r)
     sched.steps_per_epoch = steps;
     if (o->sched != CN_SCHED_ONECYCLE) sched.warmup_steps = steps / 2;
     const int64_t total_steps = steps * sched_epochs;
+    if (o->report) {
+        /* the hyper-parameters as this run resolved them */
+        char v[8][32];
+        snprintf(v[0], 32, "%d", epochs), snprintf(v[1], 32, "%d", o->batch);
+        snprintf(v[2], 32, "%g", (double)oc.lr), snprintf(v[3], 32, "%g", (double)oc.weight_decay);
+        snprintf(v[4], 32, "%d", sched_epochs), snprintf(v[5], 32, "%llu", o->seed);
+        snprintf(v[6], 32, "%d", ctx.threads), snprintf(v[7], 32, "%lld", (long long)r->train->n);
+        const char *keys[] = {"model", "data", "training images", "epochs", "batch size", "optimizer",
+                              "learning rate", "weight decay", "schedule", "schedule epochs", "augment",
+                              "seed", "threads"};
+        const char *vals[] = {model_name, o->data, v[7], v[0], v[1], cn_optim_type_name(o->opt), v[2], v[3],
+                              cn_sched_type_name(o->sched), v[4], o->augment ? "yes" : "no", v[5], v[6]};
+        const int64_t K = r->model->out_shape[0];
+        r->pred = malloc((size_t)(r->test->n ? r->test->n : 1) * sizeof *r->pred);
+        r->probs = malloc((size_t)((r->test->n ? r->test->n : 1) * K) * sizeof *r->probs);
+        if (!r->pred || !r->probs) return cli_fail(CMD, "out of memory for --report");
+        if ((rc = report_open(&r->rep, CMD, o->report, 13, keys, vals, start, epochs))) return rc;
+    }
 
     FILE *info = o->json ? stderr : stdout;
     fprintf(info, "model %s: %zu parameters, %lld training and %lld test images, %d threads\n",
@@ -297,9 +336,13 @@ static int train(const train_opts *o, run *r)
             }
         }
         if (tty) fprintf(stderr, "\r\033[K");
+        if (s == CN_ERR_NUMERIC) /* --detect-anomaly: the library names the op, we the step */
+            return cli_fail(CMD, "epoch %lld, step %lld/%lld: %s", (long long)epoch + 1,
+                            (long long)step + 1, (long long)steps, cn_last_error());
         if (s) return cli_fail_status(CMD, s);
         double test_loss;
-        if ((s = cn_model_evaluate(r->model, r->graph, r->test, 500, &test_loss, &test_acc, NULL, NULL)))
+        if ((s = cn_model_evaluate(r->model, r->graph, r->test, 500, &test_loss, &test_acc, r->pred,
+                                   r->probs)))
             return cli_fail_status(CMD, s);
         double secs = tc_now() - t0, tl = loss_sum / (double)seen, ta = (double)hits / (double)seen;
         if (o->json)
@@ -311,6 +354,10 @@ static int train(const train_opts *o, run *r)
                    "|  %.1fs\n",
                    (long long)epoch + 1, epochs, tl, ta, test_loss, test_acc, secs);
         fflush(stdout);
+        if (r->rep) {
+            vd_epoch e = {(double)(epoch + 1), tl, ta, test_loss, test_acc, secs};
+            if ((rc = report_update(r->rep, r->model, r->test, mean, std, r->pred, r->probs, &e))) return rc;
+        }
         if (o->save) {
             /* Saved before the next epoch's shuffle draws from the RNG, so a
              * resumed run continues exactly where this one would. */

@@ -18,6 +18,9 @@ static const command commands[] = {
     {"train", cmd_train, "train a CNN (lenet, resnet) on Fashion-MNIST or another IDX dataset"},
     {"eval", cmd_eval, "evaluate a checkpoint on the test set"},
     {"predict", cmd_predict, "classify PNG/JPEG images with a checkpoint"},
+    {"viz", cmd_viz, "draw a checkpoint's filters, feature maps or saliency for an image"},
+    {"plot", cmd_plot, "draw loss and accuracy curves from `train --json` output"},
+    {"bench", cmd_bench, "time convolutions against the machine's peak (and oneDNN)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -65,6 +65,20 @@ CN_API void cn_graph_free(cn_graph *g);
 CN_API void cn_graph_reset(cn_graph *g);
 /* With grad disabled (evaluation), ops record nothing: no backward. */
 CN_API void cn_graph_set_grad_enabled(cn_graph *g, int enabled);
+/* Anomaly detection, for finding where a NaN or infinity first appears (off
+ * by default; it costs one pass over every value it checks). Each op that
+ * records itself on the tape checks its output, and cn_backward checks every
+ * gradient each op's backward writes. The first NaN or infinity fails that
+ * op (NULL) or cn_backward with CN_ERR_NUMERIC and a message naming the op
+ * and the pass, inputs numbered from 0 in the op's argument order:
+ *   "anomaly: conv2d (forward) produced NaN at element 0 of its output
+ *    [16,28,28,32] because input 1 [3,3,1,32] holds NaN at element 4"
+ *   "anomaly: mul (backward) produced inf in the gradient of input 1 [4] at
+ *    element 2"
+ * Ops that record nothing are not checked: with grad disabled (evaluation)
+ * or when no input requires grad. A training step is covered whole. The
+ * setting survives cn_graph_reset. */
+CN_API void cn_graph_set_detect_anomaly(cn_graph *g, int on);
 CN_API cn_status cn_graph_status(const cn_graph *g);
 /* Bytes the arena holds (for tests that the graph does not grow). */
 CN_API size_t cn_graph_arena_bytes(const cn_graph *g);

@@ -28,6 +28,7 @@ typedef enum cn_status {
     CN_ERR_IO,           /* open/read/write/rename failed (errno in message) */
     CN_ERR_FORMAT,       /* a file is malformed, truncated or inconsistent */
     CN_ERR_UNSUPPORTED,  /* valid input that convnet does not handle */
+    CN_ERR_NUMERIC,      /* a NaN or infinity where anomaly detection forbids one */
     CN_STATUS_COUNT
 } cn_status;
 

@@ -39,7 +39,7 @@ cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
     if (!y) return NULL;
     cn_linear_fwd(g->ctx, x->shape[0], x->shape[1], w->shape[1], x->data, w->data,
                   b ? b->data : NULL, y->data);
-    if (y->requires_grad && !cn__record(g, y, linear_bwd, x, w, b, NULL)) return NULL;
+    if (y->requires_grad && !cn__record(g, "linear", y, linear_bwd, x, w, b, NULL)) return NULL;
     return y;
 }
 
@@ -78,7 +78,7 @@ static cn_var *binary(cn_graph *g, const char *op, cn_var *a, cn_var *b, cn__bwd
         for (size_t i = 0; i < y->size; i++) y->data[i] = a->data[i] + b->data[i];
     else
         for (size_t i = 0; i < y->size; i++) y->data[i] = a->data[i] * b->data[i];
-    if (y->requires_grad && !cn__record(g, y, bwd, a, b, NULL, NULL)) return NULL;
+    if (y->requires_grad && !cn__record(g, op, y, bwd, a, b, NULL, NULL)) return NULL;
     return y;
 }
 
@@ -101,6 +101,13 @@ static void act_bwd(cn_graph *g, cn__node *n)
     cn__grad_end(g, x, gx);
 }
 
+static const char *act_name(cn_act a)
+{
+    static const char *const names[] = {"relu", "leaky_relu", "tanh", "sigmoid"};
+    _Static_assert(sizeof names / sizeof names[0] == CN_ACT_COUNT, "one name per cn_act");
+    return (unsigned)a < CN_ACT_COUNT ? names[a] : "activation";
+}
+
 static cn_var *act(cn_graph *g, cn_var *x, cn_act a, float slope)
 {
     if (cn__bad(g, 1, x, NULL, NULL)) return NULL;
@@ -108,7 +115,7 @@ static cn_var *act(cn_graph *g, cn_var *x, cn_act a, float slope)
     if (!y) return NULL;
     cn_act_fwd(g->ctx, a, slope, x->size, x->data, y->data);
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, act_bwd, x, NULL, NULL, NULL);
+        cn__node *n = cn__record(g, act_name(a), y, act_bwd, x, NULL, NULL, NULL);
         act_saved *s = n ? cn__arena(g, sizeof *s) : NULL;
         if (!s) return NULL;
         s->a = a, s->slope = slope;
@@ -154,7 +161,8 @@ cn_var *cn_reshape(cn_graph *g, cn_var *x, int ndim, const int64_t *shape)
     cn_var *y = cn_var_wrap(g, ndim, s, x->data, NULL, 0);
     if (!y) return NULL;
     y->requires_grad = g->grad_enabled && x->requires_grad;
-    if (y->requires_grad && !cn__record(g, y, copy_bwd, x, NULL, NULL, NULL)) return NULL;
+    if (y->requires_grad && !cn__record(g, "reshape", y, copy_bwd, x, NULL, NULL, NULL))
+        return NULL;
     return y;
 }
 
@@ -238,7 +246,7 @@ cn_var *cn_concat(cn_graph *g, cn_var *const *xs, int n, int axis)
         off += run;
     }
     if (y->requires_grad) {
-        cn__node *node = cn__record(g, y, concat_bwd, NULL, NULL, NULL, NULL);
+        cn__node *node = cn__record(g, "concat", y, concat_bwd, NULL, NULL, NULL, NULL);
         concat_saved *s = node ? cn__arena(g, sizeof *s) : NULL;
         cn_var **copy = s ? cn__arena(g, (size_t)n * sizeof *copy) : NULL;
         if (!copy) return NULL;
@@ -271,7 +279,7 @@ static cn_var *reduce(cn_graph *g, cn_var *x, int mean)
     for (size_t i = 0; i < x->size; i++) s += x->data[i];
     y->data[0] = (float)(mean ? s / (double)x->size : s);
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, reduce_bwd, x, NULL, NULL, NULL);
+        cn__node *n = cn__record(g, mean ? "mean" : "sum", y, reduce_bwd, x, NULL, NULL, NULL);
         float *scale = n ? cn__arena(g, sizeof *scale) : NULL;
         if (!scale) return NULL;
         *scale = mean ? (float)(1.0 / (double)x->size) : 1.0f;

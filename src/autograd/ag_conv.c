@@ -55,7 +55,7 @@ static cn_var *conv_common(cn_graph *g, const char *op, const cn_conv2d_desc *d,
                        : cn_conv2d_fwd(g->ctx, d, x->data, w->data, b ? b->data : NULL, y->data, ws);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, conv_bwd, x, w, b, NULL);
+        cn__node *n = cn__record(g, op, y, conv_bwd, x, w, b, NULL);
         conv_saved *s = n ? cn__arena(g, sizeof *s) : NULL;
         if (!s) return NULL;
         s->d = *d, s->transposed = transposed;
@@ -146,7 +146,7 @@ static cn_var *pool(cn_graph *g, cn_var *x, const cn_pool2d_params *p, cn_pool_t
                              : cn_avg_pool2d_fwd(g->ctx, &s.d, x->data, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, pool_bwd, x, NULL, NULL, NULL);
+        cn__node *n = cn__record(g, op, y, pool_bwd, x, NULL, NULL, NULL);
         pool_saved *ps = n ? cn__arena(g, sizeof *ps) : NULL;
         if (!ps) return NULL;
         *ps = s;
@@ -185,6 +185,7 @@ cn_var *cn_global_avg_pool2d(cn_graph *g, cn_var *x)
     cn_status st = cn_global_avg_pool2d_fwd(g->ctx, x->shape[0], x->shape[1], x->shape[2],
                                             x->shape[3], x->data, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
-    if (y->requires_grad && !cn__record(g, y, gap_bwd, x, NULL, NULL, NULL)) return NULL;
+    if (y->requires_grad && !cn__record(g, "global_avg_pool2d", y, gap_bwd, x, NULL, NULL, NULL))
+        return NULL;
     return y;
 }

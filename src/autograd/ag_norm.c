@@ -43,7 +43,7 @@ cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, flo
                                     running_mean, running_var, s->mean, s->invstd, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, bn_bwd, x, gamma, beta, NULL);
+        cn__node *n = cn__record(g, "batch_norm2d", y, bn_bwd, x, gamma, beta, NULL);
         if (!n) return NULL;
         n->saved = s;
     }
@@ -78,7 +78,7 @@ cn_var *cn_dropout(cn_graph *g, cn_var *x, float p, int training)
     s->p = p;
     cn_dropout_fwd(g->ctx, p, x->size, x->data, s->mask, y->data);
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, dropout_bwd, x, NULL, NULL, NULL);
+        cn__node *n = cn__record(g, "dropout", y, dropout_bwd, x, NULL, NULL, NULL);
         if (!n) return NULL;
         n->saved = s;
     }
@@ -104,7 +104,9 @@ cn_var *cn_log_softmax(cn_graph *g, cn_var *x)
     cn_var *y = cn__out(g, 2, x->shape, x, NULL, NULL, NULL);
     if (!y) return NULL;
     cn_log_softmax_fwd(x->shape[0], x->shape[1], x->data, y->data);
-    if (y->requires_grad && !cn__record(g, y, log_softmax_bwd, x, NULL, NULL, NULL)) return NULL;
+    if (y->requires_grad &&
+        !cn__record(g, "log_softmax", y, log_softmax_bwd, x, NULL, NULL, NULL))
+        return NULL;
     return y;
 }
 
@@ -145,7 +147,8 @@ cn_var *cn_softmax_cross_entropy(cn_graph *g, cn_var *logits, const int32_t *lab
     cn_status st = cn_xent_fwd(N, logits->shape[1], logits->data, s->labels, s->probs, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, y, xent_bwd, logits, NULL, NULL, NULL);
+        cn__node *n =
+            cn__record(g, "softmax_cross_entropy", y, xent_bwd, logits, NULL, NULL, NULL);
         if (!n) return NULL;
         n->saved = s;
     }

@@ -1,4 +1,5 @@
 /* The autodiff engine: arena, variables, tape and the backward sweep. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ void cn_graph_reset(cn_graph *g)
 }
 
 void cn_graph_set_grad_enabled(cn_graph *g, int enabled) { g->grad_enabled = enabled != 0; }
+void cn_graph_set_detect_anomaly(cn_graph *g, int on) { g->detect_anomaly = on != 0; }
 cn_status cn_graph_status(const cn_graph *g) { return g->status; }
 
 size_t cn_graph_arena_bytes(const cn_graph *g)
@@ -155,13 +157,79 @@ cn_var *cn__out(cn_graph *g, int ndim, const int64_t *shape, cn_var *a, cn_var *
     return v;
 }
 
-cn__node *cn__record(cn_graph *g, cn_var *out, cn__bwd_fn bwd, cn_var *a, cn_var *b, cn_var *c,
-                     cn_var *d)
+/* ---- anomaly detection ------------------------------------------------- */
+
+/* Index of the first NaN or infinity in a[0..n), or n. An all-ones exponent
+ * tested on the bits in blocks vectorises, unlike isfinite; the exact index
+ * is looked for only in a block that has one. */
+static size_t first_nonfinite(const float *a, size_t n)
 {
+    enum { BLOCK = 4096 };
+    for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+        size_t i1 = CN__MIN(n, i0 + BLOCK);
+        uint32_t bad = 0;
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t u;
+            memcpy(&u, a + i, sizeof u);
+            bad |= (~u & 0x7f800000u) == 0;
+        }
+        if (bad)
+            for (size_t i = i0; i < i1; i++)
+                if (!isfinite(a[i])) return i;
+    }
+    return n;
+}
+
+static const char *nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+/* Fails the graph if out holds a NaN or infinity, saying which input (in
+ * the op's argument order, from 0) already held one if any did. */
+static int check_forward(cn_graph *g, const char *op, const cn_var *out, cn_var *const *in)
+{
+    size_t at = first_nonfinite(out->data, out->size);
+    if (at == out->size) return 0;
+    char so[64], si[64], cause[160];
+    snprintf(cause, sizeof cause, "from finite inputs");
+    for (int k = 0; k < CN__MAX_IN; k++) {
+        size_t j = in[k] ? first_nonfinite(in[k]->data, in[k]->size) : 0;
+        if (in[k] && j < in[k]->size) {
+            snprintf(cause, sizeof cause, "because input %d %s holds %s at element %zu", k,
+                     cn__shape(in[k], si, sizeof si), nonfinite_name(in[k]->data[j]), j);
+            break;
+        }
+    }
+    cn__fail(g, CN_ERR_NUMERIC,
+             "anomaly: %s (forward) produced %s at element %zu of its output %s %s", op,
+             nonfinite_name(out->data[at]), at, cn__shape(out, so, sizeof so), cause);
+    return 1;
+}
+
+/* After n's backward: fails the graph if a gradient it wrote into holds a
+ * NaN or infinity. Only written gradients are looked at: a graph-owned one
+ * nobody wrote yet is uninitialised arena memory. */
+static void check_backward(cn_graph *g, const cn__node *n)
+{
+    for (int k = 0; k < CN__MAX_IN && !g->status; k++) {
+        const cn_var *v = n->in[k];
+        if (!v || !v->grad || !v->grad_written_) continue;
+        size_t at = first_nonfinite(v->grad, v->size);
+        if (at == v->size) continue;
+        char sv[64];
+        cn__fail(g, CN_ERR_NUMERIC,
+                 "anomaly: %s (backward) produced %s in the gradient of input %d %s at element %zu",
+                 n->op, nonfinite_name(v->grad[at]), k, cn__shape(v, sv, sizeof sv), at);
+    }
+}
+
+cn__node *cn__record(cn_graph *g, const char *op, cn_var *out, cn__bwd_fn bwd, cn_var *a, cn_var *b,
+                     cn_var *c, cn_var *d)
+{
+    cn_var *in[CN__MAX_IN] = {a, b, c, d};
+    if (g->detect_anomaly && check_forward(g, op, out, in)) return NULL;
     cn__node *n = cn__arena(g, sizeof *n);
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
-    n->bwd = bwd, n->out = out;
+    n->bwd = bwd, n->op = op, n->out = out;
     n->in[0] = a, n->in[1] = b, n->in[2] = c, n->in[3] = d;
     n->prev = g->tape;
     g->tape = n;
@@ -202,7 +270,10 @@ cn_status cn_backward(cn_graph *g, cn_var *loss)
     if (!seed) return g->status;
     seed[0] = 1.0f;
     cn__grad_end(g, loss, seed);
-    for (cn__node *n = g->tape; n && !g->status; n = n->prev)
-        if (n->out->grad && n->out->grad_written_) n->bwd(g, n);
+    for (cn__node *n = g->tape; n && !g->status; n = n->prev) {
+        if (!n->out->grad || !n->out->grad_written_) continue;
+        n->bwd(g, n);
+        if (g->detect_anomaly && !g->status) check_backward(g, n);
+    }
     return g->status;
 }

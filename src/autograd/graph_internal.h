@@ -17,6 +17,7 @@ typedef void (*cn__bwd_fn)(cn_graph *g, cn__node *n);
 
 struct cn__node {
     cn__bwd_fn bwd;
+    const char *op;           /* "conv2d": a static string naming the op in messages */
     cn_var *out;
     cn_var *in[CN__MAX_IN];   /* NULL for absent inputs (an optional bias) */
     void *saved;              /* op-specific state, in the arena */
@@ -33,6 +34,7 @@ struct cn_graph {
     cn_ctx *ctx;
     cn_status status;
     int grad_enabled;
+    int detect_anomaly;       /* check recorded outputs and gradients for NaN/inf */
     cn__chunk *chunks, *cur;  /* arena: filled in order, reset to the first */
     cn__node *tape;           /* the newest node */
 };
@@ -49,9 +51,13 @@ CN__HIDDEN int cn__bad(cn_graph *g, int n, cn_var *a, cn_var *b, cn_var *c);
  * non-NULL input requires it. */
 CN__HIDDEN cn_var *cn__out(cn_graph *g, int ndim, const int64_t *shape, cn_var *a, cn_var *b,
                            cn_var *c, cn_var *d);
-/* Appends a node for out (which must require grad) and returns it. */
-CN__HIDDEN cn__node *cn__record(cn_graph *g, cn_var *out, cn__bwd_fn bwd, cn_var *a, cn_var *b,
-                                cn_var *c, cn_var *d);
+/* Appends a node for out (which must require grad and hold its forward
+ * value already) and returns it. op is a static name ("conv2d"). With
+ * anomaly detection on, a NaN or infinity in out fails the graph with
+ * CN_ERR_NUMERIC instead (NULL): recording is the one place every op
+ * passes through after computing its output. */
+CN__HIDDEN cn__node *cn__record(cn_graph *g, const char *op, cn_var *out, cn__bwd_fn bwd, cn_var *a,
+                                cn_var *b, cn_var *c, cn_var *d);
 /* Where a backward should write v's contribution: v->grad itself on the
  * first write to a graph-owned gradient, else scratch that _end adds in.
  * NULL if v does not need a gradient. */

@@ -9,7 +9,7 @@ static _Thread_local char last_error[512];
 
 static const char *const status_names[] = {
     "ok", "invalid argument", "size overflow", "out of memory",
-    "i/o error", "malformed file", "unsupported",
+    "i/o error", "malformed file", "unsupported", "non-finite value",
 };
 _Static_assert(sizeof status_names / sizeof status_names[0] == CN_STATUS_COUNT,
                "one name per cn_status");

@@ -3,7 +3,8 @@
  * Both paths validate the header and compute the exact data size before
  * allocating. A gzip stream is inflated into exactly the buffers the header
  * asks for, then probed for one more byte: the work and memory are bounded
- * by the header, never by what the stream would expand to. */
+ * by the header, never by what the stream would expand to, and the header
+ * by what the stream could expand to. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -140,6 +141,8 @@ typedef struct gz {
     const char *name;
 } gz;
 
+/* Deflate's best compression ratio. */
+#define GZ_MAX_RATIO 1032
 /* zlib counts in uInt; feed it at most this much at a time. */
 #define GZ_CHUNK ((size_t)1 << 30)
 
@@ -217,6 +220,15 @@ static cn_status decode_gz(const unsigned char *p, size_t len, const char *name,
                         "idx: %s: gzip stream ends inside the %d-d header (truncated)", name, ndim);
     }
     if (!s) s = parse_dims(head, name, a, &bytes);
+    /* Deflate cannot expand a byte to more than 1032 (258-byte matches in
+     * two bits each), so a bigger promise is a lie, refused before it sizes
+     * an allocation: a 20-byte file once asked for 2^60 bytes here
+     * (fuzz/regressions/idx/). */
+    if (!s && len <= SIZE_MAX / GZ_MAX_RATIO && bytes > len * GZ_MAX_RATIO)
+        s = cn__err(CN_ERR_FORMAT,
+                    "idx: %s: header promises %zu data bytes, more than a %zu-byte gzip stream "
+                    "can hold (truncated or corrupt)",
+                    name, bytes, len);
     if (!s) s = alloc_data(a, bytes, name);
     if (!s) {
         s = gz_read(&g, a->data, bytes, &got);

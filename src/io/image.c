@@ -48,7 +48,18 @@
 #include "internal.h"
 
 #define IMG_MAX_SIDE 1000000               /* pixels along either axis */
-#define IMG_MAX_PIXELS (INT64_C(1) << 28)  /* H*W: 1 GiB of floats per channel */
+/* H*W: 1 GiB of floats per channel. The fuzz build (make fuzz) lowers it so
+ * that every input decodes in milliseconds. */
+#ifndef IMG_MAX_PIXELS
+#define IMG_MAX_PIXELS (INT64_C(1) << 28)
+#endif
+/* stb fills the pixels of a truncated file with zeros and a GIF's canvas may
+ * dwarf its frames, so an 18-byte TGA header alone could ask for 2^28
+ * pixels (5 GiB once converted to floats; fuzz/regressions/image/). No
+ * valid PNG, JPEG, GIF, BMP or TGA gets near this many pixels per byte of
+ * file (a one-bit PNG at deflate's best ratio, 1032:1, gets 8,256), so a
+ * larger claim is refused before stb allocates anything. */
+#define IMG_MAX_PIXELS_PER_BYTE 16384
 #define IMG_MAX_FILE ((size_t)256 << 20)   /* bytes of an encoded image file */
 
 /* Checks a width x height x channels triple against convnet's limits. `name`
@@ -68,6 +79,44 @@ static cn_status check_size(const char *name, int64_t w, int64_t h, int64_t c)
     return CN_OK;
 }
 
+/* stb_image (Debian's 2022-09 snapshot) builds a JPEG Huffman table from its
+ * 16 code-length counts without checking that they total at most 256, and
+ * then writes past its 257-entry arrays: a heap overflow from a 200-byte
+ * file, found by fuzz/fuzz_image.c (upstream stb_image 2.28 checks it).
+ * This walks the markers the way stb reads them - skipping anything that is
+ * not 0xFF, as stb does between segments and in entropy-coded data, and
+ * reading a DHT's tables as far as stb would, with zeros past the end - so
+ * that every table stb could build is seen here first. 0 if one has more
+ * than 256 codes. */
+static int jpeg_tables_ok(const unsigned char *p, size_t len)
+{
+    if (len < 2 || p[0] != 0xFF || p[1] != 0xD8) return 1;
+    size_t i = 2;
+    while (i < len) {
+        if (p[i++] != 0xFF) continue;
+        while (i < len && p[i] == 0xFF) i++;
+        if (i >= len) break;
+        unsigned m = p[i++];
+        /* Stuffed zeros, restart markers, SOI and TEM have no length. */
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
+        if (m == 0xD9 || i + 1 >= len) break;
+        size_t seg = (size_t)p[i] << 8 | p[i + 1];
+        if (m == 0xC4) {
+            long left = (long)seg - 2;
+            size_t q = i + 2;
+            while (left > 0 && q < len && p[q] >> 4 <= 1 && (p[q] & 15) <= 3) {
+                unsigned n = 0;
+                for (size_t k = q + 1; k <= q + 16 && k < len; k++) n += p[k];
+                if (n > 256) return 0;
+                q += 17 + n;
+                left -= 17 + (long)n;
+            }
+        }
+        i += seg;
+    }
+    return 1;
+}
+
 static cn_status decode(const void *buf, size_t len, int gray, const char *name, cn_tensor **out)
 {
     *out = NULL;
@@ -75,13 +124,23 @@ static cn_status decode(const void *buf, size_t len, int gray, const char *name,
     if (len > INT_MAX)
         return cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
     if (!buf && len) return cn__err(CN_ERR_INVALID_ARG, "%sbuffer is NULL", name);
+    if (!jpeg_tables_ok(buf, len))
+        return cn__err(CN_ERR_FORMAT, "%snot a readable image (a JPEG Huffman table has more "
+                       "than 256 codes)", name);
     int w, h, c;
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c)) {
         const char *why = stbi_failure_reason();
         return cn__err(CN_ERR_FORMAT, "%snot a readable image (%s)", name, why ? why : "unknown");
     }
-    cn_status s = check_size(name, w, h, c);
+    /* stb's header reader gives a top-down BMP a negative height (its
+     * loader flips the sign), so the size is the magnitude. */
+    int64_t info_h = h < 0 ? -(int64_t)h : h;
+    cn_status s = check_size(name, w, info_h, c);
     if (s) return s;
+    if (w * info_h > (int64_t)len * IMG_MAX_PIXELS_PER_BYTE)
+        return cn__err(CN_ERR_FORMAT,
+                       "%simage size %dx%lld (WxH) is implausible for a %zu-byte file "
+                       "(truncated?)", name, w, (long long)info_h, len);
 
     int want = gray ? 1 : 0, got;
     unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &got, want);

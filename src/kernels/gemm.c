@@ -9,9 +9,10 @@
  *       ic: MC-tall row blocks of C
  *         pc: K-slices of depth <= KC, in order (the first applies beta,
  *             the rest accumulate with beta = 1)
- *             pack op(A)[ic:ic+MC, slice] into MR-tall slivers, or read
- *             full slivers of A in place when C is narrow (a_in_place)
+ *             pack op(A)[ic:ic+MC, slice] into MR-tall slivers
  *             jr, ir: one micro-kernel call per MR x NR tile
+ * Packing is skipped where the micro-kernel can read the matrix in place
+ * (a_in_place, b_in_place); then only the short edge sliver is packed.
  * The K-slices depend only on K and the ISA, and each C element belongs to
  * one thread, so the result does not depend on the thread count.
  */
@@ -45,7 +46,8 @@ const char *cn__isa_name(cn__isa isa)
 int cn__isa_supported(cn__isa isa)
 {
     switch (isa) {
-    case CN_ISA_SCALAR: return 1;
+    case CN_ISA_SCALAR:
+        return 1;
 #if CN__X86
     /* __builtin_cpu_supports also checks that the OS saves the wide
      * registers (XCR0), not only the CPUID bits. */
@@ -57,7 +59,8 @@ int cn__isa_supported(cn__isa isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma");
 #endif
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -76,6 +79,101 @@ cn__isa cn__isa_detect(void)
     return best;
 }
 
+/* ---------------------------------------------------------- packing */
+
+/* op(A)[i0:i0+mc, p0:p0+kc] -> MR-tall slivers d[s*mr*kc + p*mr + i],
+ * rows past mc zero. Inlined per MR so the inner loops have constant trip
+ * counts. */
+static inline __attribute__((always_inline)) void pack_a(int mr, int trans, const float *A,
+                                                         int64_t lda, int64_t i0, int64_t mc,
+                                                         int64_t p0, int64_t kc, float *d)
+{
+    for (int64_t s = 0; s < mc; s += mr, d += mr * kc) {
+        int rows = (int)CN__MIN(mr, mc - s);
+        if (!trans) {
+            const float *src = A + (i0 + s) * lda + p0;
+            if (rows == mr) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int i = 0; i < mr; i++) d[p * mr + i] = src[i * lda + p];
+            } else {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int i = 0; i < mr; i++) d[p * mr + i] = i < rows ? src[i * lda + p] : 0.0f;
+            }
+        } else {
+            const float *src = A + p0 * lda + i0 + s;
+            for (int64_t p = 0; p < kc; p++)
+                for (int i = 0; i < mr; i++) d[p * mr + i] = i < rows ? src[p * lda + i] : 0.0f;
+        }
+    }
+}
+
+/* A packing kernel for full slivers of op(B) = B^T (see gemm.h). */
+typedef void pack_bt_fn(int64_t k, const float *src, int64_t ld, int nr, float *d);
+
+/* op(B)[p0:p0+kc, j0:j0+nc] -> NR-wide slivers d[s*nr*kc + p*nr + j],
+ * columns past nc zero; full slivers of B^T through pack_bt when not NULL,
+ * as the plain loop below transposes at several cycles per float. */
+static inline __attribute__((always_inline)) void pack_b(int nr, pack_bt_fn *pack_bt, int trans,
+                                                         const float *B, int64_t ldb, int64_t p0,
+                                                         int64_t kc, int64_t j0, int64_t nc,
+                                                         float *d)
+{
+    if (!trans) {
+        /* Row by row of B: walking down a sliver instead would touch a new
+         * page per row when ldb is large. */
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = B + (p0 + p) * ldb + j0;
+            float *dp = d + p * nr;
+            int64_t s = 0;
+            for (; s + nr <= nc; s += nr)
+                for (int j = 0; j < nr; j++) dp[s * kc + j] = src[s + j];
+            if (s < nc)
+                for (int j = 0; j < nr; j++) dp[s * kc + j] = s + j < nc ? src[s + j] : 0.0f;
+        }
+        return;
+    }
+    /* op(B) = B^T: row j of B is column j of op(B), contiguous in p. */
+    for (int64_t s = 0; s < nc; s += nr, d += nr * kc) {
+        const int cols = (int)CN__MIN(nr, nc - s);
+        if (cols == nr && pack_bt) {
+            pack_bt(kc, B + (j0 + s) * ldb + p0, ldb, nr, d);
+            continue;
+        }
+        for (int j = 0; j < nr; j++) {
+            const float *src = B + (j0 + s + j) * ldb + p0;
+            if (j < cols)
+                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = src[p];
+            else
+                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* One out-of-line copy per MR and NR in use. */
+#define PACK_A(R)                                                                                  \
+    static void pack_a_##R(int t, const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, \
+                           int64_t kc, float *d)                                                   \
+    {                                                                                              \
+        pack_a(R, t, A, lda, i0, mc, p0, kc, d);                                                   \
+    }
+#define PACK_B(C, BT, NAME)                                                                        \
+    static void NAME(int t, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,       \
+                     int64_t nc, float *d)                                                         \
+    {                                                                                              \
+        pack_b(C, BT, t, B, ldb, p0, kc, j0, nc, d);                                               \
+    }
+PACK_A(4)
+PACK_B(16, NULL, pack_b_16)
+#if CN__X86
+PACK_A(6)
+PACK_A(14)
+PACK_B(16, cn__sgemm_pack_bt_avx2, pack_b_16_avx2)
+PACK_B(32, cn__sgemm_pack_bt_avx2, pack_b_32_avx2)
+#endif
+
+typedef void pack_a_fn(int, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
+typedef void pack_b_fn(int, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
+
 /* ------------------------------------------------------ kernel table */
 
 /* Blocking per ISA. KC: the deepest K-slice; MC: rows of C per packed A
@@ -85,17 +183,27 @@ cn__isa cn__isa_detect(void)
  * op(A) again, which would cost more than the compute for narrow panels. */
 typedef struct kernel {
     cn__sgemm_ukr *ukr;
+    pack_a_fn *pack_a; /* packers for this MR and NR */
+    pack_b_fn *pack_b;
     int mr, nr, kc, mc;
+    int b_in_place; /* may read op(B) in place (see b_in_place) */
 } kernel;
 
 #define B_FLOATS (1 << 20)
 #define NC_MIN 1024
 
+_Static_assert(CN__SGEMM_REF_MR == 4 && CN__SGEMM_AVX2_MR == 6 && CN__SGEMM_AVX512_MR == 14 &&
+                   CN__SGEMM_REF_NR == 16 && CN__SGEMM_AVX2_NR == 16 && CN__SGEMM_AVX512_NR == 32,
+               "the packers in the table match the kernels' MR and NR");
+
 static const kernel kernels[CN_ISA_COUNT] = {
-    [CN_ISA_SCALAR] = {cn__sgemm_ukr_ref, CN__SGEMM_REF_MR, CN__SGEMM_REF_NR, 256, 64},
+    [CN_ISA_SCALAR] = {cn__sgemm_ukr_ref, pack_a_4, pack_b_16, CN__SGEMM_REF_MR, CN__SGEMM_REF_NR,
+                       256, 64, 0},
 #if CN__X86
-    [CN_ISA_AVX2] = {cn__sgemm_ukr_avx2, CN__SGEMM_AVX2_MR, CN__SGEMM_AVX2_NR, 384, 144},
-    [CN_ISA_AVX512] = {cn__sgemm_ukr_avx512, CN__SGEMM_AVX512_MR, CN__SGEMM_AVX512_NR, 384, 168},
+    [CN_ISA_AVX2] = {cn__sgemm_ukr_avx2, pack_a_6, pack_b_16_avx2, CN__SGEMM_AVX2_MR,
+                     CN__SGEMM_AVX2_NR, 384, 144, 0},
+    [CN_ISA_AVX512] = {cn__sgemm_ukr_avx512, pack_a_14, pack_b_32_avx2, CN__SGEMM_AVX512_MR,
+                       CN__SGEMM_AVX512_NR, 384, 168, 1},
 #endif
 };
 
@@ -143,99 +251,6 @@ size_t cn__sgemm_ws_size(int64_t M, int64_t N, int64_t K, int threads)
     return (size_t)most * sizeof(float) * (size_t)threads;
 }
 
-/* ---------------------------------------------------------- packing */
-
-/* op(A)[i0:i0+mc, p0:p0+kc] -> MR-tall slivers d[s*mr*kc + p*mr + i],
- * rows past mc zero. Inlined per MR so the inner loops have constant trip
- * counts. */
-static inline __attribute__((always_inline)) void pack_a(int mr, int trans, const float *A,
-                                                         int64_t lda, int64_t i0, int64_t mc,
-                                                         int64_t p0, int64_t kc, float *d)
-{
-    for (int64_t s = 0; s < mc; s += mr, d += mr * kc) {
-        int rows = (int)CN__MIN(mr, mc - s);
-        if (!trans) {
-            const float *src = A + (i0 + s) * lda + p0;
-            if (rows == mr) {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int i = 0; i < mr; i++) d[p * mr + i] = src[i * lda + p];
-            } else {
-                for (int64_t p = 0; p < kc; p++)
-                    for (int i = 0; i < mr; i++) d[p * mr + i] = i < rows ? src[i * lda + p] : 0.0f;
-            }
-        } else {
-            const float *src = A + p0 * lda + i0 + s;
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < mr; i++) d[p * mr + i] = i < rows ? src[p * lda + i] : 0.0f;
-        }
-    }
-}
-
-/* op(B)[p0:p0+kc, j0:j0+nc] -> NR-wide slivers d[s*nr*kc + p*nr + j],
- * columns past nc zero. */
-static inline __attribute__((always_inline)) void pack_b(int nr, int trans, const float *B,
-                                                         int64_t ldb, int64_t p0, int64_t kc,
-                                                         int64_t j0, int64_t nc, float *d)
-{
-    if (!trans) {
-        /* Row by row of B: walking down a sliver instead would touch a new
-         * page per row when ldb is large. */
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = B + (p0 + p) * ldb + j0;
-            float *dp = d + p * nr;
-            int64_t s = 0;
-            for (; s + nr <= nc; s += nr)
-                for (int j = 0; j < nr; j++) dp[s * kc + j] = src[s + j];
-            if (s < nc)
-                for (int j = 0; j < nr; j++) dp[s * kc + j] = s + j < nc ? src[s + j] : 0.0f;
-        }
-        return;
-    }
-    /* op(B) = B^T: row j of B is column j of op(B), contiguous in p. */
-    for (int64_t s = 0; s < nc; s += nr, d += nr * kc) {
-        const int cols = (int)CN__MIN(nr, nc - s);
-        for (int j = 0; j < nr; j++) {
-            const float *src = B + (j0 + s + j) * ldb + p0;
-            if (j < cols)
-                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = src[p];
-            else
-                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = 0.0f;
-        }
-    }
-}
-
-/* One out-of-line copy per MR and NR in use. */
-#define PACK_A(R)                                                                                \
-    static void pack_a_##R(int t, const float *A, int64_t lda, int64_t i0, int64_t mc,           \
-                           int64_t p0, int64_t kc, float *d)                                     \
-    {                                                                                            \
-        pack_a(R, t, A, lda, i0, mc, p0, kc, d);                                                 \
-    }
-#define PACK_B(C)                                                                                \
-    static void pack_b_##C(int t, const float *B, int64_t ldb, int64_t p0, int64_t kc,           \
-                           int64_t j0, int64_t nc, float *d)                                     \
-    {                                                                                            \
-        pack_b(C, t, B, ldb, p0, kc, j0, nc, d);                                                 \
-    }
-PACK_A(4)
-PACK_A(6)
-PACK_A(14)
-PACK_B(16)
-PACK_B(32)
-
-typedef void pack_a_fn(int, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
-typedef void pack_b_fn(int, const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
-
-static pack_a_fn *packer_a(int mr)
-{
-    return mr == 14 ? pack_a_14 : mr == 6 ? pack_a_6 : pack_a_4;
-}
-static pack_b_fn *packer_b(int nr) { return nr == 32 ? pack_b_32 : pack_b_16; }
-_Static_assert(CN__SGEMM_REF_MR == 4 && CN__SGEMM_AVX2_MR == 6 && CN__SGEMM_AVX512_MR == 14 &&
-                   CN__SGEMM_REF_NR == 16 && CN__SGEMM_AVX2_NR == 16 &&
-                   CN__SGEMM_AVX512_NR == 32,
-               "packers exist for these MR and NR");
-
 /* ----------------------------------------------------------- driver */
 
 typedef struct problem {
@@ -250,7 +265,7 @@ typedef struct problem {
 } problem;
 
 /* K-slice s is [*k0, *k0 + *kc): nk near-equal slices of at most KC, the
- * first K % nk one longer, a function of K and the ISA only. */
+ * first K % nk of them one longer: a function of K and the ISA only. */
 static void k_slice(const problem *pb, int64_t s, int64_t *k0, int64_t *kc)
 {
     int64_t base = pb->K / pb->bk.nk, rem = pb->K % pb->bk.nk;
@@ -259,21 +274,19 @@ static void k_slice(const problem *pb, int64_t s, int64_t *k0, int64_t *kc)
 }
 
 /* Whether full slivers are read from A or B in place instead of packed.
- * Packing costs about as much per element as a few FMA vectors, so it only
- * pays when a sliver is reused many times: an A sliver once per B sliver
- * (NR columns of C), a B sliver once per A sliver (MR rows). Narrow C
- * (convolutions with few output channels) reads A in place; short C
- * (weight gradients, small batches) reads B in place when it is not
- * transposed. A row stride of a multiple of 2 KiB maps the rows of a sliver
- * onto too few cache sets, so such matrices are always packed. */
-#define IN_PLACE_MAX_SLIVERS 4
-static int a_in_place(const problem *pb, int64_t ncols)
+ * The micro-kernels take any row stride, and packing is pure overhead where
+ * reading in place is as fast: up to a third of the time for convolution
+ * shapes with few output channels. Measured on Zen 4, that holds for A with
+ * every kernel, and for B only with the 14-row AVX-512 kernel, which loads
+ * B once per 28 FMAs and so tolerates B slivers streaming from L2; the
+ * 6-row AVX2 kernel needs its B sliver in L1, as only packing keeps it
+ * (in place, rows at a short or unaligned stride crowd few cache sets).
+ * op(B) = B^T has no contiguous rows, and a row stride of a multiple of
+ * 2 KiB maps the rows of a sliver onto too few cache sets: always packed. */
+static int a_in_place(const problem *pb) { return pb->lda % 512 != 0; }
+static int b_in_place(const problem *pb)
 {
-    return cdiv(ncols, pb->kr->nr) <= IN_PLACE_MAX_SLIVERS && pb->lda % 512 != 0;
-}
-static int b_in_place(const problem *pb, int64_t mrows)
-{
-    return !pb->tb && pb->ldb % 512 != 0;
+    return pb->kr->b_in_place && !pb->tb && pb->ldb % 512 != 0;
 }
 
 /* The MR x NR tile at (ir, jr) of a C block for the K-slice [k0, k0+kc):
@@ -294,9 +307,9 @@ static inline void tile(const problem *pb, int64_t ic, int64_t mc, int64_t ma, i
             (int)CN__MIN(kr->nr, nc - jr), pb->alpha, beta);
 }
 
-/* One K-slice of the C block [ic, ic+mc) x [jc, jc+nc). A sliver read in
- * place meets its few B slivers while it is in L1; otherwise each B sliver
- * stays in cache while the A slivers of the block stream past it. */
+/* One K-slice of the C block [ic, ic+mc) x [jc, jc+nc). An A sliver read
+ * in place meets all B slivers while it is in L1 (no packed copy to keep
+ * hot); packed A slivers stream past each B sliver as in BLIS. */
 static void macro_kernel(const problem *pb, int64_t ic, int64_t mc, int64_t ma, int64_t jc,
                          int64_t nc, int64_t nb, int64_t k0, int64_t kc, const float *abuf,
                          const float *bs)
@@ -311,18 +324,47 @@ static void macro_kernel(const problem *pb, int64_t ic, int64_t mc, int64_t ma, 
             tile(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf, bs, ir, jr, beta);
 }
 
-/* C[m0:m1, n0:n1] on one thread with its packing buffers abuf, bbuf. */
+/* Whether the packed op(B) of ncols columns is one jc panel of one group,
+ * i.e. bbuf ends up holding all of it, reusable by later blocks. */
+static int b_whole(const problem *pb, int64_t ncols)
+{
+    return ncols <= pb->bk.nc && pb->bk.group >= pb->bk.nk;
+}
+
+/* Packs op(B) for all N columns into bbuf, laid out as run_block would
+ * (b_whole must hold), one sliver per task shared out between the threads
+ * of the enclosing parallel region. */
+static void pack_b_shared(const problem *pb, float *bbuf)
+{
+    const kernel *kr = pb->kr;
+    const int64_t N = pb->N, nr = kr->nr, nb = b_in_place(pb) ? N / nr * nr : 0;
+    const int64_t ncp = round_up(N - nb, nr), slivers = ncp / nr;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < pb->bk.nk * slivers; t++) {
+        int64_t k0, kc, j = nb + t % slivers * nr;
+        k_slice(pb, t / slivers, &k0, &kc);
+        kr->pack_b(pb->tb, pb->B, pb->ldb, k0, kc, j, CN__MIN(nr, N - j),
+                   bbuf + k0 * ncp + (j - nb) * kc);
+    }
+}
+
+/* C[m0:m1, n0:n1] on one thread with its packing buffers abuf, bbuf.
+ * *b_cached: the n0 of the columns whose op(B), all of it, bbuf already
+ * holds from this thread's previous block, or -1. */
 static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                      float *abuf, float *bbuf)
+                      float *abuf, float *bbuf, int64_t *b_cached)
 {
     const kernel *kr = pb->kr;
     const int mr = kr->mr, nr = kr->nr;
     const blocking *bk = &pb->bk;
-    pack_a_fn *pack_a_k = packer_a(mr);
-    pack_b_fn *pack_b_k = packer_b(nr);
     /* Near-equal row blocks, so that the last one is not a sliver. */
     const int64_t MC = round_up(cdiv(m1 - m0, cdiv(m1 - m0, kr->mc)), mr);
-    const int a_direct = a_in_place(pb, n1 - n0), b_direct = b_in_place(pb, m1 - m0);
+    const int a_direct = a_in_place(pb), b_direct = b_in_place(pb);
+    /* One panel and one group: bbuf then ends up holding all of op(B) for
+     * these columns, reusable by the next block with the same ones. */
+    const int whole = b_whole(pb, n1 - n0);
+    const int b_ready = whole && *b_cached == n0;
+    *b_cached = whole ? n0 : -1;
     for (int64_t jc = n0; jc < n1; jc += bk->nc) {
         const int64_t nc = CN__MIN(bk->nc, n1 - jc);
         /* Columns [jc, jc+nb) in place; the rest (all, or the short edge
@@ -334,19 +376,18 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
             const int64_t g1 = CN__MIN(bk->nk, g0 + bk->group);
             int64_t gk0, k0, kc;
             k_slice(pb, g0, &gk0, &kc);
-            for (int64_t s = g0; s < g1 && nb < nc; s++) {
+            for (int64_t s = g0; s < g1 && nb < nc && !b_ready; s++) {
                 k_slice(pb, s, &k0, &kc);
-                pack_b_k(pb->tb, pb->B, pb->ldb, k0, kc, jc + nb, nc - nb,
-                         bbuf + (k0 - gk0) * ncp);
+                kr->pack_b(pb->tb, pb->B, pb->ldb, k0, kc, jc + nb, nc - nb,
+                           bbuf + (k0 - gk0) * ncp);
             }
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = CN__MIN(MC, m1 - ic);
                 const int64_t ma = a_direct ? mc / mr * mr : 0; /* as nb */
                 for (int64_t s = g0; s < g1; s++) {
                     k_slice(pb, s, &k0, &kc);
-                    if (ma < mc) pack_a_k(pb->ta, pb->A, pb->lda, ic + ma, mc - ma, k0, kc, abuf);
-                    macro_kernel(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf,
-                                 bbuf + (k0 - gk0) * ncp);
+                    if (ma < mc) kr->pack_a(pb->ta, pb->A, pb->lda, ic + ma, mc - ma, k0, kc, abuf);
+                    macro_kernel(pb, ic, mc, ma, jc, nc, nb, k0, kc, abuf, bbuf + (k0 - gk0) * ncp);
                 }
             }
         }
@@ -356,23 +397,27 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
 /* Below this many flops a second thread costs more to start than it saves. */
 #define PAR_MIN_FLOPS (1 << 20)
 
-/* Splits C into a tm x tn grid of rectangles along tile boundaries, for at
- * most `threads` threads (fewer when there are too few tiles). Each thread
- * packs its own rows of op(A) and columns of op(B), so the split that
- * duplicates less packing wins when the compute per thread is equal; the
- * weight 16 is roughly the cost of packing one float in lane-FMAs. */
-static int choose_grid(const kernel *kr, int64_t M, int64_t N, int64_t K, int threads, int *tm,
-                       int *tn)
+/* Splits C into tm row bands by tn column ranges along tile boundaries, for
+ * at most `threads` threads (fewer when there are too few tiles). A thread
+ * packs what it needs of op(A) and op(B) itself, so the split that
+ * duplicates less packing wins when the compute per thread is equal (the
+ * weight 16 is roughly the cost of packing one float in lane-FMAs), and on
+ * a tie the row split, whose bands are then dealt out in smaller chunks
+ * (CHUNKS_PER_THREAD) without packing op(B) again. */
+static int choose_grid(const problem *pb, int threads, int *tm, int *tn)
 {
+    const kernel *kr = pb->kr;
+    const int64_t M = pb->M, N = pb->N, K = pb->K;
     const int64_t mt = cdiv(M, kr->mr), nt = cdiv(N, kr->nr);
+    const double pack_a = a_in_place(pb) ? 0.0 : 16.0, pack_b = b_in_place(pb) ? 0.0 : 16.0;
     if ((double)M * (double)N * (double)K * 2.0 < PAR_MIN_FLOPS) threads = 1;
     for (int t = threads; t > 1; t--) {
         double best = -1;
-        for (int a = 1; a <= t; a++) {
+        for (int a = t; a >= 1; a--) {
             if (t % a || a > mt || t / a > nt) continue;
             const int b = t / a;
             double cost = (double)cdiv(mt, a) * kr->mr * (double)cdiv(nt, b) * kr->nr * K +
-                          16.0 * (double)K * ((double)M / a + (double)N / b);
+                          (double)K * (pack_a * (double)M / a + pack_b * (double)N / b);
             if (best < 0 || cost < best) {
                 best = cost;
                 *tm = a;
@@ -385,15 +430,23 @@ static int choose_grid(const kernel *kr, int64_t M, int64_t N, int64_t K, int th
     return 1;
 }
 
-/* Grid cell w of tm x tn: its rows [*m0, *m1) and columns [*n0, *n1), cut at
- * multiples of MR and NR so that edge tiles stay at the matrix edges. */
-static void grid_cell(const problem *pb, int w, int tm, int tn, int64_t *m0, int64_t *m1,
+/* With the row split, C rows are dealt out in this many chunks per thread,
+ * taken first come first served: a thread that runs late (the CPU is
+ * shared with other work) then computes fewer of them instead of holding
+ * up the others. */
+#define CHUNKS_PER_THREAD 4
+
+/* Cell w of the grid of row chunks (rc of them) by column ranges (tn): its
+ * rows [*m0, *m1) and columns [*n0, *n1), cut at multiples of MR and NR so
+ * that edge tiles stay at the matrix edges. Cells of one column range are
+ * consecutive, so a thread usually finds that range's op(B) packed. */
+static void grid_cell(const problem *pb, int w, int rc, int tn, int64_t *m0, int64_t *m1,
                       int64_t *n0, int64_t *n1)
 {
     const int64_t mt = cdiv(pb->M, pb->kr->mr), nt = cdiv(pb->N, pb->kr->nr);
-    const int i = w % tm, j = w / tm;
-    *m0 = CN__MIN(pb->M, mt * i / tm * pb->kr->mr);
-    *m1 = CN__MIN(pb->M, mt * (i + 1) / tm * pb->kr->mr);
+    const int i = w % rc, j = w / rc;
+    *m0 = CN__MIN(pb->M, mt * i / rc * pb->kr->mr);
+    *m1 = CN__MIN(pb->M, mt * (i + 1) / rc * pb->kr->mr);
     *n0 = CN__MIN(pb->N, nt * j / tn * pb->kr->nr);
     *n1 = CN__MIN(pb->N, nt * (j + 1) / tn * pb->kr->nr);
 }
@@ -401,7 +454,8 @@ static void grid_cell(const problem *pb, int w, int tm, int tn, int64_t *m0, int
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 {
     for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
 cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b, int64_t M,
@@ -416,37 +470,67 @@ cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b
     if ((unsigned)isa >= CN_ISA_COUNT) isa = CN_ISA_SCALAR;
     while (!cn__isa_supported(isa)) isa = (cn__isa)(isa - 1);
     const kernel *kr = &kernels[isa];
-    problem pb = {kr, trans_a, trans_b, M, N, K, block_sizes(kr, N, K), alpha, beta,
-                  A, B, lda, ldb, ldc, C};
+    problem pb = {.kr = kr,
+                  .ta = trans_a,
+                  .tb = trans_b,
+                  .M = M,
+                  .N = N,
+                  .K = K,
+                  .bk = block_sizes(kr, N, K),
+                  .alpha = alpha,
+                  .beta = beta,
+                  .A = A,
+                  .B = B,
+                  .lda = lda,
+                  .ldb = ldb,
+                  .ldc = ldc,
+                  .C = C};
 
     int tm, tn;
-    const int T = choose_grid(kr, M, N, K, cn__threads(ctx), &tm, &tn);
-    const int64_t af = a_floats(kr, M, K), per_thread = af + b_floats(kr, N, K);
+    const int T = choose_grid(&pb, cn__threads(ctx), &tm, &tn);
+    /* Row split with one packed op(B) for all columns: the threads pack it
+     * together into one shared buffer instead of one copy each. */
+    const int shared_b = T > 1 && tn == 1 && b_whole(&pb, N);
+    /* Buffers as cn__sgemm_ws_size counts them (which bounds shared_b's
+     * bf + T*af too), but only an edge sliver's worth for a matrix read in
+     * place, so that a call without workspace does not allocate (and fault
+     * in) megabytes it never touches. */
+    int64_t af = a_floats(kr, M, K), bf = b_floats(kr, N, K);
+    if (a_in_place(&pb)) af = round_up(kr->mr * pb.bk.kc_max, 16);
+    if (b_in_place(&pb)) bf = round_up(kr->nr * CN__MIN(K, pb.bk.group * pb.bk.kc_max), 16);
+    const int64_t slot = shared_b ? af : af + bf, total = (shared_b ? bf : 0) + T * slot;
     float *buf = ws, *owned = NULL;
     if (!buf) {
-        owned = buf = cn_alloc((size_t)(per_thread * T) * sizeof(float));
+        owned = buf = cn_alloc((size_t)total * sizeof(float));
         if (!buf)
             return cn__err(CN_ERR_NO_MEMORY, "sgemm: cannot allocate %lld bytes of workspace",
-                           (long long)(per_thread * T * (int64_t)sizeof(float)));
+                           (long long)(total * (int64_t)sizeof(float)));
     }
 
+    int64_t cached = -1;
     if (T == 1) {
-        run_block(&pb, 0, M, 0, N, buf, buf + af);
+        run_block(&pb, 0, M, 0, N, buf, buf + af, &cached);
     } else {
-#pragma omp parallel num_threads(T)
+        /* Column ranges keep one cell per thread: dealt out in chunks, a
+         * thread would pack op(B) for several of them. */
+        const int rc = tn > 1 ? tm : (int)CN__MIN(cdiv(M, kr->mr), (int64_t)T * CHUNKS_PER_THREAD);
+        float *slots = shared_b ? buf + bf : buf;
+#pragma omp parallel num_threads(T) firstprivate(cached)
         {
-            int tid = 0, got = 1;
+            int tid = 0;
 #ifdef _OPENMP
             tid = omp_get_thread_num();
-            got = omp_get_num_threads();
 #endif
-            /* The runtime may grant fewer threads than asked (nesting,
-             * OMP_THREAD_LIMIT): the cells are then shared out. */
-            float *a = buf + tid * per_thread;
-            for (int w = tid; w < T; w += got) {
+            float *a = slots + tid * slot, *b = shared_b ? buf : a + af;
+            if (shared_b) {
+                pack_b_shared(&pb, buf); /* ends in a barrier */
+                cached = 0;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int w = 0; w < rc * tn; w++) {
                 int64_t m0, m1, n0, n1;
-                grid_cell(&pb, w, tm, tn, &m0, &m1, &n0, &n1);
-                if (m0 < m1 && n0 < n1) run_block(&pb, m0, m1, n0, n1, a, a + af);
+                grid_cell(&pb, w, rc, tn, &m0, &m1, &n0, &n1);
+                if (m0 < m1 && n0 < n1) run_block(&pb, m0, m1, n0, n1, a, b, &cached);
             }
         }
     }
@@ -454,9 +538,9 @@ cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b
     return CN_OK;
 }
 
-cn_status cn__sgemm_ws(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
-                       int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                       int64_t ldb, float beta, float *C, int64_t ldc, void *ws)
+cn_status cn__sgemm_ws(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc, void *ws)
 {
     return cn__sgemm_isa(cn__isa_detect(), ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
                          beta, C, ldc, ws);

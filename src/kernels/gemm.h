@@ -22,9 +22,11 @@
  * ws is NULL and the packing buffers cannot be allocated.
  *
  * Structure (BLIS): gemm.c partitions C between threads, blocks K into
- * KC-deep slices and M into MC-tall blocks, packs op(B) into NR-wide slivers
- * and op(A) into MR-tall slivers (zero-padded at the edges), and calls an
- * MR x NR register-blocked micro-kernel per tile. Micro-kernels live in
+ * KC-deep slices and M into MC-tall blocks, and calls an MR x NR
+ * register-blocked micro-kernel per tile. The micro-kernels take strided
+ * operands, so A and B are read in place where that is as fast; otherwise
+ * (and for the short edge slivers) op(B) is packed into NR-wide slivers and
+ * op(A) into MR-tall ones, zero-padded. Micro-kernels live in
  * kernels/x86/gemm_<isa>.c (intrinsics, compiled for that ISA through
  * function target attributes) and kernels/ref/gemm_ref.c (plain C: the
  * reference and the fallback for CPUs without AVX2).
@@ -43,9 +45,9 @@
 #include "internal.h"
 
 typedef enum cn__isa {
-    CN_ISA_SCALAR,  /* plain C, any x86-64 (or any CPU at all) */
-    CN_ISA_AVX2,    /* AVX2 + FMA, 256-bit */
-    CN_ISA_AVX512,  /* AVX-512F, 512-bit */
+    CN_ISA_SCALAR, /* plain C, any x86-64 (or any CPU at all) */
+    CN_ISA_AVX2,   /* AVX2 + FMA, 256-bit */
+    CN_ISA_AVX512, /* AVX-512F, 512-bit */
     CN_ISA_COUNT
 } cn__isa;
 
@@ -59,21 +61,24 @@ CN__HIDDEN const char *cn__isa_name(cn__isa isa);
 CN__HIDDEN int cn__isa_supported(cn__isa isa);
 
 /* Bytes of workspace a call with these sizes needs on `threads` threads, for
- * any ISA (0 when nothing needs packing). */
+ * any ISA and any strides (0 when M, N or K is 0); at most about 4.3 MiB
+ * per thread. */
 CN__HIDDEN size_t cn__sgemm_ws_size(int64_t M, int64_t N, int64_t K, int threads);
 
 /* C = alpha op(A) op(B) + beta C on cn__isa_detect()'s ISA with
  * cn__threads(ctx) threads (ctx may be NULL: one thread). Allocates the
  * packing buffers with cn_alloc for the duration of the call. */
 CN__HIDDEN cn_status cn__sgemm(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
-                               int64_t K, float alpha, const float *A, int64_t lda,
-                               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+                               int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                               int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* As cn__sgemm, with ws either NULL (allocate internally) or a caller-owned
  * buffer of at least cn__sgemm_ws_size(M, N, K, cn__threads(ctx)) bytes,
- * 64-byte aligned (cn_alloc). With a workspace the call cannot fail. */
-CN__HIDDEN cn_status cn__sgemm_ws(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M,
-                                  int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+ * 64-byte aligned (cn_alloc), used by one call at a time; its contents
+ * need no initialisation and are garbage afterwards. With a workspace the
+ * call cannot fail. */
+CN__HIDDEN cn_status cn__sgemm_ws(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
+                                  int64_t K, float alpha, const float *A, int64_t lda,
                                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
                                   void *ws);
 
@@ -115,6 +120,12 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a
 #define CN__SGEMM_AVX512_NR 32
 
 CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
+
+/* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
+ * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)
+ * from NR rows of B). Plain copies, so packed slivers are identical
+ * whichever packer wrote them. */
+CN__HIDDEN void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr, float *d);
 
 /* The plain triple loop, single-threaded, in float with a float accumulator:
  * the obvious-by-inspection version of cn__sgemm's semantics. */

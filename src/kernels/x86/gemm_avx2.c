@@ -1,8 +1,10 @@
-/* src/kernels/x86/gemm_avx2.c - the AVX2 sgemm micro-kernel, 6 x 16.
+/* src/kernels/x86/gemm_avx2.c - the AVX2 sgemm micro-kernel, 6 x 16, and
+ * the AVX2 packing kernel for B^T.
  *
  * Contract: the micro-kernel contract in kernels/gemm.h with MR = 6,
- * NR = 16. Only AVX2 and FMA instructions; gemm.c calls it only after
- * cn__isa_supported(CN_ISA_AVX2).
+ * NR = 16, and the packing contract of cn__sgemm_pack_bt_avx2 there. Only
+ * AVX2 and FMA instructions; gemm.c calls them only after
+ * cn__isa_supported(CN_ISA_AVX2) (or AVX512, which implies it).
  *
  * Why 6 x 16: with 16 ymm registers, 6 rows x 2 vectors = 12 accumulators
  * + 2 B vectors + 1 broadcast; 12 independent FMA chains cover the FMA
@@ -26,8 +28,8 @@ static inline TGT __m256i lane_mask(int n)
 
 /* c = alpha*ab + beta*c on one row of 16 columns; a full row takes plain
  * loads and stores, an edge row the masked ones, with the same arithmetic. */
-static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __m256 vb,
-                                 int beta0, int n, __m256i m0, __m256i m1)
+static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __m256 vb, int beta0,
+                                 int n, __m256i m0, __m256i m1)
 {
     ab0 = _mm256_mul_ps(va, ab0);
     ab1 = _mm256_mul_ps(va, ab1);
@@ -50,18 +52,17 @@ static inline TGT void store_row(float *c, __m256 ab0, __m256 ab1, __m256 va, __
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
-#define FMA(i, row)                                                                              \
-    {                                                                                            \
-        __m256 ai = _mm256_broadcast_ss(row);                                                    \
-        c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a);                                              \
-        c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b);                                              \
+#define FMA(i, row)                                                                                \
+    {                                                                                              \
+        __m256 ai = _mm256_broadcast_ss(row);                                                      \
+        c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a);                                                \
+        c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b);                                                \
     }
-#define STORE(i)                                                                                 \
-    if (i < m)                                                                                   \
-        store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, n, m0, m1);
+#define STORE(i)                                                                                   \
+    if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, n, m0, m1);
 
-TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-                            const float *b, int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
+TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
+                            int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
                             float beta)
 {
     ROWS(DECL)
@@ -70,14 +71,50 @@ TGT void cn__sgemm_ukr_avx2(int64_t k, const float *a, int64_t rs_a, int64_t cs_
     const float *a0 = a, *a3 = a + 3 * r1;
     for (int64_t p = 0; p < k; p++) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        /* clang-format off */
         FMA(0, a0) FMA(1, a0 + r1) FMA(2, a0 + r2)
         FMA(3, a3) FMA(4, a3 + r1) FMA(5, a3 + r2)
         a0 += cs_a, a3 += cs_a;
+        /* clang-format on */
         b += rs_b;
     }
     __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     ROWS(STORE)
+}
+
+/* Transposes the 8 x 8 block r[0..7] (rows) in place into columns. */
+static inline TGT void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+TGT void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr, float *d)
+{
+    int64_t p = 0;
+    for (; p + 8 <= k; p += 8)
+        for (int j = 0; j < nr; j += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (j + i) * ld + p);
+            transpose8(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (p + i) * nr + j, r[i]);
+        }
+    for (; p < k; p++)
+        for (int j = 0; j < nr; j++) d[p * nr + j] = src[j * ld + p];
 }
 
 #else

@@ -8,8 +8,10 @@
  * vectors (32 floats, a full NR sliver for convolutions with 32 or 64
  * output channels). 14 rows x 2 = 28 accumulators + 2 B vectors + 1-2
  * broadcasts fill the 32 zmm registers; per k that is 28 FMAs against 2 B
- * loads and 14 broadcast loads, which keeps both FMA pipes busy while the
- * load ports stay half idle.
+ * loads and 14 broadcast loads, so the FMA units stay busy with the load
+ * ports half idle, even when A and B are read in place from L2 rather than
+ * from packed slivers in L1 (on one Zen 4 core, from L1: 104-114 GFLOP/s
+ * against about 117 for a bare FMA loop).
  */
 #include "kernels/gemm.h"
 
@@ -23,8 +25,8 @@
 /* Applies c = alpha*ab + beta*c to the 32 columns of one row under masks
  * m0, m1 (columns 0-15, 16-31); beta == 0 never loads c. Masked lanes are
  * neither read nor written (AVX-512 masked accesses do not fault). */
-static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __m512 vb,
-                                 int beta0, __mmask16 m0, __mmask16 m1)
+static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __m512 vb, int beta0,
+                                 __mmask16 m0, __mmask16 m1)
 {
     ab0 = _mm512_mul_ps(va, ab0);
     ab1 = _mm512_mul_ps(va, ab1);
@@ -40,17 +42,17 @@ static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __
  * rather than an array the compiler might keep in memory. */
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
-#define FMA(i, row)                                                                              \
-    {                                                                                            \
-        __m512 ai = _mm512_set1_ps(row);                                                         \
-        c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                              \
-        c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                              \
+#define FMA(i, row)                                                                                \
+    {                                                                                              \
+        __m512 ai = _mm512_set1_ps(row);                                                           \
+        c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                                \
+        c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                                \
     }
-#define STORE(i)                                                                                 \
+#define STORE(i)                                                                                   \
     if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
 
-TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-                              const float *b, int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
+TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
+                              int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
                               float beta)
 {
     ROWS(DECL)
@@ -58,16 +60,17 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
      * two strides stay in registers for any rs_a, so that one loop serves
      * packed slivers and rows of A read in place alike. */
     const int64_t r1 = rs_a, r2 = 2 * rs_a;
-    const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1,
-                *a12 = a + 12 * r1;
+    const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1, *a12 = a + 12 * r1;
     for (int64_t p = 0; p < k; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        /* clang-format off */
         FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
         FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
         FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
         FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
         FMA(12, a12[0]) FMA(13, a12[r1])
         a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
+        /* clang-format on */
         b += rs_b;
     }
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);

@@ -1,0 +1,25 @@
+/* tools/bench_machine.h - what the machine can do, for `convnet bench`:
+ * the fp32 FMA peak and the memory bandwidth, measured rather than looked up,
+ * plus the timing helpers the benchmark shares. */
+#ifndef CN_TOOLS_BENCH_MACHINE_H
+#define CN_TOOLS_BENCH_MACHINE_H
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/* The median of v[0..n) (sorts v in place); 0 for n = 0. */
+double bench_median(double *v, int n);
+
+/* GFLOP/s of many independent chains of fused multiply-adds on `threads`
+ * OpenMP threads, the widest ISA the CPU has (AVX-512F, else AVX2+FMA, else
+ * plain C), the best of 5 samples spanning about `seconds` in all. *isa
+ * receives "avx512", "avx2" or "scalar". */
+double bench_fma_peak(int threads, double seconds, const char **isa);
+
+/* Memory bandwidth in GB/s (1e9 bytes/s) on `threads` threads over arrays far
+ * larger than any cache, STREAM's way of counting: copy a[i] = b[i] moves 8
+ * bytes per element, triad a[i] = b[i] + s*c[i] 12. Medians of 5 runs.
+ * Returns 0, or -1 when the arrays cannot be allocated. */
+int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps);
+
+#endif
