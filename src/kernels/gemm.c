@@ -1,7 +1,10 @@
 /* src/kernels/gemm.c - sgemm: ISA dispatch, thread partition, cache blocking
  * and packing around the micro-kernels (see kernels/gemm.h).
  *
- * Per thread, over its own rectangle of C (loop names as in BLIS):
+ * Threads: C is cut into row chunks (or, for short C, column ranges) that
+ * the threads take first come first served (choose_grid, grid_cell); with
+ * the row split they first pack op(B) together into one shared buffer.
+ * Per thread, over each of its rectangles of C (loop names as in BLIS):
  *   jc: NC-wide column panels of C
  *     group: pack op(B)[slices, jc:jc+NC] into NR-wide slivers, one K-slice
  *            after another; normally one group holds all of K, so that a C
@@ -13,8 +16,9 @@
  *             jr, ir: one micro-kernel call per MR x NR tile
  * Packing is skipped where the micro-kernel can read the matrix in place
  * (a_in_place, b_in_place); then only the short edge sliver is packed.
- * The K-slices depend only on K and the ISA, and each C element belongs to
- * one thread, so the result does not depend on the thread count.
+ * The K-slices depend only on K and the ISA, and each C element is
+ * computed by one thread, so the result does not depend on the thread
+ * count or on which thread took which rectangle.
  */
 #include "kernels/gemm.h"
 
@@ -399,11 +403,12 @@ static void run_block(const problem *pb, int64_t m0, int64_t m1, int64_t n0, int
 
 /* Splits C into tm row bands by tn column ranges along tile boundaries, for
  * at most `threads` threads (fewer when there are too few tiles). A thread
- * packs what it needs of op(A) and op(B) itself, so the split that
- * duplicates less packing wins when the compute per thread is equal (the
- * weight 16 is roughly the cost of packing one float in lane-FMAs), and on
- * a tie the row split, whose bands are then dealt out in smaller chunks
- * (CHUNKS_PER_THREAD) without packing op(B) again. */
+ * packs the op(A) rows it needs, and the op(B) columns too unless all
+ * threads share one packed op(B) (row split, b_whole), so the split with
+ * the least packing per thread wins when the compute per thread is equal
+ * (the weight 16 is roughly the cost of packing one float in lane-FMAs),
+ * and on a tie the row split, whose bands are then dealt out in smaller
+ * chunks (CHUNKS_PER_THREAD). */
 static int choose_grid(const problem *pb, int threads, int *tm, int *tn)
 {
     const kernel *kr = pb->kr;
@@ -416,8 +421,9 @@ static int choose_grid(const problem *pb, int threads, int *tm, int *tn)
         for (int a = t; a >= 1; a--) {
             if (t % a || a > mt || t / a > nt) continue;
             const int b = t / a;
+            const double b_cols = (double)N / (b == 1 && b_whole(pb, N) ? t : b);
             double cost = (double)cdiv(mt, a) * kr->mr * (double)cdiv(nt, b) * kr->nr * K +
-                          (double)K * (pack_a * (double)M / a + pack_b * (double)N / b);
+                          (double)K * (pack_a * (double)M / a + pack_b * b_cols);
             if (best < 0 || cost < best) {
                 best = cost;
                 *tm = a;

@@ -7,6 +7,7 @@
  *     backward weights  gw_g [KG, OCG] += cols^T · gy_g
  * A 1x1, stride-1, unpadded convolution needs no gathering at all: the NHWC
  * input already is cols. Zero padding only: conv2d.c pads other modes first. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +44,41 @@ int cn__conv_gemm_applies(const cn_conv2d_desc *d)
     return !(d->IC / d->G == 1 && d->OC / d->G <= 4);
 }
 
+/* The GEMM packing buffers are sized for this many threads; a context asking
+ * for more makes the GEMM allocate its own. */
+static int gemm_threads(void)
+{
+    int n = omp_get_num_procs();
+    return n > 2 ? n : 2;
+}
+
+static size_t cols_bytes(const cn_conv2d_desc *d)
+{
+    return is_pointwise(d) ? 0 : ((size_t)(chunk_rows(d) * kg(d)) * sizeof(float) + 63) & ~(size_t)63;
+}
+
 size_t cn__conv_gemm_ws(const cn_conv2d_desc *d)
 {
-    return is_pointwise(d) ? 0 : (size_t)(chunk_rows(d) * kg(d)) * sizeof(float);
+    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
+    const int t = gemm_threads();
+    /* Every GEMM shape the three passes use. */
+    const int64_t shapes[][3] = {{P, d->OC, d->IC}, {P, d->IC, d->OC}, {d->IC, d->OC, P},
+                                 {R, OCG, K},       {R, K, OCG},       {K, OCG, R}};
+    size_t g = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t b = cn__sgemm_ws_size(shapes[i][0], shapes[i][1], shapes[i][2], t);
+        g = b > g ? b : g;
+    }
+    return cols_bytes(d) + g;
+}
+
+/* cn__sgemm with the workspace after the cols, when it was sized for ctx. */
+static cn_status gemm(const cn_ctx *ctx, void *ws, int ta, int tb, int64_t M, int64_t N,
+                      int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc)
+{
+    if (cn__threads(ctx) > gemm_threads()) ws = NULL;
+    return cn__sgemm_ws(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, ws);
 }
 
 /* cols [R, KG] = the patches of group g for output rows [r0, r0+R). */
@@ -98,18 +131,19 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
 cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                               const float *w, const float *b, float *y, float *cols)
 {
+    void *gws = (char *)cols + cols_bytes(d);
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
     cn_status s = CN_OK;
     if (is_pointwise(d)) {
-        s = cn__sgemm(ctx, 0, 0, P, d->OC, d->IC, 1.0f, x, d->IC, w, d->OC, 0.0f, y, d->OC);
+        s = gemm(ctx, gws, 0, 0, P, d->OC, d->IC, x, d->IC, w, d->OC, 0.0f, y, d->OC);
     } else {
         const int64_t R = chunk_rows(d);
         for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
             const int64_t n = CN__MIN(R, P - r0);
             for (int64_t g = 0; g < d->G && !s; g++) {
                 gather(ctx, d, x, g, r0, n, cols);
-                s = cn__sgemm(ctx, 0, 0, n, OCG, K, 1.0f, cols, K, w + g * OCG, d->OC, 0.0f,
-                              y + r0 * d->OC + g * OCG, d->OC);
+                s = gemm(ctx, gws, 0, 0, n, OCG, K, cols, K, w + g * OCG, d->OC, 0.0f,
+                         y + r0 * d->OC + g * OCG, d->OC);
             }
         }
     }
@@ -122,17 +156,18 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
                                    const float *w, float *gx, float *cols)
 {
+    void *gws = (char *)cols + cols_bytes(d);
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
     if (is_pointwise(d))
-        return cn__sgemm(ctx, 0, 1, P, d->IC, d->OC, 1.0f, gy, d->OC, w, d->OC, 0.0f, gx, d->IC);
+        return gemm(ctx, gws, 0, 1, P, d->IC, d->OC, gy, d->OC, w, d->OC, 0.0f, gx, d->IC);
     memset(gx, 0, (size_t)(d->MB * d->IH * d->IW * d->IC) * sizeof *gx);
     const int64_t R = chunk_rows(d);
     cn_status s = CN_OK;
     for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
         const int64_t n = CN__MIN(R, P - r0);
         for (int64_t g = 0; g < d->G && !s; g++) {
-            s = cn__sgemm(ctx, 0, 1, n, K, OCG, 1.0f, gy + r0 * d->OC + g * OCG, d->OC,
-                          w + g * OCG, d->OC, 0.0f, cols, K);
+            s = gemm(ctx, gws, 0, 1, n, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
+                     d->OC, 0.0f, cols, K);
             if (!s) scatter(d, cols, g, r0, n, gx);
         }
     }
@@ -142,17 +177,18 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                       const float *gy, float *gw, float *cols)
 {
+    void *gws = (char *)cols + cols_bytes(d);
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
     if (is_pointwise(d))
-        return cn__sgemm(ctx, 1, 0, d->IC, d->OC, P, 1.0f, x, d->IC, gy, d->OC, 0.0f, gw, d->OC);
+        return gemm(ctx, gws, 1, 0, d->IC, d->OC, P, x, d->IC, gy, d->OC, 0.0f, gw, d->OC);
     const int64_t R = chunk_rows(d);
     cn_status s = CN_OK;
     for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
         const int64_t n = CN__MIN(R, P - r0);
         for (int64_t g = 0; g < d->G && !s; g++) {
             gather(ctx, d, x, g, r0, n, cols);
-            s = cn__sgemm(ctx, 1, 0, K, OCG, n, 1.0f, cols, K, gy + r0 * d->OC + g * OCG, d->OC,
-                          r0 ? 1.0f : 0.0f, gw + g * OCG, d->OC);
+            s = gemm(ctx, gws, 1, 0, K, OCG, n, cols, K, gy + r0 * d->OC + g * OCG, d->OC,
+                     r0 ? 1.0f : 0.0f, gw + g * OCG, d->OC);
         }
     }
     return s;
