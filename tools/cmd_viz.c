@@ -313,8 +313,8 @@ static int saliency(const viz_opts *o, cn_model *m, cn_graph *g, float *x, const
         sal[i] = a;
     }
     char title[400], b[32];
-    snprintf(title, sizeof title, "Saliency for the prediction %s (%.1f%%); %s", vd_class_name(best, b, sizeof b),
-             100.0 * p, caption);
+    snprintf(title, sizeof title, "Saliency of %s (%.1f%%) for %s", vd_class_name(best, b, sizeof b), 100.0 * p,
+             caption + (strncmp(caption, "input: ", 7) ? 0 : 7));
     vd_bytes out = {0};
     const char *err = vd_figure_saliency(show, sal, (int)m->in_shape[0], (int)m->in_shape[1], title,
                                          vd_format_of(o->out), &out);

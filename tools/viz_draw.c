@@ -125,6 +125,16 @@ static void text_at(cairo_t *cr, double x, double y, double angle, double size, 
                     const char *s)
 {
     double w = vd_text_width(cr, size, bold, s);
+    /* a text wider than the figure shrinks to fit it (titles with long names) */
+    cairo_surface_t *target = cairo_get_target(cr);
+    double room = cairo_surface_get_type(target) == CAIRO_SURFACE_TYPE_IMAGE
+                      ? cairo_image_surface_get_width(target) - 16
+                      : 0;
+    if (angle == 0 && room > 0 && w > room) {
+        size *= room / w;
+        w = vd_text_width(cr, size, bold, s);
+        if (align == VD_CENTER) x = (room + 16) / 2;
+    }
     cairo_save(cr);
     cairo_translate(cr, x, y);
     cairo_rotate(cr, angle);
@@ -663,19 +673,29 @@ const char *vd_figure_activations(const float *input, int h, int w, const char *
 
 /* ---- saliency ------------------------------------------------------------------ */
 
+static int by_value(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 const char *vd_figure_saliency(const float *input, const float *saliency, int h, int w,
                                const char *title, vd_format f, vd_bytes *out)
 {
     enum { P = 224, GAP = 24, TOP = 66 };
-    float smax = 0;
-    for (int i = 0; i < h * w; i++) smax = saliency[i] > smax ? saliency[i] : smax;
-    float *rgb = malloc((size_t)h * w * 3 * sizeof *rgb);
+    /* scaled to the 99th percentile, so that a few extreme pixels do not
+     * leave the rest black */
+    float *rgb = malloc((size_t)h * w * 3 * sizeof *rgb), smax = 0;
     if (!rgb) return "out of memory";
+    memcpy(rgb, saliency, (size_t)h * w * sizeof *rgb);
+    qsort(rgb, (size_t)h * w, sizeof *rgb, by_value);
+    smax = rgb[(size_t)((h * w - 1) * 0.99)];
+    if (!(smax > 0)) smax = rgb[h * w - 1];
     for (int i = 0; i < h * w; i++) {
-        double heat[3], a = smax > 0 ? saliency[i] / smax : 0;
+        double heat[3], a = smax > 0 ? fmin(saliency[i] / smax, 1) : 0;
         vd_cmap_rgb(VD_CMAP_INFERNO, a, heat);
-        a = sqrt(a); /* let weak evidence show through a little */
-        for (int k = 0; k < 3; k++) rgb[i * 3 + k] = (float)((1 - a) * input[i] * 0.8 + a * heat[k]);
+        a *= a; /* weak gradients stay transparent over the image */
+        for (int k = 0; k < 3; k++) rgb[i * 3 + k] = (float)((1 - a) * input[i] + a * heat[k]);
     }
     vd_canvas c;
     const char *err = vd_canvas_open(&c, f, VD_SALIENCY_W, VD_SALIENCY_H);
@@ -685,7 +705,7 @@ const char *vd_figure_saliency(const float *input, const float *saliency, int h,
     vd_text(cr, VD_SALIENCY_W / 2.0, 28, 16, 1, VD_CENTER, "%s", title ? title : "Saliency");
     vd_rgb(cr, 0x555555);
     vd_text(cr, VD_SALIENCY_W / 2.0, 48, 12, 0, VD_CENTER,
-            "|gradient of the predicted class's logit with respect to each input pixel|");
+            "|gradient of the predicted class's logit with respect to each input pixel|, 99th percentile = top colour");
     double s = fit_scale(h > w ? h : w, P);
     const char *captions[3] = {"input (as the network sees it)", "saliency (inferno)", "saliency over the input"};
     for (int k = 0; k < 3; k++) {

@@ -148,7 +148,8 @@ const char *vd_figure_activations(const float *input, int h, int w, const char *
                                   const vd_fmap *layers, int n, vd_format f, vd_bytes *out);
 
 /* Input (h x w gray, 0..1), saliency (h x w, >= 0) as an inferno heat map,
- * and the heat map over the image; VD_SALIENCY_W x VD_SALIENCY_H pixels. */
+ * scaled so that its 99th percentile gets the top colour, and the heat map
+ * over the image; VD_SALIENCY_W x VD_SALIENCY_H pixels. */
 #define VD_SALIENCY_W 768
 #define VD_SALIENCY_H 330
 const char *vd_figure_saliency(const float *input, const float *saliency, int h, int w,

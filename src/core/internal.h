@@ -29,6 +29,20 @@ CN__HIDDEN int cn__mul_i64(int64_t a, int64_t b, int64_t *out);
 /* ctx may be NULL: the thread count to use (>= 1). */
 CN__HIDDEN int cn__threads(const cn_ctx *ctx);
 
+/* Compiles a plain, vectorisable loop function three times (AVX-512,
+ * AVX2+FMA, baseline x86-64) and picks one at load time from the CPU's
+ * features. Only for leaf functions: OpenMP's outlined parallel bodies do
+ * not inherit it, so parallel loops call a CN__MULTIVERSION row function.
+ * -DCN_NO_MULTIVERSION builds the baseline alone (the sanitizer build does,
+ * so the tests cover it too). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(CN_NO_MULTIVERSION) && !defined(__SANITIZE_ADDRESS__)
+#define CN__MULTIVERSION \
+    __attribute__((noinline, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CN__MULTIVERSION
+#endif
+
 #define CN__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CN__MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -90,8 +90,11 @@ static cn_status check_size(const char *name, int64_t w, int64_t h, int64_t c)
  * than 256 codes. */
 static int jpeg_tables_ok(const unsigned char *p, size_t len)
 {
-    if (len < 2 || p[0] != 0xFF || p[1] != 0xD8) return 1;
-    size_t i = 2;
+    /* stb takes 0xFF, any number of 0xFF fill bytes, then 0xD8 as SOI. */
+    size_t i = 0;
+    while (i < len && p[i] == 0xFF) i++;
+    if (i == 0 || i >= len || p[i] != 0xD8) return 1;
+    i++;
     while (i < len) {
         if (p[i++] != 0xFF) continue;
         while (i < len && p[i] == 0xFF) i++;

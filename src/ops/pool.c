@@ -152,14 +152,14 @@ static void taps(int64_t start, int64_t k, int64_t dil, int64_t in, int64_t *lo,
 
 /* PyTorch's rule `val > maxval || isnan(val)`: the first maximum stays,
  * and every NaN, the last one included, replaces what came before. */
-static void max_step(float *restrict y, const float *restrict x, int64_t C)
+CN__MULTIVERSION static void max_step(float *restrict y, const float *restrict x, int64_t C)
 {
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) y[c] = (x[c] > y[c] || isnan(x[c])) ? x[c] : y[c];
 }
 
 /* Vectorises from AVX2 on; SSE2 lacks the 64-bit select for idx. */
-static void max_step_idx(float *restrict y, int64_t *restrict idx, const float *restrict x,
+CN__MULTIVERSION static void max_step_idx(float *restrict y, int64_t *restrict idx, const float *restrict x,
                          int64_t pos, int64_t C)
 {
 #pragma omp simd
