@@ -81,6 +81,13 @@ static cn_status gemm(const cn_ctx *ctx, void *ws, int ta, int tb, int64_t M, in
     return cn__sgemm_ws(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, ws);
 }
 
+/* p[i] += c[i]: the col2im inner loop, compiled per ISA. */
+CN__MULTIVERSION static void add_row(float *restrict p, const float *restrict c, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) p[i] += c[i];
+}
+
 /* cols [R, KG] = the patches of group g for output rows [r0, r0+R). */
 static void gather(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, int64_t g,
                    int64_t r0, int64_t R, float *cols)
@@ -106,23 +113,30 @@ static void gather(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, i
     }
 }
 
-/* gx += the patches of cols [R, KG] put back where gather took them. Serial:
- * overlapping patches add into the same pixels. */
-static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64_t r0, int64_t R,
-                    float *gx)
+/* gx += the patches of cols [R, KG] put back where gather took them.
+ * Patches of one image overlap, those of different images never do: threads
+ * split the chunk by image, and each image's rows are added in order, so the
+ * sums do not depend on the thread count. */
+static void scatter(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *cols, int64_t g,
+                    int64_t r0, int64_t R, float *gx)
 {
-    const int64_t ICG = d->IC / d->G, K = kg(d);
-    for (int64_t r = 0; r < R; r++) {
-        const int64_t row = r0 + r, ow = row % d->OW, oh = row / d->OW % d->OH,
-                      n = row / (d->OW * d->OH);
-        const float *c = cols + r * K;
-        for (int64_t kh = 0; kh < d->KH; kh++) {
-            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-            for (int64_t kw = 0; kw < d->KW; kw++, c += ICG) {
-                const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW) continue;
-                float *p = gx + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG;
-                for (int64_t i = 0; i < ICG; i++) p[i] += c[i];
+    const int64_t ICG = d->IC / d->G, K = kg(d), per_image = d->OH * d->OW;
+    const int64_t n0 = r0 / per_image, n1 = (r0 + R - 1) / per_image;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel for num_threads(nt) if (nt > 1 && n1 > n0) schedule(static)
+    for (int64_t n = n0; n <= n1; n++) {
+        const int64_t lo = CN__MAX(r0, n * per_image), hi = CN__MIN(r0 + R, (n + 1) * per_image);
+        for (int64_t row = lo; row < hi; row++) {
+            const int64_t ow = row % d->OW, oh = row / d->OW % d->OH;
+            const float *c = cols + (row - r0) * K;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                for (int64_t kw = 0; kw < d->KW; kw++, c += ICG) {
+                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW) continue;
+                    float *p = gx + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG;
+                    add_row(p, c, ICG);
+                }
             }
         }
     }
@@ -168,7 +182,7 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
         for (int64_t g = 0; g < d->G && !s; g++) {
             s = gemm(ctx, gws, 0, 1, n, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
                      d->OC, 0.0f, cols, K);
-            if (!s) scatter(d, cols, g, r0, n, gx);
+            if (!s) scatter(ctx, d, cols, g, r0, n, gx);
         }
     }
     return s;
