@@ -29,7 +29,7 @@ static const char usage[] =
     "                      (default " CN_FASHION_MNIST_DIR ")\n"
     "  --model NAME        lenet (default: conv-pool-conv-pool-linear, ~51K parameters)\n"
     "                      or resnet (3 residual stages, ~0.3M parameters)\n"
-    "  --epochs E          total epochs to reach (default: lenet 15, resnet 15); with\n"
+    "  --epochs E          total epochs to reach (default: lenet 15, resnet 10); with\n"
     "                      --resume training continues up to E, not E more\n"
     "  --batch-size B      examples per step (default 128)\n"
     "  --optimizer NAME    sgd (momentum, nesterov with --nesterov), adam or adamw (default)\n"
@@ -181,7 +181,7 @@ typedef struct model_defaults {
     int epochs;
 } model_defaults;
 
-static const model_defaults defaults[] = {{"lenet", 15}, {"resnet", 15}};
+static const model_defaults defaults[] = {{"lenet", 15}, {"resnet", 10}};
 
 static const model_defaults *find_defaults(const char *name)
 {
