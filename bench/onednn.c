@@ -12,22 +12,22 @@ struct bench_onednn {
     int threads, nargs;
     dnnl_engine_t eng;
     dnnl_stream_t stream;
-    dnnl_primitive_desc_t hint, pd;   /* hint: the forward pd the backward passes need */
+    dnnl_primitive_desc_t hint, pd; /* hint: the forward pd the backward passes need */
     dnnl_primitive_t prim;
-    dnnl_memory_t mem[4];             /* the execution arguments */
+    dnnl_memory_t mem[4]; /* the execution arguments */
     dnnl_exec_arg_t args[4];
-    void *owned[4];                   /* buffers allocated here */
+    void *owned[4]; /* buffers allocated here */
     const char *impl;
 };
 
 /* A failed call: message and unwind. */
-#define TRY(call)                                                                            \
-    do {                                                                                     \
-        dnnl_status_t st_ = (call);                                                          \
-        if (st_ != dnnl_success) {                                                           \
-            snprintf(err, errlen, "oneDNN: %s failed (status %d)", #call, (int)st_);         \
-            goto fail;                                                                       \
-        }                                                                                    \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) {                                                                 \
+            snprintf(err, errlen, "oneDNN: %s failed (status %d)", #call, (int)st_);               \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static void *alloc_for(const dnnl_memory_desc_t *md, bench_onednn *o, int slot)
@@ -92,8 +92,8 @@ int bench_onednn_new(bench_onednn **out, const cn_conv2d_desc *d, bench_pass pas
         TRY(dnnl_primitive_desc_create(&o->hint, &fwd, NULL, o->eng, NULL));
         if (pass == BENCH_BWD_DATA)
             TRY(dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
-                                                                 &src_md, &wei_any, &dst_md, strides,
-                                                                 dil, pad_l, pad_r));
+                                                                 &src_md, &wei_any, &dst_md,
+                                                                 strides, dil, pad_l, pad_r));
         else
             TRY(dnnl_dilated_convolution_backward_weights_desc_init(
                 &cd, dnnl_convolution_direct, &src_md, &wei_any, NULL, &dst_md, strides, dil, pad_l,
@@ -106,7 +106,8 @@ int bench_onednn_new(bench_onednn **out, const cn_conv2d_desc *d, bench_pass pas
     /* The weights the primitive reads, reordered once from convnet's layout. */
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(
         o->pd, pass == BENCH_BWD_WEIGHTS ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(o->pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *smd =
+        dnnl_primitive_desc_query_md(o->pd, dnnl_query_scratchpad_md, 0);
     void *wbuf = alloc_for(wmd, o, 0), *sbuf = alloc_for(smd, o, 1);
     if (!wbuf || !sbuf) {
         snprintf(err, errlen, "oneDNN: out of memory for weights or scratchpad");
@@ -138,11 +139,12 @@ int bench_onednn_new(bench_onednn **out, const cn_conv2d_desc *d, bench_pass pas
         in_arg = DNNL_ARG_DIFF_DST, in = gy, out_arg = DNNL_ARG_DIFF_SRC, out_md = &src_md;
     else
         in_arg = DNNL_ARG_SRC, in = x, out_arg = DNNL_ARG_DIFF_DST, out_md = &dst_md;
-    TRY(dnnl_memory_create(&a, in_arg == DNNL_ARG_DIFF_DST ? &dst_md : &src_md, o->eng, (void *)in));
+    TRY(dnnl_memory_create(&a, in_arg == DNNL_ARG_DIFF_DST ? &dst_md : &src_md, o->eng,
+                           (void *)in));
     o->mem[o->nargs] = a;
     o->args[o->nargs++] = (dnnl_exec_arg_t){in_arg, a};
     if (pass == BENCH_BWD_WEIGHTS) {
-        TRY(dnnl_memory_create(&b, &dst_md, o->eng, (void *)gy));   /* second input */
+        TRY(dnnl_memory_create(&b, &dst_md, o->eng, (void *)gy)); /* second input */
     } else {
         void *obuf = alloc_for(out_md, o, 2);
         if (!obuf) {

@@ -25,7 +25,12 @@
 
 #include "convnet/conv.h"
 
-typedef enum bench_pass { BENCH_FWD, BENCH_BWD_DATA, BENCH_BWD_WEIGHTS, BENCH_PASS_COUNT } bench_pass;
+typedef enum bench_pass {
+    BENCH_FWD,
+    BENCH_BWD_DATA,
+    BENCH_BWD_WEIGHTS,
+    BENCH_PASS_COUNT
+} bench_pass;
 
 typedef struct bench_onednn bench_onednn;
 

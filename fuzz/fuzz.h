@@ -24,19 +24,19 @@ int cn_fuzz_cli_args(const uint8_t *data, size_t size);
 
 /* A broken promise of the library is a crash, so that libFuzzer keeps the
  * input and the regression test fails on it. */
-#define CN_FUZZ_CHECK(cond)                                                            \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                   \
-        }                                                                              \
+#define CN_FUZZ_CHECK(cond)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond);          \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #ifdef CN_FUZZ_NO_ENTRY
 #define CN_FUZZ_ENTRY(fn)
 #else
-#define CN_FUZZ_ENTRY(fn)                                                  \
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);          \
+#define CN_FUZZ_ENTRY(fn)                                                                          \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                                  \
     int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fn(data, size); }
 #endif
 

@@ -1,6 +1,7 @@
 /* Fuzzes the safetensors reader. There is only cn_st_open(path), so the
  * input goes into an anonymous memory file (memfd) opened through
- * /proc/self/fd: nothing touches the disk. A file that opens must answer
+ * /proc/self/fd: nothing touches the disk, and the file lives as long as
+ * the process (the regression test runs this in-process too). A file that opens must answer
  * every lookup consistently: names sorted and found, sizes that agree,
  * data readable through the typed readers, metadata keys found. */
 #define _GNU_SOURCE /* memfd_create */
@@ -64,22 +65,22 @@ static void st_check_file(const cn_st_file *f)
 
 int cn_fuzz_safetensors(const uint8_t *data, size_t size)
 {
-    int fd = memfd_create("cn-fuzz-st", MFD_CLOEXEC);
-    if (fd < 0) return 0;
-    size_t done = 0;
-    while (done < size) {
-        ssize_t w = write(fd, data + done, size - done);
-        if (w <= 0) {
-            close(fd);
-            return 0;
-        }
+    /* One memory file for the whole run, rewritten for each input. */
+    static int fd = -1;
+    static char path[64];
+    if (fd < 0) {
+        fd = memfd_create("cn-fuzz-st", MFD_CLOEXEC);
+        CN_FUZZ_CHECK(fd >= 0);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    }
+    CN_FUZZ_CHECK(ftruncate(fd, 0) == 0);
+    for (size_t done = 0; done < size;) {
+        ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
+        CN_FUZZ_CHECK(w > 0);
         done += (size_t)w;
     }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     cn_st_file *f = NULL;
     cn_status s = cn_st_open(path, &f);
-    close(fd);
     if (s != CN_OK) {
         CN_FUZZ_CHECK(f == NULL);
         CN_FUZZ_CHECK(cn_last_error()[0] != '\0');

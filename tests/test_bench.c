@@ -53,9 +53,10 @@ static void json_lines_have_the_documented_keys(void)
     CHECK(num(lines[0], "gflops") > 0, "peak: %s", lines[0]);
     int n = json_lines(r->out, "conv", lines, 8);
     CHECK(n == 3, "3 conv lines (fwd, bwd_data, bwd_weights) expected, got %d:\n%s", n, r->out);
-    const char *passes[3] = {"\"pass\": \"fwd\"", "\"pass\": \"bwd_data\"", "\"pass\": \"bwd_weights\""};
-    const char *keys[] = {"problem", "shape", "pass", "threads", "reps", "ms", "gflops", "pct_peak",
-                          "impl", "ws_bytes"};
+    const char *passes[3] = {"\"pass\": \"fwd\"", "\"pass\": \"bwd_data\"",
+                             "\"pass\": \"bwd_weights\""};
+    const char *keys[] = {"problem", "shape",  "pass",     "threads", "reps",
+                          "ms",      "gflops", "pct_peak", "impl",    "ws_bytes"};
     for (int i = 0; i < n; i++) {
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             CHECK(has_key(lines[i], keys[k]), "key %s missing: %s", keys[k], lines[i]);
@@ -99,9 +100,9 @@ static void the_table_ends_with_geometric_means(void)
  * fails with exactly one line that says so. */
 static void compare_onednn_reports_ratios_or_says_why_not(void)
 {
-    const tl_cli_result *r = tl_cli("bench", "--problem", TINY, "--pass", "fwd,bwd_weights",
-                                    "--reps", "1", "--threads", "1", "--compare", "onednn",
-                                    "--json", NULL);
+    const tl_cli_result *r =
+        tl_cli("bench", "--problem", TINY, "--pass", "fwd,bwd_weights", "--reps", "1", "--threads",
+               "1", "--compare", "onednn", "--json", NULL);
     if (r->status == 1) {
         CHECK(r->err_lines == 1 && strstr(r->err, "oneDNN"), "stderr: %s", r->err);
         return;

@@ -114,6 +114,18 @@ static int distinct_colors(const cn_tensor *img)
         CHECK(distinct_colors(img) >= 8, "%s has %d colours: blank", path, distinct_colors(img));   \
     } while (0)
 
+/* A whole file as a NUL-terminated string (free it), or NULL. */
+static char *read_text(const char *path)
+{
+    void *data;
+    size_t len;
+    if (cn_file_read_all(path, (size_t)1 << 26, &data, &len)) return NULL;
+    char *s = malloc(len + 1);
+    if (s) memcpy(s, data, len), s[len] = '\0';
+    free(data);
+    return s;
+}
+
 static int near(const double *rgb, unsigned hex, double tol)
 {
     return fabs(rgb[0] - (hex >> 16 & 255)) <= tol && fabs(rgb[1] - (hex >> 8 & 255)) <= tol &&
@@ -249,10 +261,9 @@ static void plot_puts_each_point_where_the_data_says(void)
     char *svg = scratch("curves.svg");
     r = tl_cli("plot", log, "-o", svg, NULL);
     CHECK(r->status == 0, "plot to SVG failed: %s", r->err);
-    void *data;
-    size_t len;
-    CHECK_OK(cn_file_read_all(svg, 1 << 24, &data, &len));
-    int ok = len > 100 && strstr((char *)data, "<svg") && strstr((char *)data, "width=\"1040");
+    char *data = read_text(svg);
+    CHECK(data, "cannot read %s", svg);
+    int ok = strstr(data, "<svg") && strstr(data, "width=\"1040");
     free(data);
     CHECK(ok, "%s is not a 1040 px wide SVG", svg);
 }
@@ -290,10 +301,8 @@ static void train_report_is_self_contained_and_renders(void)
     const char *m = model();
     CHECK(*m, "no model");
     char *html = scratch("report/report.html");
-    void *data;
-    size_t len;
-    CHECK_OK(cn_file_read_all(html, 1 << 26, &data, &len));
-    char *text = data;
+    char *text = read_text(html);
+    CHECK(text, "cannot read %s", html);
     int figures = 0;
     for (const char *p = text; (p = strstr(p, "src=\"data:image/png;base64,")); p++) figures++;
     int remote = strstr(text, "http://") || strstr(text, "https://") || strstr(text, "<script") ||
@@ -301,7 +310,7 @@ static void train_report_is_self_contained_and_renders(void)
     int rows = 0;
     for (const char *p = text; (p = strstr(p, "<tr><td")); p++) rows++;
     int summary = strstr(text, "conv1") && strstr(text, "50378") && strstr(text, "batch size");
-    free(data);
+    free(text);
     CHECK(figures == 4, "%d inline figures, want curves, confusion, mistakes, filters", figures);
     CHECK(!remote, "the report refers to something outside itself");
     CHECK(summary, "hyper-parameters or model summary missing");

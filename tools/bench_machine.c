@@ -46,10 +46,10 @@ double bench_median(double *v, int n)
 typedef float fma_kernel(int64_t iters, float seed);
 
 #ifdef BENCH_X86
-#define STEP16(f, m, c)                                                                       \
-    a0 = f(a0, m, c), a1 = f(a1, m, c), a2 = f(a2, m, c), a3 = f(a3, m, c), a4 = f(a4, m, c), \
-    a5 = f(a5, m, c), a6 = f(a6, m, c), a7 = f(a7, m, c), a8 = f(a8, m, c), a9 = f(a9, m, c), \
-    a10 = f(a10, m, c), a11 = f(a11, m, c), a12 = f(a12, m, c), a13 = f(a13, m, c),           \
+#define STEP16(f, m, c)                                                                            \
+    a0 = f(a0, m, c), a1 = f(a1, m, c), a2 = f(a2, m, c), a3 = f(a3, m, c), a4 = f(a4, m, c),      \
+    a5 = f(a5, m, c), a6 = f(a6, m, c), a7 = f(a7, m, c), a8 = f(a8, m, c), a9 = f(a9, m, c),      \
+    a10 = f(a10, m, c), a11 = f(a11, m, c), a12 = f(a12, m, c), a13 = f(a13, m, c),                \
     a14 = f(a14, m, c), a15 = f(a15, m, c)
 
 __attribute__((target("avx512f"))) static float fma_avx512(int64_t iters, float seed)
@@ -149,7 +149,7 @@ double bench_fma_peak(int threads, double seconds, const char **isa)
 
 int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps)
 {
-    const int64_t n = INT64_C(1) << 25;   /* 128 MiB per array */
+    const int64_t n = INT64_C(1) << 25; /* 128 MiB per array */
     float *a = cn_alloc((size_t)n * sizeof(float)), *b = cn_alloc((size_t)n * sizeof(float)),
           *c = cn_alloc((size_t)n * sizeof(float));
     if (!a || !b || !c) {

@@ -19,15 +19,16 @@
 
 static const char *const CMD = "bench";
 
-#define MIN_SECONDS 0.3   /* adaptive repetitions: at least this long ... */
-#define MIN_REPS 5        /* ... and at least this many */
+#define MIN_SECONDS 0.3 /* adaptive repetitions: at least this long ... */
+#define MIN_REPS 5      /* ... and at least this many */
 #define MAX_REPS 100000
-#define MAX_THREADS 8     /* entries of --threads */
+#define MAX_THREADS 8 /* entries of --threads */
 #define PEAK_SECONDS 0.2
 
 static const char usage[] =
-    "usage: convnet bench [--suite FILE] [--problem NAME[,NAME...]|\"N H W IC OC KH KW SH SW PH PW DH DW G\"]\n"
-    "                     [--pass fwd,bwd_data,bwd_weights] [--threads 1,2] [--reps R]\n"
+    "usage: convnet bench [--suite FILE] [--problem NAME[,NAME...] | --problem \"N H W IC OC KH KW\n"
+    "                     SH SW PH PW DH DW G\"] [--pass fwd,bwd_data,bwd_weights]\n"
+    "                     [--threads 1,2] [--reps R]\n"
     "                     [--compare onednn] [--no-memory] [--json]\n"
     "\n"
     "Times every convolution pass of a problem suite and reports the median time,\n"
@@ -133,8 +134,10 @@ static int read_suite(const char *path, problem **out, int *n)
         memcpy(p.name, s, len);
         if (parse_numbers(s + len, p.v, NUMS) != NUMS) {
             fclose(f), free(ps);
-            return cli_fail(CMD, "%s:%d: expected a name and 14 non-negative integers "
-                            "(N H W IC OC KH KW SH SW PH PW DH DW G)", path, lineno);
+            return cli_fail(CMD,
+                            "%s:%d: expected a name and 14 non-negative integers "
+                            "(N H W IC OC KH KW SH SW PH PW DH DW G)",
+                            path, lineno);
         }
         if (np == cap) {
             cap = cap ? 2 * cap : 16;
@@ -168,8 +171,10 @@ static int select_problems(const char *spec, problem **ps, int *n)
         return 0;
     }
     if (cnt > 0)
-        return cli_usage(CMD, "--problem: '%s' has %d numbers, expected 14 (N H W IC OC KH KW SH "
-                         "SW PH PW DH DW G)", spec, cnt);
+        return cli_usage(CMD,
+                         "--problem: '%s' has %d numbers, expected 14 (N H W IC OC KH KW SH "
+                         "SW PH PW DH DW G)",
+                         spec, cnt);
     problem *sel = malloc((size_t)*n * sizeof *sel);
     if (!sel) return cli_fail(CMD, "out of memory");
     int ns = 0;
@@ -350,9 +355,15 @@ static int run_conv(void *arg)
     conv_job *j = arg;
     cn_status s;
     switch (j->pass) {
-    case BENCH_FWD: s = cn_conv2d_fwd(&j->ctx, j->d, j->x, j->w, NULL, j->y, j->ws); break;
-    case BENCH_BWD_DATA: s = cn_conv2d_bwd_data(&j->ctx, j->d, j->gy, j->w, j->gx, j->ws); break;
-    default: s = cn_conv2d_bwd_weights(&j->ctx, j->d, j->x, j->gy, j->gw, NULL, j->ws); break;
+    case BENCH_FWD:
+        s = cn_conv2d_fwd(&j->ctx, j->d, j->x, j->w, NULL, j->y, j->ws);
+        break;
+    case BENCH_BWD_DATA:
+        s = cn_conv2d_bwd_data(&j->ctx, j->d, j->gy, j->w, j->gx, j->ws);
+        break;
+    default:
+        s = cn_conv2d_bwd_weights(&j->ctx, j->d, j->x, j->gy, j->gw, NULL, j->ws);
+        break;
     }
     return s == CN_OK ? 0 : -1;
 }
@@ -368,19 +379,26 @@ static void json_str(const char *s)
     putchar('"');
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
     }
     putchar('"');
 }
 
 static const char *human_bytes(size_t b, char *buf, size_t len)
 {
-    if (b < 1024) snprintf(buf, len, "%zu", b);
-    else if (b < 1024 * 1024) snprintf(buf, len, "%.1fK", (double)b / 1024);
-    else if (b < (size_t)1024 * 1024 * 1024) snprintf(buf, len, "%.1fM", (double)b / (1024.0 * 1024));
-    else snprintf(buf, len, "%.2fG", (double)b / (1024.0 * 1024 * 1024));
+    if (b < 1024)
+        snprintf(buf, len, "%zu", b);
+    else if (b < 1024 * 1024)
+        snprintf(buf, len, "%.1fK", (double)b / 1024);
+    else if (b < (size_t)1024 * 1024 * 1024)
+        snprintf(buf, len, "%.1fM", (double)b / (1024.0 * 1024));
+    else
+        snprintf(buf, len, "%.2fG", (double)b / (1024.0 * 1024 * 1024));
     return buf;
 }
 
@@ -424,7 +442,8 @@ static void print_conditions(const bench_opts *o)
            wait ? wait : "(unset)");
     if (load > 0.5 * cpus)
         printf("warning: the machine is busy (load %.1f on %d CPUs): timings are noisy, "
-               "multi-threaded ones most\n", load, cpus);
+               "multi-threaded ones most\n",
+               load, cpus);
 }
 
 typedef struct pool_job {
@@ -454,7 +473,9 @@ static int run_bn(void *arg)
 {
     bn_job *j = arg;
     return cn_batchnorm_fwd(&j->ctx, NULL, 1, j->M, j->C, j->x, j->gamma, j->beta, j->rm, j->rv,
-                            j->sm, j->si, j->y) == CN_OK ? 0 : -1;
+                            j->sm, j->si, j->y) == CN_OK
+               ? 0
+               : -1;
 }
 
 static void fill(cn_ctx *rng, float *a, size_t n)
@@ -486,7 +507,8 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
     mp.stride_h = mp.stride_w = 2, mp.pad_h = mp.pad_w = 1;
     cn_pool2d_desc md, ad;
     cn_status s;
-    if ((s = cn_pool2d_setup(&md, &mp, CN_POOL_MAX, px)) || (s = cn_pool2d_setup(&ad, &ap, CN_POOL_AVG, px)))
+    if ((s = cn_pool2d_setup(&md, &mp, CN_POOL_MAX, px)) ||
+        (s = cn_pool2d_setup(&ad, &ap, CN_POOL_AVG, px)))
         return cli_fail_status(CMD, s);
     const size_t nx = (size_t)(px[0] * px[1] * px[2] * px[3]);
     const size_t ny = (size_t)(md.MB * md.OH * md.OW * md.C), nb = (size_t)(M * C);
@@ -499,8 +521,10 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
         goto done;
     }
     fill(rng, x, nx), fill(rng, bx, nb);
-    for (int64_t c = 0; c < C; c++) par[c] = 1.0f, par[C + c] = 0.0f, par[2 * C + c] = 0.0f, par[3 * C + c] = 1.0f;
-    if (!o->json) printf("\n%-22s %3s %9s %8s %8s\n", "memory-bound op", "thr", "ms", "GB/s", "%bw");
+    for (int64_t c = 0; c < C; c++)
+        par[c] = 1.0f, par[C + c] = 0.0f, par[2 * C + c] = 0.0f, par[3 * C + c] = 1.0f;
+    if (!o->json)
+        printf("\n%-22s %3s %9s %8s %8s\n", "memory-bound op", "thr", "ms", "GB/s", "%bw");
     for (int k = 0; k < o->nthreads; k++) {
         const int t = o->threads[k];
         double copy, triad;
@@ -510,8 +534,10 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
         }
         const double bw = copy > triad ? copy : triad;
         if (o->json)
-            printf("{\"kind\": \"bandwidth\", \"threads\": %d, \"copy_gbps\": %.3f, \"triad_gbps\": "
-                   "%.3f}\n", t, copy, triad);
+            printf(
+                "{\"kind\": \"bandwidth\", \"threads\": %d, \"copy_gbps\": %.3f, \"triad_gbps\": "
+                "%.3f}\n",
+                t, copy, triad);
         else
             printf("%-22s %3d %9s %8.1f\n%-22s %3d %9s %8.1f\n", "stream copy", t, "", copy,
                    "stream triad", t, "", triad);
@@ -524,9 +550,11 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
             const cn_pool2d_desc *d;
             int64_t *idx;
             double bytes;
-        } pools[3] = {{"maxpool3x3s2 fwd", &md, NULL, 4.0 * (double)(nx + ny)},
-                      {"maxpool3x3s2 fwd+idx", &md, idx, 4.0 * (double)(nx + ny) + 8.0 * (double)ny},
-                      {"avgpool2x2 fwd", &ad, NULL, 4.0 * (double)(nx + (size_t)(ad.MB * ad.OH * ad.OW * ad.C))}};
+        } pools[3] = {
+            {"maxpool3x3s2 fwd", &md, NULL, 4.0 * (double)(nx + ny)},
+            {"maxpool3x3s2 fwd+idx", &md, idx, 4.0 * (double)(nx + ny) + 8.0 * (double)ny},
+            {"avgpool2x2 fwd", &ad, NULL,
+             4.0 * (double)(nx + (size_t)(ad.MB * ad.OH * ad.OW * ad.C))}};
         for (int i = 0; i < 3; i++) {
             pj.d = pools[i].d, pj.idx = pools[i].idx;
             double ms;
@@ -537,8 +565,16 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
             }
             memory_row(o, pools[i].name, t, reps, ms, pools[i].bytes, bw);
         }
-        bn_job bj = {.M = M, .C = C, .x = bx, .gamma = par, .beta = par + C, .rm = par + 2 * C,
-                     .rv = par + 3 * C, .sm = par + 4 * C, .si = par + 5 * C, .y = by};
+        bn_job bj = {.M = M,
+                     .C = C,
+                     .x = bx,
+                     .gamma = par,
+                     .beta = par + C,
+                     .rm = par + 2 * C,
+                     .rv = par + 3 * C,
+                     .sm = par + 4 * C,
+                     .si = par + 5 * C,
+                     .y = by};
         cn_ctx_init(&bj.ctx);
         bj.ctx.threads = t;
         timed tb = {run_bn, &bj, t};
@@ -572,7 +608,8 @@ static void bufs_free(conv_bufs *b)
 static int bufs_alloc(const cn_conv2d_desc *d, cn_ctx *rng, conv_bufs *b, size_t *ws_bytes)
 {
     memset(b, 0, sizeof *b);
-    const size_t nx = (size_t)(d->MB * d->IH * d->IW * d->IC), ny = (size_t)(d->MB * d->OH * d->OW * d->OC);
+    const size_t nx = (size_t)(d->MB * d->IH * d->IW * d->IC),
+                 ny = (size_t)(d->MB * d->OH * d->OW * d->OC);
     const size_t nw = (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC);
     *ws_bytes = cn_conv2d_workspace_size(d);
     b->x = cn_alloc(nx * 4), b->gx = cn_alloc(nx * 4), b->w = cn_alloc(nw * 4);
@@ -622,8 +659,15 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
             const bench_pass pass = (bench_pass)o->pass[kp];
             for (int kt = 0; kt < o->nthreads; kt++) {
                 const int t = o->threads[kt];
-                conv_job j = {.d = &d, .pass = pass, .x = b.x, .w = b.w, .gy = b.gy, .y = b.y,
-                              .gx = b.gx, .gw = b.gw, .ws = b.ws};
+                conv_job j = {.d = &d,
+                              .pass = pass,
+                              .x = b.x,
+                              .w = b.w,
+                              .gy = b.gy,
+                              .y = b.y,
+                              .gx = b.gx,
+                              .gw = b.gw,
+                              .ws = b.ws};
                 cn_ctx_init(&j.ctx);
                 j.ctx.threads = t;
                 timed ta = {run_conv, &j, t}, tb = {NULL, NULL, t};
@@ -651,7 +695,8 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                                     pass_names[pass], cn_last_error());
                 }
                 const double gf = flops / (ms * 1e-3) / 1e9, pct = 100 * gf / peak[kt];
-                const double dgf = dimpl ? flops / (dms * 1e-3) / 1e9 : 0, ratio = dimpl ? gf / dgf : 0;
+                const double dgf = dimpl ? flops / (dms * 1e-3) / 1e9 : 0,
+                             ratio = dimpl ? gf / dgf : 0;
                 sum->log_gflops[pass][kt] += log(gf), sum->log_pct[pass][kt] += log(pct);
                 sum->n[pass][kt]++;
                 if (dimpl) sum->log_ratio[pass][kt] += log(ratio), sum->nr[pass][kt]++;
@@ -671,8 +716,9 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                     printf("}\n");
                 } else {
                     char wsb[32];
-                    printf("%-10s %-11s %3d %9.3f %8.1f %6.1f%% %-6s %7s", p->name, pass_names[pass],
-                           t, ms, gf, pct, impl, human_bytes(ws_bytes, wsb, sizeof wsb));
+                    printf("%-10s %-11s %3d %9.3f %8.1f %6.1f%% %-6s %7s", p->name,
+                           pass_names[pass], t, ms, gf, pct, impl,
+                           human_bytes(ws_bytes, wsb, sizeof wsb));
                     if (dimpl) printf(" | %9.3f %8.1f %-22s %6.2f", dms, dgf, dimpl, ratio);
                     putchar('\n');
                 }
@@ -713,7 +759,7 @@ int cmd_bench(int argc, char **argv)
 #ifndef CN_HAVE_ONEDNN
     if (o.compare)
         return cli_fail(CMD, "--compare onednn: this convnet was built without oneDNN (install "
-                        "libdnnl-dev and reconfigure; `make bench` does both)");
+                             "libdnnl-dev and reconfigure; `make bench` does both)");
 #endif
     problem *ps = NULL;
     int np = 0;

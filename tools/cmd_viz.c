@@ -211,50 +211,38 @@ static int graph_fail(cn_graph *g)
 
 /* ---- activations ------------------------------------------------------------ */
 
-/* The feature maps after every conv2d and residual layer. cn_model_forward
- * runs the first m->n_layers layers, so showing it a prefix of the model
- * yields that layer's output; the layer kinds come from cn_model_summary. */
+/* The feature maps after every conv2d and residual layer, from one forward
+ * pass that keeps each layer's output. */
 static int activations(const viz_opts *o, cn_model *m, cn_graph *g, float *x, const float *show,
                        const char *caption)
 {
     const int n = m->n_layers;
-    size_t len = (size_t)n * 160 + 512;
-    char *summary = malloc(len);
     vd_fmap *maps = calloc((size_t)n, sizeof *maps);
-    char(*names)[2][CN_NAME_MAX] = calloc((size_t)n, sizeof *names);
+    cn_var **outs = calloc((size_t)n, sizeof *outs);
     float **data = calloc((size_t)n, sizeof *data);
     int rc = 0, n_maps = 0;
-    if (!summary || !maps || !names || !data) {
+    if (!outs || !maps || !data) {
         rc = cli_fail(CMD, "out of memory");
         goto done;
     }
-    cn_model_summary(m, summary, len);
-    /* line 0: the header, line 1: the input, then one line per layer */
-    const char *line = summary;
-    for (int skip = 0; skip < 2 && line; skip++) line = strchr(line, '\n'), line = line ? line + 1 : NULL;
-    for (int l = 0; l < n && line; l++, line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-        char name[CN_NAME_MAX], kind[CN_NAME_MAX];
-        if (sscanf(line, "%47s %47s", name, kind) != 2) break;
-        if (strcmp(kind, "conv2d") && strcmp(kind, "residual")) continue;
-        m->n_layers = l + 1;
-        cn_graph_reset(g);
-        int64_t xs[4] = {1, m->in_shape[0], m->in_shape[1], m->in_shape[2]};
-        cn_var *y = cn_model_forward(m, g, cn_var_wrap(g, 4, xs, x, NULL, 0), 0);
-        m->n_layers = n;
-        if (!y) {
-            rc = graph_fail(g);
-            goto done;
-        }
-        if (y->ndim != 4) continue;
+    cn_graph_reset(g);
+    int64_t xs[4] = {1, m->in_shape[0], m->in_shape[1], m->in_shape[2]};
+    if (!cn_model_forward_layers(m, g, cn_var_wrap(g, 4, xs, x, NULL, 0), 0, outs)) {
+        rc = graph_fail(g);
+        goto done;
+    }
+    for (int l = 0; l < n; l++) {
+        cn_layer_kind k = cn_model_layer_kind(m, l);
+        const cn_var *y = outs[l];
+        if ((k != CN_LAYER_CONV2D && k != CN_LAYER_RESIDUAL) || y->ndim != 4) continue;
+        /* The graph is reused by predict below: keep a copy. */
         if (!(data[n_maps] = malloc(y->size * sizeof(float)))) {
             rc = cli_fail(CMD, "out of memory");
             goto done;
         }
         memcpy(data[n_maps], y->data, y->size * sizeof(float));
-        snprintf(names[n_maps][0], CN_NAME_MAX, "%s", name);
-        snprintf(names[n_maps][1], CN_NAME_MAX, "%s", kind);
-        maps[n_maps] = (vd_fmap){names[n_maps][0], names[n_maps][1], (int)y->shape[1], (int)y->shape[2],
-                                 (int)y->shape[3], data[n_maps]};
+        maps[n_maps] = (vd_fmap){cn_model_layer_name(m, l), cn_layer_kind_name(k), (int)y->shape[1],
+                                 (int)y->shape[2], (int)y->shape[3], data[n_maps]};
         n_maps++;
     }
     if (!n_maps) {
@@ -276,9 +264,8 @@ static int activations(const viz_opts *o, cn_model *m, cn_graph *g, float *x, co
 done:
     for (int i = 0; data && i < n_maps; i++) free(data[i]);
     free(data);
-    free(names);
+    free(outs);
     free(maps);
-    free(summary);
     return rc;
 }
 

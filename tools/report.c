@@ -39,9 +39,14 @@ static double json_number(const char *line, const char *end, const char *key)
         if (q >= end || *q != ':') continue;
         q++;
         while (q < end && (*q == ' ' || *q == '\t')) q++;
+        /* the text need not be NUL-terminated: parse a bounded copy */
+        char num[64];
+        size_t k = 0;
+        while (q + k < end && k < sizeof num - 1 && q[k] != ',' && q[k] != '}') num[k] = q[k], k++;
+        num[k] = '\0';
         char *stop;
-        double v = strtod(q, &stop);
-        return stop > q && stop <= end ? v : NAN;
+        double v = strtod(num, &stop);
+        return stop > num ? v : NAN;
     }
     return NAN;
 }

@@ -3,6 +3,7 @@
 #include "viz_draw.h"
 
 #include <cairo-svg.h>
+#include <fontconfig/fontconfig.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -59,8 +60,18 @@ static cairo_status_t write_bytes(void *closure, const unsigned char *data, unsi
     return vd_bytes_append(closure, data, len) ? CAIRO_STATUS_WRITE_ERROR : CAIRO_STATUS_SUCCESS;
 }
 
+/* cairo and fontconfig keep font caches for the life of the process;
+ * releasing them at exit keeps leak checkers (ASan's LeakSanitizer) quiet. */
+static void release_caches(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
+}
+
 const char *vd_canvas_open(vd_canvas *c, vd_format f, int width, int height)
 {
+    static int registered;
+    if (!registered) registered = 1, atexit(release_caches);
     memset(c, 0, sizeof *c);
     c->format = f, c->width = width, c->height = height;
     if (f == VD_SVG) {

@@ -113,6 +113,17 @@ CN_API void cn_model_zero_grad(cn_model *m);
  * training selects batch statistics and dropout. */
 CN_API cn_var *cn_model_forward(cn_model *m, cn_graph *g, cn_var *x, int training);
 
+/* The same, also storing every layer's output: outs[i] (an array of
+ * m->n_layers) is the activation after layer i, valid until the graph resets. */
+CN_API cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int training,
+                                       cn_var **outs);
+
+/* Layer i's kind and name ("conv1", "block2"), for i in [0, m->n_layers). */
+CN_API cn_layer_kind cn_model_layer_kind(const cn_model *m, int i);
+CN_API const char *cn_model_layer_name(const cn_model *m, int i);
+/* "conv2d", "residual", ...; NULL for an invalid kind. */
+CN_API const char *cn_layer_kind_name(cn_layer_kind k);
+
 /* Looks a tensor up by name; NULL if absent. */
 CN_API const cn_model_tensor *cn_model_find(const cn_model *m, const char *name);
 /* Pointer to a tensor's data. */

@@ -432,6 +432,19 @@ static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int
 
 cn_var *cn_model_forward(cn_model *m, cn_graph *g, cn_var *x, int training)
 {
+    return cn_model_forward_layers(m, g, x, training, NULL);
+}
+
+cn_layer_kind cn_model_layer_kind(const cn_model *m, int i) { return m->layers[i]->kind; }
+const char *cn_model_layer_name(const cn_model *m, int i) { return m->layers[i]->name; }
+
+const char *cn_layer_kind_name(cn_layer_kind k)
+{
+    return (unsigned)k < CN_LAYER_KIND_COUNT ? kind_names[k] : NULL;
+}
+
+cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int training, cn_var **outs)
+{
     if (!m->params) {
         cn__err(CN_ERR_INVALID_ARG, "model %s: call cn_model_init before forward", m->name);
         return NULL;
@@ -444,7 +457,10 @@ cn_var *cn_model_forward(cn_model *m, cn_graph *g, cn_var *x, int training)
                 (long long)m->in_shape[0], (long long)m->in_shape[1], (long long)m->in_shape[2], s);
         return NULL;
     }
-    for (int i = 0; i < m->n_layers && x; i++) x = apply(m, m->layers[i], g, x, training);
+    for (int i = 0; i < m->n_layers && x; i++) {
+        x = apply(m, m->layers[i], g, x, training);
+        if (outs) outs[i] = x;
+    }
     return x;
 }
 
