@@ -10,7 +10,7 @@ inputs normalised with mean 0.2860 and std 0.3530 -- and prints the seconds
 of every epoch (training plus evaluation on the test set, as convnet times
 it) and the test accuracy.
 
-    /usr/bin/python3 bench/train_torch.py --model lenet --epochs 1 --threads 2 [--json]
+    /usr/bin/python3 bench/train_torch.py --model lenet --epochs 1 --threads 2 [--limit N] [--json]
 
 Needs Debian's python3-torch and dataset-fashion-mnist. NCHW, float32, CPU.
 """
@@ -132,6 +132,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=0,
+                    help="train on the first N training images only (convnet train --limit)")
     ap.add_argument("--json", action="store_true", help="one JSON object per epoch")
     a = ap.parse_args()
 
@@ -139,6 +141,8 @@ def main():
     torch.manual_seed(a.seed)
     xtr, ytr = load(a.data, "train")
     xte, yte = load(a.data, "t10k")
+    if a.limit > 0:
+        xtr, ytr = xtr[:a.limit], ytr[:a.limit]
     model = MODELS[a.model]()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     steps = (len(xtr) + a.batch_size - 1) // a.batch_size

@@ -26,37 +26,6 @@ static const char usage[] =
     "\n"
     "Example: convnet predict --load lenet.safetensors shoe.png shirt.jpg\n";
 
-/* Bilinear resize of a one-channel image [h,w] to [H,W] (pixel centres aligned). */
-static void resize(const float *src, int64_t h, int64_t w, float *dst, int64_t H, int64_t W)
-{
-    for (int64_t y = 0; y < H; y++) {
-        double fy = ((double)y + 0.5) * (double)h / (double)H - 0.5;
-        fy = fy < 0 ? 0 : fy > (double)(h - 1) ? (double)(h - 1) : fy;
-        int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : y0;
-        double ay = fy - (double)y0;
-        for (int64_t x = 0; x < W; x++) {
-            double fx = ((double)x + 0.5) * (double)w / (double)W - 0.5;
-            fx = fx < 0 ? 0 : fx > (double)(w - 1) ? (double)(w - 1) : fx;
-            int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : x0;
-            double ax = fx - (double)x0;
-            double top = src[y0 * w + x0] * (1 - ax) + src[y0 * w + x1] * ax;
-            double bot = src[y1 * w + x0] * (1 - ax) + src[y1 * w + x1] * ax;
-            dst[y * W + x] = (float)(top * (1 - ay) + bot * ay);
-        }
-    }
-}
-
-/* Mean of the image's outermost pixels, 0..255. */
-static double border_mean(const float *p, int64_t h, int64_t w)
-{
-    double s = 0;
-    int64_t n = 0;
-    for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w; x++)
-            if (y == 0 || x == 0 || y == h - 1 || x == w - 1) s += p[y * w + x], n++;
-    return n ? s / (double)n : 0;
-}
-
 int cmd_predict(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -124,19 +93,7 @@ int cmd_predict(int argc, char **argv)
     }
     cn_graph_set_grad_enabled(g, 0);
     for (int k = 0; k < n_images && !rc; k++) {
-        cn_tensor *img;
-        if ((s = cn_image_read(images[k], 1, &img))) {
-            rc = cli_fail_status(CMD, s);
-            break;
-        }
-        resize(img->data, img->shape[0], img->shape[1], x, H, W);
-        int inv = !strcmp(invert, "yes") ||
-                  (!strcmp(invert, "auto") && border_mean(img->data, img->shape[0], img->shape[1]) > 127.5);
-        cn_tensor_free(img);
-        for (int64_t i = 0; i < H * W; i++) {
-            float v = (inv ? 255.0f - x[i] : x[i]) / 255.0f;
-            x[i] = (v - mean) / std;
-        }
+        if ((rc = tc_image_input(CMD, images[k], invert, H, W, mean, std, x, NULL))) break;
         cn_graph_reset(g);
         int64_t xs[4] = {1, H, W, 1};
         cn_var *logits = cn_model_forward(m, g, cn_var_wrap(g, 4, xs, x, NULL, 0), 0);

@@ -103,27 +103,6 @@ static int emit(const char *path, const char *err, vd_bytes *b)
 
 /* ---- the input ------------------------------------------------------------- */
 
-/* Bilinear resize of a one-channel image [h,w] to [H,W] (pixel centres
- * aligned), as `convnet predict` does. */
-static void resize(const float *src, int64_t h, int64_t w, float *dst, int64_t H, int64_t W)
-{
-    for (int64_t y = 0; y < H; y++) {
-        double fy = ((double)y + 0.5) * (double)h / (double)H - 0.5;
-        fy = fy < 0 ? 0 : fy > (double)(h - 1) ? (double)(h - 1) : fy;
-        int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : y0;
-        double ay = fy - (double)y0;
-        for (int64_t x = 0; x < W; x++) {
-            double fx = ((double)x + 0.5) * (double)w / (double)W - 0.5;
-            fx = fx < 0 ? 0 : fx > (double)(w - 1) ? (double)(w - 1) : fx;
-            int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : x0;
-            double ax = fx - (double)x0;
-            double top = src[y0 * w + x0] * (1 - ax) + src[y0 * w + x1] * ax;
-            double bot = src[y1 * w + x0] * (1 - ax) + src[y1 * w + x1] * ax;
-            dst[y * W + x] = (float)(top * (1 - ay) + bot * ay);
-        }
-    }
-}
-
 /* The model's input x [H,W,C] (normalised) and a gray picture of it
  * (show [H,W], 0..1), from --image or --index; a caption names it. */
 static int load_input(const viz_opts *o, const cn_model *m, float mean, float std, float *x, float *show,
@@ -134,22 +113,8 @@ static int load_input(const viz_opts *o, const cn_model *m, float mean, float st
     if (o->image) {
         if (C != 1) return cli_fail(CMD, "model %s takes %lld channels; --image handles gray models (use --index)",
                                     m->name, (long long)C);
-        cn_tensor *img;
-        cn_status s = cn_image_read(o->image, 1, &img);
-        if (s) return cli_fail_status(CMD, s);
-        resize(img->data, img->shape[0], img->shape[1], x, H, W);
-        double border = 0;
-        int64_t nb = 0;
-        for (int64_t y = 0; y < img->shape[0]; y++)
-            for (int64_t k = 0; k < img->shape[1]; k++)
-                if (y == 0 || k == 0 || y == img->shape[0] - 1 || k == img->shape[1] - 1)
-                    border += img->data[y * img->shape[1] + k], nb++;
-        int inv = !strcmp(o->invert, "yes") || (!strcmp(o->invert, "auto") && nb && border / (double)nb > 127.5);
-        cn_tensor_free(img);
-        for (int64_t i = 0; i < H * W; i++) {
-            float v = (inv ? 255.0f - x[i] : x[i]) / 255.0f;
-            x[i] = (v - mean) / std;
-        }
+        int inv, rc = tc_image_input(CMD, o->image, o->invert, H, W, mean, std, x, &inv);
+        if (rc) return rc;
         const char *base = strrchr(o->image, '/');
         snprintf(caption, len, "input: %s%s", base ? base + 1 : o->image, inv ? " (inverted)" : "");
     } else {
