@@ -186,43 +186,9 @@ static void finite_training_is_bit_identical_with_detection_on(void)
 
 /* ---- the CLI ------------------------------------------------------------- */
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
 
-/* n random 28x28 IDX images in 10 classes (the tests below never learn). */
-static void make_split(const char *dir, const char *prefix, int n)
-{
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28);
-    put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) lab[8 + i] = (unsigned char)(i % 10);
-    for (size_t j = 16; j < isz; j++) img[j] = (unsigned char)tl_randint(0, 255);
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-    cn_file_write_atomic(path, img, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    cn_file_write_atomic(path, lab, lsz);
-    free(img), free(lab);
-}
 
-static const char *data_dir(void)
-{
-    static char dir[512];
-    if (!dir[0]) {
-        tl_path(dir, sizeof dir, "idx");
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-        if (system(cmd) != 0) return dir;
-        make_split(dir, "train", 64);
-        make_split(dir, "t10k", 20);
-    }
-    return dir;
-}
+static const char *data_dir(void) { return tl_squares_dataset(64, 20); }
 
 /* Copies checkpoint src to dst with element `at` of float tensor `name`
  * replaced by v, keeping every other tensor and the metadata. */

@@ -22,56 +22,12 @@
 
 /* ---- a small synthetic IDX dataset (as test_train) ------------------------ */
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
 
-static void make_split(const char *dir, const char *prefix, int n)
-{
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28);
-    put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int k = tl_randint(0, 9), y0 = 3 + (k / 5) * 12, x0 = 1 + (k % 5) * 5;
-        lab[8 + i] = (unsigned char)k;
-        unsigned char *p = img + 16 + (size_t)i * 784;
-        for (int j = 0; j < 784; j++) p[j] = (unsigned char)tl_randint(0, 60);
-        for (int y = y0; y < y0 + 6; y++)
-            for (int x = x0; x < x0 + 6 && x < 28; x++)
-                p[y * 28 + x] = (unsigned char)tl_randint(180, 255);
-    }
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-    cn_file_write_atomic(path, img, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    cn_file_write_atomic(path, lab, lsz);
-    free(img), free(lab);
-}
 
-static const char *data_dir(void)
-{
-    static char dir[512];
-    if (!dir[0]) {
-        tl_path(dir, sizeof dir, "idx");
-        mkdir(dir, 0755);
-        make_split(dir, "train", 64);
-        make_split(dir, "t10k", 16);
-    }
-    return dir;
-}
+static const char *data_dir(void) { return tl_squares_dataset(64, 16); }
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char *scratch(const char *name)
-{
-    static char bufs[8][512];
-    static int next;
-    return tl_path(bufs[next++ % 8], 512, name);
-}
 
 /* The whole file with a '\0' after it (caller frees), or NULL with *len 0
  * if it cannot be read. */
@@ -237,7 +193,7 @@ static int train_args(const char **a, const char *epochs, const char *save, cons
 static void sigkill_at_random_moments_never_leaves_a_broken_checkpoint(void)
 {
     enum { KILLS = 60 };
-    char *F = scratch("crash.safetensors"), *err = scratch("crash.err");
+    char *F = tl_scratch("crash.safetensors"), *err = tl_scratch("crash.err");
     unsigned char *prev = NULL;
     size_t prev_len = 0;
     long long prev_epoch = -1;
@@ -319,7 +275,7 @@ static void sigkill_at_random_moments_never_leaves_a_broken_checkpoint(void)
     char epochs[32];
     snprintf(epochs, sizeof epochs, "%lld", prev_epoch);
     const char *args[32];
-    char *ref = scratch("uninterrupted.safetensors");
+    char *ref = tl_scratch("uninterrupted.safetensors");
     train_args(args, epochs, ref, NULL);
     const tl_cli_result *r = tl_cli_argv(args);
     CHECK(r->status == 0, "uninterrupted run failed: %s", r->err);
@@ -348,7 +304,7 @@ static void a_save_past_the_file_size_limit_fails_in_one_line_and_keeps_the_old_
     size_t good_len, len;
     unsigned char *good = slurp(good_checkpoint(), &good_len);
     CHECK(good && good_len > 100000, "no first checkpoint");
-    char *F = scratch("limited.safetensors"), *err = scratch("limited.err");
+    char *F = tl_scratch("limited.safetensors"), *err = tl_scratch("limited.err");
     CHECK_OK(cn_file_write_atomic(F, good, good_len));
     const char *args[32];
     train_args(args, "2", F, F);
@@ -388,8 +344,8 @@ static void a_save_onto_a_full_file_system_fails_in_one_line_and_keeps_the_old_f
         printf("  skipped: unshare -rm is not permitted here\n");
         return;
     }
-    char *dir = scratch("full"), *err = scratch("full.err"), *after = scratch("full.after"),
-         *listing = scratch("full.ls"), *rc = scratch("full.rc");
+    char *dir = tl_scratch("full"), *err = tl_scratch("full.err"), *after = tl_scratch("full.after"),
+         *listing = tl_scratch("full.ls"), *rc = tl_scratch("full.rc");
     mkdir(dir, 0755);
     const char *args[32];
     char F[600];

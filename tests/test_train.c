@@ -9,49 +9,9 @@
 
 /* ---- a small synthetic IDX dataset -------------------------------------- */
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
 
-/* Class k is a bright 6x6 square at one of ten places, plus noise: easy to
- * learn, so a few epochs separate a working trainer from a broken one. */
-static void make_split(const char *dir, const char *prefix, int n)
-{
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int k = tl_randint(0, 9), y0 = 3 + (k / 5) * 12, x0 = 1 + (k % 5) * 5;
-        lab[8 + i] = (unsigned char)k;
-        unsigned char *p = img + 16 + (size_t)i * 784;
-        for (int j = 0; j < 784; j++) p[j] = (unsigned char)tl_randint(0, 60);
-        for (int y = y0; y < y0 + 6; y++)
-            for (int x = x0; x < x0 + 6 && x < 28; x++) p[y * 28 + x] = (unsigned char)tl_randint(180, 255);
-    }
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-    cn_file_write_atomic(path, img, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    cn_file_write_atomic(path, lab, lsz);
-    free(img), free(lab);
-}
 
-static const char *data_dir(void)
-{
-    static char dir[512];
-    if (!dir[0]) {
-        tl_path(dir, sizeof dir, "idx");
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-        if (system(cmd) != 0) return dir;
-        make_split(dir, "train", 240);
-        make_split(dir, "t10k", 80);
-    }
-    return dir;
-}
+static const char *data_dir(void) { return tl_squares_dataset(240, 80); }
 
 /* 1 if two checkpoints hold the same tensors with the same bytes. */
 static int same_checkpoint(const char *a, const char *b, char *why, size_t len)
@@ -72,13 +32,6 @@ static int same_checkpoint(const char *a, const char *b, char *why, size_t len)
     return same;
 }
 
-static char *scratch(const char *name)
-{
-    static char bufs[16][512];
-    static int next;
-    char *b = bufs[next++ % 16];
-    return tl_path(b, 512, name);
-}
 
 /* ---- the tests ------------------------------------------------------------- */
 
@@ -156,13 +109,13 @@ static void a_few_epochs_learn_the_synthetic_task(void)
 {
     const tl_cli_result *r = tl_cli("train", "--data", data_dir(), "--epochs", "6", "--batch-size",
                                     "16", "--schedule-epochs", "6", "--save",
-                                    scratch("learn.safetensors"), NULL);
+                                    tl_scratch("learn.safetensors"), NULL);
     CHECK(r->status == 0, "train failed: %s", r->err);
     const char *at = strstr(r->out, "test accuracy: ");
     CHECK(at, "no final accuracy: %s", r->out);
     double acc = atof(at + 15);
     CHECK(acc >= 0.9, "test accuracy %g on a task a CNN learns easily", acc);
-    r = tl_cli("eval", "--load", scratch("learn.safetensors"), "--data", data_dir(), "--json", NULL);
+    r = tl_cli("eval", "--load", tl_scratch("learn.safetensors"), "--data", data_dir(), "--json", NULL);
     CHECK(r->status == 0, "eval failed: %s", r->err);
     at = strstr(r->out, "\"test_accuracy\": ");
     CHECK(at && fabs(atof(at + 17) - acc) < 1e-4, "eval accuracy differs from training's: %s vs %g",
@@ -172,7 +125,7 @@ static void a_few_epochs_learn_the_synthetic_task(void)
 static void resumed_training_is_bit_identical_to_an_uninterrupted_run(void)
 {
     const char *d = data_dir();
-    char *full = scratch("full.safetensors"), *part = scratch("part.safetensors");
+    char *full = tl_scratch("full.safetensors"), *part = tl_scratch("part.safetensors");
     const tl_cli_result *r = tl_cli("train", "--data", d, "--epochs", "3", "--batch-size", "32",
                                     "--seed", "9", "--augment", "--save", full, NULL);
     CHECK(r->status == 0, "uninterrupted run failed: %s", r->err);
@@ -192,7 +145,7 @@ static void resumed_training_is_bit_identical_to_an_uninterrupted_run(void)
 static void thread_count_and_reruns_do_not_change_the_result(void)
 {
     const char *d = data_dir();
-    char *a = scratch("t1.safetensors"), *b = scratch("t2.safetensors"), *c = scratch("t2b.safetensors");
+    char *a = tl_scratch("t1.safetensors"), *b = tl_scratch("t2.safetensors"), *c = tl_scratch("t2b.safetensors");
     const char *common[] = {"train", "--data", d, "--epochs", "1", "--batch-size", "32", "--seed", "11", "--save"};
     const char *args[16];
     const char *files[3] = {a, b, c}, *threads[3] = {"1", "2", "2"};
@@ -210,7 +163,7 @@ static void thread_count_and_reruns_do_not_change_the_result(void)
 
 static void predict_names_a_class_for_an_image(void)
 {
-    char *ckpt = scratch("learn.safetensors"), *png = scratch("item.png");
+    char *ckpt = tl_scratch("learn.safetensors"), *png = tl_scratch("item.png");
     int64_t s[3] = {28, 28, 1};
     cn_tensor *img;
     CHECK_OK(cn_tensor_new(&img, 3, s));
@@ -253,7 +206,7 @@ static void the_c_example_trains_and_saves(void)
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' 2 > example.log 2>&1", tl_tmpdir(), exe, data_dir());
     CHECK(system(cmd) == 0, "the example failed: see %s/example.log", tl_tmpdir());
     cn_st_file *f;
-    CHECK_OK(cn_st_open(scratch("example.safetensors"), &f));
+    CHECK_OK(cn_st_open(tl_scratch("example.safetensors"), &f));
     cn_st_info info;
     CHECK_OK(cn_st_get(f, "fc1.weight", &info));
     CHECK(info.ndim == 2 && info.shape[0] == 7 * 7 * 32 && info.shape[1] == 10, "fc1.weight shape");

@@ -11,57 +11,10 @@
 
 /* ---- a small synthetic IDX dataset and a model trained on it --------------- */
 
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
 
-/* Class k is a bright 6x6 square at one of ten places, on noise (as in
- * test_train.c): a CNN learns it in a few epochs. */
-static void make_split(const char *dir, const char *prefix, int n)
-{
-    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
-    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        int k = tl_randint(0, 9), y0 = 3 + (k / 5) * 12, x0 = 1 + (k % 5) * 5;
-        lab[8 + i] = (unsigned char)k;
-        unsigned char *p = img + 16 + (size_t)i * 784;
-        for (int j = 0; j < 784; j++) p[j] = (unsigned char)tl_randint(0, 60);
-        for (int y = y0; y < y0 + 6; y++)
-            for (int x = x0; x < x0 + 6 && x < 28; x++) p[y * 28 + x] = (unsigned char)tl_randint(180, 255);
-    }
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
-    cn_file_write_atomic(path, img, isz);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
-    cn_file_write_atomic(path, lab, lsz);
-    free(img), free(lab);
-}
 
-static char *scratch(const char *name)
-{
-    static char bufs[16][512];
-    static int next;
-    char *b = bufs[next++ % 16];
-    return tl_path(b, 512, name);
-}
 
-static const char *data_dir(void)
-{
-    static char dir[512];
-    if (!dir[0]) {
-        tl_path(dir, sizeof dir, "idx");
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-        if (system(cmd) != 0) return dir;
-        make_split(dir, "train", 400);
-        make_split(dir, "t10k", 100);
-    }
-    return dir;
-}
+static const char *data_dir(void) { return tl_squares_dataset(400, 100); }
 
 /* lenet trained for 4 epochs with --report (made once; "" if it failed). */
 static const char *model(void)
@@ -71,9 +24,9 @@ static const char *model(void)
     if (!tried) {
         tried = 1;
         const tl_cli_result *r = tl_cli("train", "--data", data_dir(), "--epochs", "4", "--schedule-epochs", "4",
-                                        "--batch-size", "16", "--seed", "5", "--report", scratch("report"),
-                                        "--save", scratch("model.safetensors"), "--json", NULL);
-        if (r->status == 0) snprintf(path, sizeof path, "%s", scratch("model.safetensors"));
+                                        "--batch-size", "16", "--seed", "5", "--report", tl_scratch("report"),
+                                        "--save", tl_scratch("model.safetensors"), "--json", NULL);
+        if (r->status == 0) snprintf(path, sizeof path, "%s", tl_scratch("model.safetensors"));
         else printf("  training the model failed (%d): %s\n", r->status, r->err);
     }
     return path;
@@ -138,7 +91,7 @@ static void filters_draw_the_first_convolution_as_a_grid(void)
 {
     const char *m = model();
     CHECK(*m, "no model");
-    char *out = scratch("filters.png");
+    char *out = tl_scratch("filters.png");
     const tl_cli_result *r = tl_cli("viz", "filters", "--load", m, "-o", out, NULL);
     CHECK(r->status == 0, "viz filters failed: %s", r->err);
     cn_tensor *img;
@@ -159,7 +112,7 @@ static void activations_show_one_panel_per_convolution(void)
 {
     const char *m = model();
     CHECK(*m, "no model");
-    char *out = scratch("activations.png");
+    char *out = tl_scratch("activations.png");
     const tl_cli_result *r = tl_cli("viz", "activations", "--load", m, "--data", data_dir(), "--index", "3", "-o",
                                     out, NULL);
     CHECK(r->status == 0, "viz activations failed: %s", r->err);
@@ -174,7 +127,7 @@ static void saliency_lights_up_the_evidence(void)
     const char *m = model();
     CHECK(*m, "no model");
     /* an image of class 7: its square at rows 15..20, columns 11..16 */
-    char *png = scratch("class7.png"), *out = scratch("saliency.png");
+    char *png = tl_scratch("class7.png"), *out = tl_scratch("saliency.png");
     int64_t s[3] = {28, 28, 1};
     cn_tensor *in;
     CHECK_OK(cn_tensor_new(&in, 3, s));
@@ -204,7 +157,7 @@ static void saliency_lights_up_the_evidence(void)
 
 static void plot_puts_each_point_where_the_data_says(void)
 {
-    char *log = scratch("log.jsonl"), *out = scratch("curves.png");
+    char *log = tl_scratch("log.jsonl"), *out = tl_scratch("curves.png");
     const char text[] =
         "model lenet: 50378 parameters\n"
         "{\"epoch\": 1, \"train_loss\": 2.0, \"train_accuracy\": 0.6, \"test_loss\": 1.6, \"test_accuracy\": 0.7, "
@@ -258,7 +211,7 @@ static void plot_puts_each_point_where_the_data_says(void)
     cn_tensor_free(img);
 
     /* SVG by extension */
-    char *svg = scratch("curves.svg");
+    char *svg = tl_scratch("curves.svg");
     r = tl_cli("plot", log, "-o", svg, NULL);
     CHECK(r->status == 0, "plot to SVG failed: %s", r->err);
     char *data = read_text(svg);
@@ -272,7 +225,7 @@ static void eval_writes_the_confusion_matrix_and_the_worst_mistakes(void)
 {
     const char *m = model();
     CHECK(*m, "no model");
-    char *out = scratch("confusion.png");
+    char *out = tl_scratch("confusion.png");
     const tl_cli_result *r = tl_cli("eval", "--load", m, "--data", data_dir(), "--confusion", out, NULL);
     CHECK(r->status == 0, "eval --confusion failed: %s", r->err);
     cn_tensor *img;
@@ -288,7 +241,7 @@ static void eval_writes_the_confusion_matrix_and_the_worst_mistakes(void)
         }
     CHECK(diag < 120 && off > 200, "diagonal red %g, elsewhere %g: not a learned confusion matrix", diag, off);
     cn_tensor_free(img);
-    CHECK_OK(cn_image_read(scratch("confusion-misclassified.png"), 0, &img));
+    CHECK_OK(cn_image_read(tl_scratch("confusion-misclassified.png"), 0, &img));
     CHECK(img->shape[1] == 1268 && (img->shape[0] - 70) % 168 == 0, "misclassified picture is %lldx%lld",
           (long long)img->shape[1], (long long)img->shape[0]);
     cn_tensor_free(img);
@@ -300,7 +253,7 @@ static void train_report_is_self_contained_and_renders(void)
 {
     const char *m = model();
     CHECK(*m, "no model");
-    char *html = scratch("report/report.html");
+    char *html = tl_scratch("report/report.html");
     char *text = read_text(html);
     CHECK(text, "cannot read %s", html);
     int figures = 0;
@@ -317,27 +270,27 @@ static void train_report_is_self_contained_and_renders(void)
     CHECK(rows >= 4 + 2 + 8, "%d table rows: epochs, model layers expected", rows);
 
     /* a resumed run keeps the earlier epochs' history */
-    char *part = scratch("part.safetensors"), *dir = scratch("report2");
+    char *part = tl_scratch("part.safetensors"), *dir = tl_scratch("report2");
     const tl_cli_result *r = tl_cli("train", "--data", data_dir(), "--epochs", "1", "--batch-size", "32",
                                     "--report", dir, "--save", part, NULL);
     CHECK(r->status == 0, "train failed: %s", r->err);
     r = tl_cli("train", "--data", data_dir(), "--epochs", "2", "--batch-size", "32", "--report", dir,
                "--resume", part, NULL);
     CHECK(r->status == 0, "resumed train failed: %s", r->err);
-    r = tl_cli("plot", scratch("report2/history.jsonl"), "-o", scratch("report2/curves.png"), NULL);
+    r = tl_cli("plot", tl_scratch("report2/history.jsonl"), "-o", tl_scratch("report2/curves.png"), NULL);
     CHECK(r->status == 0 && strstr(r->out, ": 2 epochs"), "history after resuming: %s %s", r->out, r->err);
 
     if (!has_chromium()) {
         printf("  note: chromium not installed, the report's rendering is not checked (make test installs it)\n");
         return;
     }
-    char cmd[4096], *shot = scratch("report.png"), *log = scratch("chromium.log");
+    char cmd[4096], *shot = tl_scratch("report.png"), *log = tl_scratch("chromium.log");
     snprintf(cmd, sizeof cmd,
              "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
              "--disable-background-networking --disable-component-update --disable-sync "
              "--user-data-dir='%s' --enable-logging=stderr --v=0 --screenshot='%s' --window-size=1200,2000 "
              "'file://%s' > '%s' 2>&1",
-             scratch("chromium-profile"), shot, html, log);
+             tl_scratch("chromium-profile"), shot, html, log);
     int rc = system(cmd);
     CHECK(rc == 0, "chromium exited with %d: see %s", rc, log);
     cn_tensor *img;
@@ -354,7 +307,7 @@ static void train_report_is_self_contained_and_renders(void)
 
 static void bad_input_gets_one_error_line(void)
 {
-    char *nojson = scratch("nojson.txt");
+    char *nojson = tl_scratch("nojson.txt");
     CHECK_OK(cn_file_write_atomic(nojson, "epoch 1 loss 2\n", 15));
     const char *m = model();
     const char *cases[][10] = {

@@ -272,3 +272,59 @@ const tl_cli_result *tl_spawn_argv(const char *const *args)
     slurp(err_path, last.err, sizeof last.err, &last.err_lines);
     return &last;
 }
+
+/* ---- a synthetic IDX dataset ------------------------------------------- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+static void make_split(const char *dir, const char *prefix, int n)
+{
+    size_t isz = 16 + (size_t)n * 784, lsz = 8 + (size_t)n;
+    unsigned char *img = calloc(isz, 1), *lab = calloc(lsz, 1);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = tl_randint(0, 9), y0 = 3 + (k / 5) * 12, x0 = 1 + (k % 5) * 5;
+        lab[8 + i] = (unsigned char)k;
+        unsigned char *p = img + 16 + (size_t)i * 784;
+        for (int j = 0; j < 784; j++) p[j] = (unsigned char)tl_randint(0, 60);
+        for (int y = y0; y < y0 + 6; y++)
+            for (int x = x0; x < x0 + 6 && x < 28; x++) p[y * 28 + x] = (unsigned char)tl_randint(180, 255);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    cn_file_write_atomic(path, img, isz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    cn_file_write_atomic(path, lab, lsz);
+    free(img), free(lab);
+}
+
+const char *tl_squares_dataset(int n_train, int n_test)
+{
+    static char dirs[4][512];
+    static int sizes[4][2], made;
+    for (int i = 0; i < made; i++)
+        if (sizes[i][0] == n_train && sizes[i][1] == n_test) return dirs[i];
+    int i = made < 4 ? made++ : 3;
+    char name[64];
+    snprintf(name, sizeof name, "idx-%d-%d", n_train, n_test);
+    tl_path(dirs[i], sizeof dirs[i], name);
+    sizes[i][0] = n_train, sizes[i][1] = n_test;
+    if (mkdir(dirs[i], 0755) == 0) {
+        make_split(dirs[i], "train", n_train);
+        make_split(dirs[i], "t10k", n_test);
+    }
+    return dirs[i];
+}
+
+char *tl_scratch(const char *name)
+{
+    static char bufs[16][512];
+    static int next;
+    char *b = bufs[next++ % 16];
+    return tl_path(b, 512, name);
+}

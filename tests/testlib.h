@@ -72,6 +72,14 @@ typedef struct tl_cli_result {
 const tl_cli_result *tl_cli_argv(const char *const *args);
 const tl_cli_result *tl_cli(const char *first, ...);
 
+/* A synthetic IDX dataset (Fashion-MNIST's file names, 28x28 gray, ten
+ * classes): class k is a bright 6x6 square at one of ten places on noise,
+ * which a CNN learns in a few epochs. Made once per size in the scratch
+ * directory; returns its path (static storage). */
+const char *tl_squares_dataset(int n_train, int n_test);
+/* tl_path(name) in one of 16 rotating static buffers. */
+char *tl_scratch(const char *name);
+
 /* A scratch directory for files, unique per test binary. */
 const char *tl_tmpdir(void);
 /* tl_tmpdir()/name in a static buffer of the caller's (len bytes). */
