@@ -1,13 +1,15 @@
 /* The CLI under valgrind (memcheck): a few small real runs - conv2d with all
  * gradients, pool2d with its gradient, two filters, a failure and a usage
- * error - must show no invalid access, no use of uninitialised memory and
- * no definitely or indirectly lost block. valgrind exits 99 on any of
- * those (--error-exitcode), which fails the test with its report. Skipped,
- * with a note, where valgrind is not installed. Complements the sanitizer
- * build (make test-sanitize), which cannot see uninitialised reads. */
+ * error - and the fuzz targets' seeds and regressions must show no invalid
+ * access, no use of uninitialised memory and no definitely or indirectly
+ * lost block. valgrind exits 99 on any of those (--error-exitcode), which
+ * fails the test with its report. Skipped, with a note, where valgrind is
+ * not installed. Complements the sanitizer build (make test-sanitize), which
+ * cannot see uninitialised reads. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -125,6 +127,28 @@ static void failures_and_usage_errors_are_clean(void)
     CHECK_CLEAN(r, 1);
 }
 
+/* Every seed and regression input of the fuzz targets, decoded in-process
+ * by test_fuzz_regressions (built next to this test): memcheck sees the
+ * uninitialised reads that ASan cannot, such as stb's palette entries that
+ * a file never set (fuzz/regressions/image/png_index_past_palette). */
+static void fuzz_regressions_are_clean(void)
+{
+    if (!have_valgrind) return;
+    if (access("test_fuzz_regressions", X_OK) != 0) {
+        printf("note: no ./test_fuzz_regressions here; skipped\n");
+        return;
+    }
+    const char *args[] = {"valgrind",
+                          "-q",
+                          "--error-exitcode=99",
+                          "--leak-check=full",
+                          "--errors-for-leak-kinds=definite,indirect",
+                          "./test_fuzz_regressions",
+                          NULL};
+    const tl_cli_result *r = tl_spawn_argv(args);
+    CHECK_CLEAN(r, 0);
+}
+
 /* A sanitizer build's CLI cannot run under valgrind (both replace malloc). */
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -148,5 +172,6 @@ int main(void)
     TL_RUN(pool2d_max_with_gradient_is_clean);
     TL_RUN(filters_on_a_png_are_clean);
     TL_RUN(failures_and_usage_errors_are_clean);
+    TL_RUN(fuzz_regressions_are_clean);
     return tl_summary();
 }

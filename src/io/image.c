@@ -19,6 +19,14 @@
 #define STBI_ONLY_TGA
 #define STBI_ONLY_GIF
 #define STBI_ASSERT(x) ((void)0)
+/* Zeroed allocations: a JPEG scan may name a Huffman table that no DHT
+ * defined, and stb then decodes with its never-initialised heap copy,
+ * reading values[] at whatever index the garbage gives
+ * (fuzz/regressions/image/jpeg_scan_uses_undefined_huffman_table). A zeroed
+ * table decodes every code as symbol 0: a flat grey image instead. */
+#define STBI_MALLOC(size) calloc(1, size)
+#define STBI_REALLOC(p, size) realloc(p, size)
+#define STBI_FREE(p) free(p)
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
@@ -164,11 +172,97 @@ static int png_chunks_ok(const unsigned char *p, size_t len)
     return 1;
 }
 
+/* stb keeps the palette of a PNG or BMP in an uninitialised 256-entry
+ * array on its stack and fills only the entries the file has, so a pixel
+ * whose index is past them (invalid, unchecked by stb) copies stack memory
+ * into the image - and from there into any PNG written from it (found by
+ * running the fuzz corpus under valgrind: fuzz/regressions/image/
+ * png_index_past_palette, bmp_index_past_palette). Such files are decoded
+ * from a copy with the palette padded with black to 256 entries. */
+
+/* A copy of p[0..len) with n zero bytes inserted at `at`, or NULL. */
+static unsigned char *with_zeros(const unsigned char *p, size_t len, size_t at, size_t n)
+{
+    unsigned char *c = calloc(1, len + n);
+    if (!c) return NULL;
+    memcpy(c, p, at);
+    memcpy(c + at + n, p + at, len - at);
+    return c;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* *copy: a PNG's first PLTE chunk grown to 768 bytes (stb checks no CRC);
+ * NULL when the file needs none. */
+static cn_status png_pad_palette(const unsigned char *p, size_t len, const char *name,
+                                 unsigned char **copy, size_t *copy_len)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (len < 8 || memcmp(p, sig, 8) != 0) return CN_OK;
+    for (size_t i = 8; len - i >= 8;) {
+        size_t n = be32(p + i);
+        if (!memcmp(p + i + 4, "PLTE", 4)) {
+            /* stb refuses other lengths itself. */
+            if (n >= 768 || n % 3 != 0 || n > len - i - 8) return CN_OK;
+            if (!(*copy = with_zeros(p, len, i + 8 + n, 768 - n)))
+                return cn__err(CN_ERR_NO_MEMORY, "%sout of memory", name);
+            const unsigned char plte_len[4] = {0, 0, 768 >> 8, 768 & 255};
+            memcpy(*copy + i, plte_len, 4);
+            *copy_len = len + 768 - n;
+            return CN_OK;
+        }
+        if (!memcmp(p + i + 4, "IEND", 4) || n > len - i - 8 || len - i - 8 - n < 4) break;
+        i += 8 + n + 4;
+    }
+    return CN_OK;
+}
+
+/* The same for a BMP of 1, 4 or 8 bits per pixel, whose palette size stb
+ * derives from the pixel data's offset (header bytes 10..13) exactly as
+ * computed here: the zeros go after the palette and the offset grows by as
+ * much. A palette that would end before it starts leaves every entry
+ * uninitialised: refused. */
+static cn_status bmp_pad_palette(const unsigned char *p, size_t len, const char *name,
+                                 unsigned char **copy, size_t *copy_len)
+{
+    if (len < 30 || p[0] != 'B' || p[1] != 'M') return CN_OK;
+    int64_t offset = (int32_t)le32(p + 10), hsz = (int32_t)le32(p + 14);
+    int os2 = hsz == 12;
+    int bpp = p[os2 ? 24 : 28] | p[os2 ? 25 : 29] << 8;
+    if (offset < 0 || bpp >= 16 || (!os2 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124))
+        return CN_OK; /* no palette, or stb refuses the file */
+    int64_t entry = os2 ? 3 : 4, room = os2 ? offset - 38 : offset - 14 - hsz;
+    int64_t psize = room < 0 ? -1 : room / entry;
+    if (psize > 255) return CN_OK;
+    if (psize <= 0)
+        return cn__err(CN_ERR_FORMAT, "%snot a readable image (a BMP with %lld palette entries)",
+                       name, (long long)psize);
+    size_t at = (size_t)(14 + hsz + psize * entry), n = (size_t)((256 - psize) * entry);
+    if (at > len) return CN_OK; /* the palette runs past the end: stb reads zeros */
+    if (!(*copy = with_zeros(p, len, at, n)))
+        return cn__err(CN_ERR_NO_MEMORY, "%sout of memory", name);
+    uint32_t moved = (uint32_t)(offset + (int64_t)n);
+    for (int k = 0; k < 4; k++) (*copy)[10 + k] = (unsigned char)(moved >> 8 * k);
+    *copy_len = len + n;
+    return CN_OK;
+}
+
+static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_len, int gray,
+                            const char *name, cn_tensor **out);
+
 static cn_status decode(const void *buf, size_t len, int gray, const char *name, cn_tensor **out)
 {
     *out = NULL;
-    /* stb takes an int length. */
-    if (len > INT_MAX)
+    /* stb takes an int length (and a padded palette adds up to 1024 bytes). */
+    if (len > INT_MAX - 1024)
         return cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
     if (!buf && len) return cn__err(CN_ERR_INVALID_ARG, "%sbuffer is NULL", name);
     if (!jpeg_tables_ok(buf, len))
@@ -177,6 +271,20 @@ static cn_status decode(const void *buf, size_t len, int gray, const char *name,
     if (!png_chunks_ok(buf, len))
         return cn__err(CN_ERR_FORMAT,
                        "%snot a readable image (a PNG IDAT chunk is empty or truncated)", name);
+    unsigned char *copy = NULL;
+    size_t copy_len = 0;
+    cn_status s = png_pad_palette(buf, len, name, &copy, &copy_len);
+    if (!s && !copy) s = bmp_pad_palette(buf, len, name, &copy, &copy_len);
+    if (!s) s = decode_stb(copy ? copy : buf, copy ? copy_len : len, len, gray, name, out);
+    free(copy);
+    return s;
+}
+
+/* decode() after its checks: buf is what stb reads, file_len the size of
+ * the file it came from. */
+static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_len, int gray,
+                            const char *name, cn_tensor **out)
+{
     int w, h, c;
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c)) {
         const char *why = stbi_failure_reason();
@@ -187,10 +295,10 @@ static cn_status decode(const void *buf, size_t len, int gray, const char *name,
     int64_t info_h = h < 0 ? -(int64_t)h : h;
     cn_status s = check_size(name, w, info_h, c);
     if (s) return s;
-    if (w * info_h > (int64_t)len * IMG_MAX_PIXELS_PER_BYTE)
+    if (w * info_h > (int64_t)file_len * IMG_MAX_PIXELS_PER_BYTE)
         return cn__err(CN_ERR_FORMAT,
                        "%simage size %dx%lld (WxH) is implausible for a %zu-byte file "
-                       "(truncated?)", name, w, (long long)info_h, len);
+                       "(truncated?)", name, w, (long long)info_h, file_len);
 
     int want = gray ? 1 : 0, got;
     unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &got, want);
