@@ -1,6 +1,7 @@
 /* Fuzzes the command line: the input is split at NUL bytes into words,
  * which become argv of `convnet WORD...` (tools/main.c, compiled with
- * -Dmain=convnet_main), run in-process.
+ * -Dmain=convnet_main so the fuzzer keeps its own main), run in-process
+ * through cli_run (convnet_main would re-execute the process).
  *
  * Only parsing may happen, never real work and never a write outside /tmp:
  * the run happens inside an empty directory of our own under /tmp, every
@@ -25,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int convnet_main(int argc, char **argv);
+int cli_run(int argc, char **argv);
 
 #define CLI_MAX_WORDS 48
 
@@ -112,7 +113,7 @@ int cn_fuzz_cli_args(const uint8_t *data, size_t size)
     int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CN_FUZZ_CHECK(cwd >= 0);
     CN_FUZZ_CHECK(chdir(dir) == 0);
-    int rc = convnet_main(argc, argv);
+    int rc = cli_run(argc, argv);
     CN_FUZZ_CHECK(fchdir(cwd) == 0);
     close(cwd);
     fflush(stdout);

@@ -11,6 +11,9 @@
 
 #include "convnet/convnet.h"
 
+/* The whole CLI without main's process set-up: argv[1] is the subcommand. */
+int cli_run(int argc, char **argv);
+
 int cmd_conv2d(int argc, char **argv);
 int cmd_pool2d(int argc, char **argv);
 int cmd_filter(int argc, char **argv);
