@@ -12,7 +12,7 @@ DEB_PACKAGES = gcc make cmake pkg-config libstb-dev libomp-dev zlib1g-dev datase
 DEB_PACKAGES += libcairo2-dev fonts-dejavu-core
 # Only `make test` needs these: headless Chromium renders the training report
 # (tests/test_viz.c skips that check when it is missing).
-TEST_DEB_PACKAGES = chromium
+TEST_DEB_PACKAGES = chromium valgrind
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -164,6 +164,10 @@ int main(void)
     printf("note: an ASan build; valgrind cannot run it, these tests pass without running\n");
 #else
     have_valgrind = tl_have_program("valgrind");
+    /* Without it the CLI re-executes itself through /proc/self/exe to set
+     * it (tools/main.c), which under valgrind names valgrind's own tool
+     * binary and fails ("You cannot run ... directly"). */
+    setenv("OMP_WAIT_POLICY", "passive", 0);
     if (!have_valgrind)
         printf("note: valgrind is not in PATH; these tests pass without running "
                "(apt-get install valgrind)\n");

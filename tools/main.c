@@ -85,8 +85,10 @@ int main(int argc, char **argv)
      * and 0.9 s sleeping under load); on an idle machine the cost is the
      * wake-up of each parallel region, a few percent. libgomp reads the
      * variable before main, so the process re-executes itself once with it
-     * set; if that fails it simply runs on. */
-    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 0) == 0)
+     * set; if that fails it simply runs on. Not under a preloading wrapper
+     * (valgrind, LD_PRELOAD tools): the new process would escape it. */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("LD_PRELOAD") &&
+        setenv("OMP_WAIT_POLICY", "passive", 0) == 0)
         execv("/proc/self/exe", argv);
     return cli_run(argc, argv);
 }

@@ -233,10 +233,13 @@ static cn_status png_pad_palette(const unsigned char *p, size_t len, const char 
 static cn_status bmp_pad_palette(const unsigned char *p, size_t len, const char *name,
                                  unsigned char **copy, size_t *copy_len)
 {
-    if (len < 30 || p[0] != 'B' || p[1] != 'M') return CN_OK;
-    int64_t offset = (int32_t)le32(p + 10), hsz = (int32_t)le32(p + 14);
+    if (len < 2 || p[0] != 'B' || p[1] != 'M') return CN_OK;
+    /* The header as stb reads it: zeros past the end of the file. */
+    unsigned char head[30] = {0};
+    memcpy(head, p, CN__MIN(len, sizeof head));
+    int64_t offset = (int32_t)le32(head + 10), hsz = (int32_t)le32(head + 14);
     int os2 = hsz == 12;
-    int bpp = p[os2 ? 24 : 28] | p[os2 ? 25 : 29] << 8;
+    int bpp = head[os2 ? 24 : 28] | head[os2 ? 25 : 29] << 8;
     if (offset < 0 || bpp >= 16 || (!os2 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124))
         return CN_OK; /* no palette, or stb refuses the file */
     int64_t entry = os2 ? 3 : 4, room = os2 ? offset - 38 : offset - 14 - hsz;
