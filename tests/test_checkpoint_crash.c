@@ -145,25 +145,6 @@ static long long checked_epoch(const char *path, char *why, size_t len)
     return stored;
 }
 
-/* 1 if two checkpoints hold the same tensors with the same bytes. */
-static int same_tensors(const char *a, const char *b, char *why, size_t len)
-{
-    cn_st_file *fa, *fb;
-    if (cn_st_open(a, &fa)) return snprintf(why, len, "%s", cn_last_error()), 0;
-    if (cn_st_open(b, &fb)) return cn_st_close(fa), snprintf(why, len, "%s", cn_last_error()), 0;
-    int same = cn_st_count(fa) == cn_st_count(fb);
-    if (!same) snprintf(why, len, "tensor counts differ");
-    for (size_t i = 0; same && i < cn_st_count(fa); i++) {
-        cn_st_info ia, ib;
-        const char *name = cn_st_name(fa, i);
-        same = cn_st_get(fb, name, &ib) == CN_OK && cn_st_get(fa, name, &ia) == CN_OK &&
-               ia.nbytes == ib.nbytes && (!ia.nbytes || !memcmp(ia.data, ib.data, ia.nbytes));
-        if (!same) snprintf(why, len, "tensor '%s' differs", name);
-    }
-    cn_st_close(fa), cn_st_close(fb);
-    return same;
-}
-
 /* The training command shared by every run: tiny epochs (one step of 16,
  * 16 test images: ~30 ms on one core) so that saves (~15 ms with their
  * fsyncs on ext4) come many times a second and a good share of the kills
@@ -280,7 +261,7 @@ static void sigkill_at_random_moments_never_leaves_a_broken_checkpoint(void)
     const tl_cli_result *r = tl_cli_argv(args);
     CHECK(r->status == 0, "uninterrupted run failed: %s", r->err);
     char why[300];
-    CHECK(same_tensors(F, ref, why, sizeof why),
+    CHECK(tl_same_checkpoint(F, ref, why, sizeof why),
           "%lld epochs killed and resumed %d times differ from an uninterrupted run: %s",
           prev_epoch, KILLS, why);
 }
@@ -378,7 +359,7 @@ static void a_save_onto_a_full_file_system_fails_in_one_line_and_keeps_the_old_f
     printf("  %.*s", (int)len, msg);
     free(code), free(msg);
     char why[300];
-    CHECK(same_tensors(after, good_checkpoint(), why, sizeof why), "the old checkpoint changed: %s",
+    CHECK(tl_same_checkpoint(after, good_checkpoint(), why, sizeof why), "the old checkpoint changed: %s",
           why);
     CHECK(checked_epoch(after, why, sizeof why) == 1, "%s", why);
     char *ls = (char *)slurp(listing, &len);

@@ -13,26 +13,6 @@
 
 static const char *data_dir(void) { return tl_squares_dataset(240, 80); }
 
-/* 1 if two checkpoints hold the same tensors with the same bytes. */
-static int same_checkpoint(const char *a, const char *b, char *why, size_t len)
-{
-    cn_st_file *fa, *fb;
-    if (cn_st_open(a, &fa)) return snprintf(why, len, "%s", cn_last_error()), 0;
-    if (cn_st_open(b, &fb)) return cn_st_close(fa), snprintf(why, len, "%s", cn_last_error()), 0;
-    int same = cn_st_count(fa) == cn_st_count(fb);
-    if (!same) snprintf(why, len, "tensor counts differ");
-    for (size_t i = 0; same && i < cn_st_count(fa); i++) {
-        cn_st_info ia, ib;
-        const char *name = cn_st_name(fa, i);
-        same = cn_st_get(fb, name, &ib) == CN_OK && cn_st_get(fa, name, &ia) == CN_OK &&
-               ia.nbytes == ib.nbytes && (!ia.nbytes || !memcmp(ia.data, ib.data, ia.nbytes));
-        if (!same) snprintf(why, len, "tensor '%s' differs", name);
-    }
-    cn_st_close(fa), cn_st_close(fb);
-    return same;
-}
-
-
 /* ---- the tests ------------------------------------------------------------- */
 
 static void tiny_network_overfits_a_few_batches(void)
@@ -139,7 +119,7 @@ static void resumed_training_is_bit_identical_to_an_uninterrupted_run(void)
     CHECK(r->status == 0, "resumed run failed: %s", r->err);
     CHECK(!strstr(r->out, "epoch 1/3") && strstr(r->out, "epoch 3/3"), "resume must run only epoch 3: %s", r->out);
     char why[256];
-    CHECK(same_checkpoint(full, part, why, sizeof why), "resumed != uninterrupted: %s", why);
+    CHECK(tl_same_checkpoint(full, part, why, sizeof why), "resumed != uninterrupted: %s", why);
 }
 
 static void thread_count_and_reruns_do_not_change_the_result(void)
@@ -157,8 +137,8 @@ static void thread_count_and_reruns_do_not_change_the_result(void)
         CHECK(r->status == 0, "run %d failed: %s", k, r->err);
     }
     char why[256];
-    CHECK(same_checkpoint(b, c, why, sizeof why), "two identical runs differ: %s", why);
-    CHECK(same_checkpoint(a, b, why, sizeof why), "1 thread and 2 threads differ: %s", why);
+    CHECK(tl_same_checkpoint(b, c, why, sizeof why), "two identical runs differ: %s", why);
+    CHECK(tl_same_checkpoint(a, b, why, sizeof why), "1 thread and 2 threads differ: %s", why);
 }
 
 static void predict_names_a_class_for_an_image(void)

@@ -170,40 +170,12 @@ static void slurp(const char *path, char *buf, size_t len, int *lines)
 /* Runs CN_CLI with the given arguments (an array ending in NULL). */
 const tl_cli_result *tl_cli_argv(const char *const *args)
 {
-    char out_path[512], err_path[512];
-    tl_path(out_path, sizeof out_path, "stdout.txt");
-    tl_path(err_path, sizeof err_path, "stderr.txt");
-    char *argv[64];
+    const char *argv[64];
     int n = 0;
-    argv[n++] = (char *)CN_CLI;
-    for (; args[n - 1] && n < 63; n++) argv[n] = (char *)args[n - 1];
+    argv[n++] = CN_CLI;
+    for (; args[n - 1] && n < 63; n++) argv[n] = args[n - 1];
     argv[n] = NULL;
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    memset(&last, 0, sizeof last);
-    int e = posix_spawn(&pid, CN_CLI, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (e != 0) {
-        last.status = 127;
-        last.crashed = 1;
-        snprintf(last.err, sizeof last.err, "posix_spawn %s failed: %s", CN_CLI, strerror(e));
-        return &last;
-    }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0) {}
-    if (WIFSIGNALED(ws)) {
-        last.crashed = 1;
-        last.status = 128 + WTERMSIG(ws);
-    } else {
-        last.status = WEXITSTATUS(ws);
-    }
-    slurp(out_path, last.out, sizeof last.out, NULL);
-    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
-    return &last;
+    return tl_spawn_argv(argv);
 }
 
 /* run("conv2d", "--input", x, ..., NULL) */
@@ -327,4 +299,24 @@ char *tl_scratch(const char *name)
     static int next;
     char *b = bufs[next++ % 16];
     return tl_path(b, 512, name);
+}
+
+/* ---- comparing checkpoints --------------------------------------------- */
+
+int tl_same_checkpoint(const char *a, const char *b, char *why, size_t len)
+{
+    cn_st_file *fa, *fb;
+    if (cn_st_open(a, &fa)) return snprintf(why, len, "%s", cn_last_error()), 0;
+    if (cn_st_open(b, &fb)) return cn_st_close(fa), snprintf(why, len, "%s", cn_last_error()), 0;
+    int same = cn_st_count(fa) == cn_st_count(fb);
+    if (!same) snprintf(why, len, "tensor counts differ");
+    for (size_t i = 0; same && i < cn_st_count(fa); i++) {
+        cn_st_info ia, ib;
+        const char *name = cn_st_name(fa, i);
+        same = cn_st_get(fb, name, &ib) == CN_OK && cn_st_get(fa, name, &ia) == CN_OK &&
+               ia.nbytes == ib.nbytes && (!ia.nbytes || !memcmp(ia.data, ib.data, ia.nbytes));
+        if (!same) snprintf(why, len, "tensor '%s' differs", name);
+    }
+    cn_st_close(fa), cn_st_close(fb);
+    return same;
 }

@@ -77,6 +77,10 @@ const tl_cli_result *tl_cli(const char *first, ...);
  * which a CNN learns in a few epochs. Made once per size in the scratch
  * directory; returns its path (static storage). */
 const char *tl_squares_dataset(int n_train, int n_test);
+/* 1 if two safetensors checkpoints hold the same tensors, byte for byte;
+ * else 0 with the reason in why. */
+int tl_same_checkpoint(const char *a, const char *b, char *why, size_t len);
+
 /* tl_path(name) in one of 16 rotating static buffers. */
 char *tl_scratch(const char *name);
 
