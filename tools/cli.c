@@ -213,3 +213,14 @@ int cli_check_rank(const char *cmd, const char *opt, const cn_tensor *t, int ndi
     return cli_fail(cmd, "%s must be %d-D %s, got %s", opt, ndim, layout,
                     cn_shape_str(t->ndim, t->shape, s, sizeof s));
 }
+
+int cli_read_grad_output(const char *cmd, const char *path, const int64_t yshape[4],
+                         cn_tensor **out)
+{
+    if (cli_read_npy(cmd, "--grad-output", path, out)) return 1;
+    const cn_tensor *gy = *out;
+    if (gy->ndim == 4 && memcmp(gy->shape, yshape, 4 * sizeof *yshape) == 0) return 0;
+    char s1[96], s2[96];
+    return cli_fail(cmd, "--grad-output must have the output's shape %s, got %s",
+                    cn_shape_str(4, yshape, s1, sizeof s1), cn_shape_str(gy->ndim, gy->shape, s2, sizeof s2));
+}

@@ -63,6 +63,10 @@ int cli_opt_ints(const char *cmd, const char *opt, const char *val, int *out, in
  * "convnet CMD: OPT: <library message>"; 0 on success, else 1. */
 int cli_read_npy(const char *cmd, const char *opt, const char *path, cn_tensor **out);
 int cli_write_npy(const char *cmd, const char *opt, const char *path, const cn_tensor *t);
+/* Reads --grad-output and checks it has exactly the output's shape yshape
+ * [4]; 0, or 1 after one error line (*out is then NULL or to be freed). */
+int cli_read_grad_output(const char *cmd, const char *path, const int64_t yshape[4],
+                         cn_tensor **out);
 /* 0 if t has ndim dimensions, else 1 after
  * "convnet CMD: OPT must be 4-D [N,H,W,C], got [3,4]". */
 int cli_check_rank(const char *cmd, const char *opt, const cn_tensor *t, int ndim,

@@ -210,13 +210,7 @@ int cmd_conv2d(int argc, char **argv)
         }
     }
     if (a.grad_output) {
-        if (cli_read_npy(CMD, "--grad-output", a.grad_output, &gy)) goto done;
-        if (gy->ndim != 4 || memcmp(gy->shape, yshape, sizeof yshape) != 0) {
-            cli_fail(CMD, "--grad-output must have the output's shape %s, got %s",
-                     cn_shape_str(4, yshape, s1, sizeof s1),
-                     cn_shape_str(gy->ndim, gy->shape, s2, sizeof s2));
-            goto done;
-        }
+        if (cli_read_grad_output(CMD, a.grad_output, yshape, &gy)) goto done;
     }
 
     if ((s = cn_tensor_new(&y, 4, yshape)) != CN_OK ||

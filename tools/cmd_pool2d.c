@@ -139,7 +139,6 @@ int cmd_pool2d(int argc, char **argv)
     cn_pool2d_desc d;
     int64_t yshape[4];
     cn_status s;
-    char s1[160], s2[160];
     rc = 1;
     if (cli_read_npy(CMD, "--input", a.input, &x) ||
         cli_check_rank(CMD, "--input", x, 4, "[N,H,W,C]"))
@@ -153,13 +152,7 @@ int cmd_pool2d(int argc, char **argv)
     yshape[2] = d.OW;
     yshape[3] = d.C;
     if (a.grad_output) {
-        if (cli_read_npy(CMD, "--grad-output", a.grad_output, &gy)) goto done;
-        if (gy->ndim != 4 || memcmp(gy->shape, yshape, sizeof yshape) != 0) {
-            cli_fail(CMD, "--grad-output must have the output's shape %s, got %s",
-                     cn_shape_str(4, yshape, s1, sizeof s1),
-                     cn_shape_str(gy->ndim, gy->shape, s2, sizeof s2));
-            goto done;
-        }
+        if (cli_read_grad_output(CMD, a.grad_output, yshape, &gy)) goto done;
     }
     if ((s = cn_tensor_new(&y, 4, yshape)) != CN_OK ||
         (gy && (s = cn_tensor_new(&gx, 4, x->shape)) != CN_OK)) {
