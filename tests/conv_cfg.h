@@ -82,6 +82,33 @@ static void conv_cfg_random(conv_cfg *c, int kind, int max_hw, int max_c)
     }
 }
 
+/* A random problem for the channel-vectorised kernels: depthwise with up to
+ * 70 channels (full 32- and 8-channel steps and a scalar tail), or groups
+ * with 8-64 output channels each over 1-10 input channels; geometry,
+ * padding and edge class as conv_cfg_random draws them. */
+static void conv_cfg_random_wide(conv_cfg *c, int kind, int max_hw)
+{
+    for (;;) {
+        conv_cfg t;
+        conv_cfg_random(&t, kind, max_hw, 4);
+        int G, icg, ocg;
+        if (tl_randint(0, 1)) {
+            G = tl_randint(1, 70), icg = ocg = 1;
+        } else {
+            static const int ocgs[] = {8, 16, 24, 32, 40, 64};
+            G = tl_randint(1, 4), ocg = ocgs[tl_randint(0, 5)];
+            icg = G > 1 ? tl_randint(1, 10) : tl_randint(1, 4);
+        }
+        t.p.groups = G;
+        t.xs[3] = (int64_t)G * icg;
+        t.ws[2] = icg, t.ws[3] = (int64_t)G * ocg;
+        if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+        conv_cfg_describe(&t);
+        *c = t;
+        return;
+    }
+}
+
 static size_t cfg_nx(const cn_conv2d_desc *d) { return (size_t)(d->MB * d->IH * d->IW * d->IC); }
 static size_t cfg_ny(const cn_conv2d_desc *d) { return (size_t)(d->MB * d->OH * d->OW * d->OC); }
 static size_t cfg_nw(const cn_conv2d_desc *d)

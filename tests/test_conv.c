@@ -96,6 +96,41 @@ static void every_pass_matches_reference_on_random_problems(void)
               per_kind[k]);
 }
 
+/* The depthwise and small-group kernels vectorise along channels, so they
+ * need problems wider than the generic generator's: full vectors, partial
+ * ones and tails, on 1 and 2 threads with bit-identical results. */
+static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
+{
+    cn_ctx two;
+    cn_ctx_init(&two);
+    two.threads = 2;
+    for (int i = 0; i < 120 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (run_all_passes(&c, &B)) {
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
+            (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
+                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
+                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
+                   agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
+            float *y2 = calloc(B.ny + 1, 4), *gx2 = calloc(B.nx + 1, 4), *gw2 = calloc(B.nw + 1, 4),
+                  *gb2 = calloc(B.nb + 1, 4);
+            CHECK_OK(cn_conv2d_fwd(&two, &c.d, B.x, B.w, c.bias ? B.b : NULL, y2, NULL));
+            CHECK_OK(cn_conv2d_bwd_data(&two, &c.d, B.gy, B.w, gx2, NULL));
+            CHECK_OK(cn_conv2d_bwd_weights(&two, &c.d, B.x, B.gy, gw2, gb2, NULL));
+            CHECK(!memcmp(y2, B.y, B.ny * 4) && !memcmp(gx2, B.gx, B.nx * 4) &&
+                      !memcmp(gw2, B.gw, B.nw * 4) && !memcmp(gb2, B.gb, B.nb * 4),
+                  "1 and 2 threads differ for %s", c.str);
+            free(y2), free(gx2), free(gw2), free(gb2);
+        }
+        bufs_free(&B);
+    }
+}
+
 /* L(x, w, b) = <r, conv(x, w) + b> with the reference in double: its
  * gradient is exactly what the backward passes compute for gy = r. */
 static double loss(const cn_conv2d_desc *d, const double *x, const double *w, const double *b,
@@ -563,9 +598,13 @@ static void invalid_problems_are_rejected_with_a_message(void)
 int main(void)
 {
     /* Every implementation and ISA must pass the same specification: the
-     * direct loops, and the GEMM path on each micro-kernel this CPU runs. */
-    static const char *const paths[][2] = {
-        {"direct", "avx512"}, {"gemm", "scalar"}, {"gemm", "avx2"}, {"gemm", "avx512"}};
+     * direct loops, the GEMM path on each micro-kernel this CPU runs, and the
+     * default choice (depthwise and small-group kernels where they apply)
+     * on each ISA. */
+    static const char *const paths[][2] = {{"direct", "avx512"}, {"gemm", "scalar"},
+                                           {"gemm", "avx2"},     {"gemm", "avx512"},
+                                           {"vec", "scalar"},    {"vec", "avx2"},
+                                           {"vec", "avx512"}};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         setenv("CN_CONV_IMPL", paths[i][0], 1);
         setenv("CN_ISA", paths[i][1], 1);
@@ -582,6 +621,7 @@ static void run_all(void)
     TL_RUN(hand_computed_example);
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
+    TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(every_backward_matches_central_differences);
     TL_RUN(integer_inputs_give_exact_results);
     TL_RUN(conv1d_equals_conv2d_with_height_one);

@@ -150,7 +150,7 @@ static int read_suite(const char *path, problem **out, int *n)
         }
         ps[np++] = p;
     }
-    fclose(f);
+    (void)fclose(f);
     if (!np) {
         free(ps);
         return cli_fail(CMD, "--suite: '%s' has no problems", path);
@@ -233,7 +233,7 @@ static const char *default_suite(void)
     static const char src[] = CN_SOURCE_DIR "/bench/conv_suite.txt";
     FILE *f = fopen(src, "r");
     if (f) {
-        fclose(f);
+        (void)fclose(f);
         return src;
     }
     return "bench/conv_suite.txt";
@@ -270,7 +270,7 @@ static int parse(int argc, char **argv, bench_opts *o)
                 return cli_usage(CMD, "--reps: '%s' is not an integer in [1, %d]", v, MAX_REPS);
         } else if ((r = cli_opt(CMD, argc, argv, &i, "--compare", &v))) {
             if (r < 0) return 2;
-            if (strcmp(v, "onednn"))
+            if (strcmp(v, "onednn") != 0)
                 return cli_usage(CMD, "--compare: unknown library '%s' (onednn)", v);
             o->compare = 1;
         } else if ((r = cli_flag(CMD, argv, i, "--json"))) {
@@ -393,7 +393,7 @@ static const char *human_bytes(size_t b, char *buf, size_t len)
 {
     if (b < 1024)
         snprintf(buf, len, "%zu", b);
-    else if (b < 1024 * 1024)
+    else if (b < (size_t)1024 * 1024)
         snprintf(buf, len, "%.1fK", (double)b / 1024);
     else if (b < (size_t)1024 * 1024 * 1024)
         snprintf(buf, len, "%.1fM", (double)b / (1024.0 * 1024));
@@ -418,7 +418,7 @@ static double load_average(void)
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
         if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
+        (void)fclose(f);
     }
     return l;
 }
@@ -502,7 +502,7 @@ static void memory_row(const bench_opts *o, const char *name, int threads, int r
  * input read once, each output written once) against the bandwidth. */
 static int memory_section(const bench_opts *o, cn_ctx *rng)
 {
-    const int64_t px[4] = {8, 112, 112, 64}, M = 8 * 56 * 56, C = 64;
+    const int64_t px[4] = {8, 112, 112, 64}, M = INT64_C(8) * 56 * 56, C = 64;
     cn_pool2d_params mp = cn_pool2d_params_default(3, 3), ap = cn_pool2d_params_default(2, 2);
     mp.stride_h = mp.stride_w = 2, mp.pad_h = mp.pad_w = 1;
     cn_pool2d_desc md, ad;
@@ -650,13 +650,13 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
             return cli_fail(CMD, "problem %s: out of memory", p->name);
         const double flops = 2.0 * (double)d.MB * (double)d.OH * (double)d.OW * (double)d.OC *
                              (double)d.KH * (double)d.KW * (double)(d.IC / d.G);
-        const char *impl = cn__conv_gemm_applies(&d) ? "gemm" : "direct";
         char shape[128];
         snprintf(shape, sizeof shape, "%d %d %d %d %d %d %d %d %d %d %d %d %d %d", p->v[0], p->v[1],
                  p->v[2], p->v[3], p->v[4], p->v[5], p->v[6], p->v[7], p->v[8], p->v[9], p->v[10],
                  p->v[11], p->v[12], p->v[13]);
         for (int kp = 0; kp < o->npass; kp++) {
             const bench_pass pass = (bench_pass)o->pass[kp];
+            const char *impl = cn__conv2d_impl_name(&d, (int)pass);
             for (int kt = 0; kt < o->nthreads; kt++) {
                 const int t = o->threads[kt];
                 conv_job j = {.d = &d,

@@ -80,15 +80,33 @@ static cn_status finish_setup(cn_conv2d_desc *d, const char *op, int64_t w_icg)
                        op, (long long)ekh, (long long)ekw, (long long)ph, (long long)pw);
     d->OH = (ph - ekh) / d->SH + 1;
     d->OW = (pw - ekw) / d->SW + 1;
-    /* Every buffer a pass touches must have a countable size. */
-    int64_t shapes[4][4] = {{d->MB, d->IH, d->IW, d->IC},
+    /* Every buffer a pass touches, the workspace blocks of ws_layout
+     * included, must have a countable size, and so must all of them
+     * together (counted as doubles), so that no workspace size wraps: a
+     * 4x4 input with --padding 536870912 --stride 1073741823 once sized the
+     * dilated gradient 2^64 bytes, i.e. 0, and backward-data wrote past it.
+     * OH*OW may itself overflow (OH, OW < 2^33), so it is checked first. */
+    int64_t ohw = -1;
+    if (cn__mul_i64(d->OH, d->OW, &ohw)) ohw = -1;
+    int64_t shapes[7][4] = {{d->MB, d->IH, d->IW, d->IC},
                             {d->MB, d->OH, d->OW, d->OC},
                             {d->MB, ph, pw, d->IC},
-                            {d->OH * d->OW, d->KH, d->KW, d->IC}};
-    size_t n;
-    for (int i = 0; i < 4; i++)
+                            {ohw, d->KH, d->KW, d->IC},
+                            {d->MB, (d->OH - 1) * d->SH + 1, (d->OW - 1) * d->SW + 1, d->OC},
+                            {d->KH, d->KW, d->OC / d->G, d->IC},
+                            /* every image's im2col: cn_im2col_size */
+                            {ohw, d->MB, d->KH * d->KW, d->IC}};
+    size_t n, total = 0;
+    for (int i = 0; i < 7; i++) {
+        if (shapes[i][0] < 0)
+            return cn__err(CN_ERR_OVERFLOW, "%s: tensor sizes overflow (OH=%lld x OW=%lld)", op,
+                           (long long)d->OH, (long long)d->OW);
         if ((s = cn_shape_numel(4, shapes[i], &n)))
             return cn__err(s, "%s: tensor sizes overflow (%s)", op, cn_last_error());
+        if (__builtin_add_overflow(total, n, &total) || total > SIZE_MAX / 8)
+            return cn__err(CN_ERR_OVERFLOW,
+                           "%s: tensor sizes overflow (the buffers exceed 2^61 elements)", op);
+    }
     return CN_OK;
 }
 
@@ -115,10 +133,18 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
                           const int64_t w_shape[3])
 {
     memset(d, 0, sizeof *d);
-    if (p->pad_top || p->pad_bottom || p->stride_h != 1 || p->dil_h != 1)
-        return cn__err(CN_ERR_INVALID_ARG,
-                       "conv1d: pad_top/pad_bottom must be 0 and stride_h/dil_h 1 (got %d/%d, %d/%d)",
-                       p->pad_top, p->pad_bottom, p->stride_h, p->dil_h);
+    /* conv1d runs along W: the H parameters keep their defaults, and L and
+     * K are named as the caller knows them (finish_setup says W and KW). */
+    const char *const hn[4] = {"pad_top", "pad_bottom", "stride_h", "dil_h"};
+    const int hv[4] = {p->pad_top, p->pad_bottom, p->stride_h, p->dil_h}, hd[4] = {0, 0, 1, 1};
+    for (int i = 0; i < 4; i++)
+        if (hv[i] != hd[i])
+            return cn__err(CN_ERR_INVALID_ARG, "conv1d: %s=%d must be %d (conv1d runs along W)",
+                           hn[i], hv[i], hd[i]);
+    if (x_shape[1] < 1)
+        return cn__err(CN_ERR_INVALID_ARG, "conv1d: L=%lld must be >= 1", (long long)x_shape[1]);
+    if (w_shape[0] < 1)
+        return cn__err(CN_ERR_INVALID_ARG, "conv1d: K=%lld must be >= 1", (long long)w_shape[0]);
     d->MB = x_shape[0], d->IH = 1, d->IW = x_shape[1], d->IC = x_shape[2];
     d->KH = 1, d->KW = w_shape[0], d->OC = w_shape[2];
     d->G = p->groups;
@@ -139,14 +165,86 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   wt    [KH, KW, OC/G, IC]             bwd_data: flipped, channels swapped
  *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
  *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
- *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws) */
+ *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
+ *   part  the vectorised kernels' partial weight gradients */
 typedef struct conv_ws {
-    float *xpad, *gyd, *wt, *cols, *gcols;
+    float *xpad, *gyd, *wt, *cols, *gcols, *part;
     double *gw64, *gb64;
 } conv_ws;
 
-static size_t ws_layout(const cn_conv2d_desc *d, char *base, conv_ws *out)
+/* The descriptor of the same convolution over the explicitly padded input. */
+static cn_conv2d_desc padded_desc(const cn_conv2d_desc *d)
 {
+    cn_conv2d_desc p = *d;
+    p.IH += d->PT + d->PB, p.IW += d->PL + d->PR;
+    p.PT = p.PB = p.PL = p.PR = 0;
+    p.mode = CN_PAD_ZEROS;
+    return p;
+}
+
+/* The zero-padded problem the kernels see. */
+static cn_conv2d_desc kernel_desc(const cn_conv2d_desc *d)
+{
+    return cn__conv_pads_explicitly(d) ? padded_desc(d) : *d;
+}
+
+/* Backward-data as a forward convolution: gx = conv(dilate(gy, stride),
+ * flip(w) with input and output channels swapped), stride 1, the same
+ * dilation, padding (K-1)*dil - pad before (negative pads crop). src is the
+ * zero-padded problem. */
+static cn_conv2d_desc transposed_desc(const cn_conv2d_desc *src)
+{
+    cn_conv2d_desc t = {0};
+    t.MB = src->MB, t.IH = (src->OH - 1) * src->SH + 1, t.IW = (src->OW - 1) * src->SW + 1;
+    t.IC = src->OC, t.OC = src->IC, t.G = src->G;
+    t.KH = src->KH, t.KW = src->KW, t.SH = t.SW = 1, t.DH = src->DH, t.DW = src->DW;
+    t.PT = (src->KH - 1) * src->DH - src->PT, t.PL = (src->KW - 1) * src->DW - src->PL;
+    t.OH = src->IH, t.OW = src->IW;
+    t.mode = CN_PAD_ZEROS;
+    return t;
+}
+
+typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC } conv_impl;
+
+static int vec_applies(const cn_conv2d_desc *p)
+{
+    return cn__conv_dw_applies(p) || cn__conv_grouped_applies(p);
+}
+
+/* The kernel for pass (0 fwd, 1 bwd_data, 2 bwd_weights) of the zero-padded
+ * problem p: the vectorised direct kernels where they apply (for
+ * backward-data: to the transposed problem), else the GEMM path, else the
+ * plain loops. CN_CONV_IMPL=direct|gemm forces those (tests); =vec is the
+ * default choice. */
+static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
+{
+    const char *e = getenv("CN_CONV_IMPL");
+    if (e && !strcmp(e, "direct")) return IMPL_DIRECT;
+    if (e && !strcmp(e, "gemm")) return IMPL_GEMM;
+    cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
+    if (vec_applies(p) && vec_applies(&t)) return IMPL_VEC;
+    return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
+}
+
+const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
+{
+    const cn_conv2d_desc p = kernel_desc(d);
+    switch (choose_impl(&p, pass)) {
+    case IMPL_VEC: return cn__conv_dw_applies(&p) ? "depthwise" : "grouped";
+    case IMPL_GEMM: return "gemm";
+    default: return "direct";
+    }
+}
+
+/* The passes a layout serves: a pass that allocates its own workspace
+ * takes only its blocks (the forward pass of a 101x101 filter over a
+ * one-megapixel image needs the padded copy, 4 MB, not the 122 GB im2col
+ * buffer of backward-weights); cn_conv2d_workspace_size serves them all. */
+enum { WS_FWD = 1, WS_BWD_DATA = 2, WS_BWD_WEIGHTS = 4, WS_ALL = 7 };
+
+static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, conv_ws *out)
+{
+    const int bd = (passes & WS_BWD_DATA) != 0, bw = (passes & WS_BWD_WEIGHTS) != 0;
     size_t at = 0;
     conv_ws l;
     int64_t ph = d->IH + d->PT + d->PB, pw = d->IW + d->PL + d->PR;
@@ -155,30 +253,31 @@ static size_t ws_layout(const cn_conv2d_desc *d, char *base, conv_ws *out)
     size_t gyd = (d->SH > 1 || d->SW > 1)
                      ? (size_t)(d->MB * ((d->OH - 1) * d->SH + 1) * ((d->OW - 1) * d->SW + 1) * d->OC) * f
                      : 0;
-    l.gyd = cn__ws_take(base, &at, gyd);
-    l.wt = cn__ws_take(base, &at, (size_t)(d->KH * d->KW * (d->OC / d->G) * d->IC) * f);
-    l.cols = cn__ws_take(base, &at, (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f);
-    l.gw64 = cn__ws_take(base, &at, (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd);
-    l.gb64 = cn__ws_take(base, &at, (size_t)d->OC * dd);
-    cn_conv2d_desc p = *d;
-    if (cn__conv_pads_explicitly(d)) p.IH = ph, p.IW = pw, p.PT = p.PB = p.PL = p.PR = 0;
-    l.gcols = cn__ws_take(base, &at, cn__conv_gemm_ws(&p));
+    l.gyd = cn__ws_take(base, &at, bd ? gyd : 0);
+    l.wt = cn__ws_take(base, &at, bd ? (size_t)(d->KH * d->KW * (d->OC / d->G) * d->IC) * f : 0);
+    l.cols = cn__ws_take(base, &at, bw ? (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f : 0);
+    l.gw64 = cn__ws_take(base, &at, bw ? (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd : 0);
+    l.gb64 = cn__ws_take(base, &at, bw ? (size_t)d->OC * dd : 0);
+    const cn_conv2d_desc p = kernel_desc(d);
+    const cn_conv2d_desc t = transposed_desc(&p);
+    l.gcols = cn__ws_take(base, &at, CN__MAX(cn__conv_gemm_ws(&p), cn__conv_gemm_ws(&t)));
+    l.part = cn__ws_take(base, &at, bw && vec_applies(&p) ? cn__conv_vec_bww_ws(&p) : 0);
     if (out) *out = l;
     return at;
 }
 
-size_t cn_conv2d_workspace_size(const cn_conv2d_desc *d) { return ws_layout(d, NULL, NULL); }
+size_t cn_conv2d_workspace_size(const cn_conv2d_desc *d) { return ws_layout(d, WS_ALL, NULL, NULL); }
 
 /* Runs body with a workspace: the caller's, or one allocated here. */
-static cn_status get_ws(const cn_conv2d_desc *d, void *ws, void **own, conv_ws *l)
+static cn_status get_ws(const cn_conv2d_desc *d, unsigned pass, void *ws, void **own, conv_ws *l)
 {
     *own = NULL;
     if (!ws) {
-        size_t bytes = cn_conv2d_workspace_size(d);
+        size_t bytes = ws_layout(d, pass, NULL, NULL);
         if (!(ws = *own = cn_alloc(bytes ? bytes : 64)))
             return cn__err(CN_ERR_NO_MEMORY, "conv2d: cannot allocate %zu bytes of workspace", bytes);
     }
-    ws_layout(d, ws, l);
+    ws_layout(d, pass, ws, l);
     return CN_OK;
 }
 
@@ -223,90 +322,72 @@ void cn__conv2d_direct(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     }
 }
 
-/* The descriptor of the same convolution over the explicitly padded input. */
-static cn_conv2d_desc padded_desc(const cn_conv2d_desc *d)
-{
-    cn_conv2d_desc p = *d;
-    p.IH += d->PT + d->PB, p.IW += d->PL + d->PR;
-    p.PT = p.PB = p.PL = p.PR = 0;
-    p.mode = CN_PAD_ZEROS;
-    return p;
-}
-
 cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
                         const float *b, float *y, void *ws)
 {
     const int explicit_pad = cn__conv_pads_explicitly(d);
-    const cn_conv2d_desc p = explicit_pad ? padded_desc(d) : *d;
-    const int gemm = cn__conv_gemm_applies(&p);
-    if (!explicit_pad && !gemm) {
-        cn__conv2d_direct(ctx, d, x, w, b, y);
+    const cn_conv2d_desc p = kernel_desc(d);
+    const conv_impl impl = choose_impl(&p, 0);
+    if (!explicit_pad && impl != IMPL_GEMM) {
+        if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, d, x, w, b, y);
+        else cn__conv2d_direct(ctx, d, x, w, b, y);
         return CN_OK;
     }
     void *own;
     conv_ws l;
-    cn_status s = get_ws(d, ws, &own, &l);
+    cn_status s = get_ws(d, WS_FWD, ws, &own, &l);
     if (s) return s;
     if (explicit_pad)
         s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
                          l.xpad);
     const float *src = explicit_pad ? l.xpad : x;
-    if (!s && gemm) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
+    if (!s && impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
+    else if (!s && impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &p, src, w, b, y);
     else if (!s) cn__conv2d_direct(ctx, &p, src, w, b, y);
     cn_free(own);
     return s;
 }
 
-/* The lecture's adjoint: gx = conv(dilate(gy, stride), flip(w) with input and
- * output channels swapped), stride 1, the same dilation, and padding
- * (K-1)*dil - pad before (negative pads crop). For padding modes other than
- * zeros the result is the gradient of the padded input, folded back. */
+/* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
+ * modes other than zeros the result is the gradient of the padded input,
+ * folded back. */
 cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
                              float *gx, void *ws)
 {
     void *own;
     conv_ws l;
-    cn_status s = get_ws(d, ws, &own, &l);
+    cn_status s = get_ws(d, WS_BWD_DATA, ws, &own, &l);
     if (s) return s;
     const int explicit_pad = cn__conv_pads_explicitly(d);
-    const cn_conv2d_desc src = explicit_pad ? padded_desc(d) : *d;
+    const cn_conv2d_desc src = kernel_desc(d);
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
-    if (cn__conv_gemm_applies(&src)) {
-        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, explicit_pad ? l.xpad : gx, l.gcols);
-        if (!s && explicit_pad)
-            s = cn_pad2d_bwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode,
-                             l.xpad, gx);
-        cn_free(own);
-        return s;
-    }
-
-    const float *gyd = gy;
-    int64_t DH_ = (d->OH - 1) * d->SH + 1, DW_ = (d->OW - 1) * d->SW + 1;
-    if (d->SH > 1 || d->SW > 1) {
-        cn_dilate2d_fwd(d->MB, d->OH, d->OW, d->OC, d->SH, d->SW, gy, l.gyd);
-        gyd = l.gyd;
-    }
-    for (int64_t kh = 0; kh < d->KH; kh++)
-        for (int64_t kw = 0; kw < d->KW; kw++)
-            for (int64_t g = 0; g < d->G; g++)
-                for (int64_t i = 0; i < ICG; i++)
-                    for (int64_t o = 0; o < OCG; o++)
-                        l.wt[((kh * d->KW + kw) * OCG + o) * d->IC + g * ICG + i] =
-                            w[(((d->KH - 1 - kh) * d->KW + (d->KW - 1 - kw)) * ICG + i) * d->OC +
-                              g * OCG + o];
-    cn_conv2d_desc t = {0};
-    t.MB = d->MB, t.IH = DH_, t.IW = DW_, t.IC = d->OC, t.OC = d->IC, t.G = d->G;
-    t.KH = d->KH, t.KW = d->KW, t.SH = t.SW = 1, t.DH = d->DH, t.DW = d->DW;
-    t.PT = (d->KH - 1) * d->DH - src.PT, t.PL = (d->KW - 1) * d->DW - src.PL;
-    t.OH = src.IH, t.OW = src.IW;
-    t.mode = CN_PAD_ZEROS;
-    if (!explicit_pad) {
-        cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, gx);
+    const conv_impl impl = choose_impl(&src, 1);
+    float *out = explicit_pad ? l.xpad : gx;
+    if (impl == IMPL_GEMM && (d->SH > 1 || d->SW > 1)) {
+        /* strided: GEMM per patch, added back (col2im) */
+        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.gcols);
     } else {
-        cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, l.xpad);
+        const float *gyd = gy;
+        if (d->SH > 1 || d->SW > 1) {
+            cn_dilate2d_fwd(d->MB, d->OH, d->OW, d->OC, d->SH, d->SW, gy, l.gyd);
+            gyd = l.gyd;
+        }
+        for (int64_t kh = 0; kh < d->KH; kh++)
+            for (int64_t kw = 0; kw < d->KW; kw++)
+                for (int64_t g = 0; g < d->G; g++)
+                    for (int64_t i = 0; i < ICG; i++)
+                        for (int64_t o = 0; o < OCG; o++)
+                            l.wt[((kh * d->KW + kw) * OCG + o) * d->IC + g * ICG + i] =
+                                w[(((d->KH - 1 - kh) * d->KW + (d->KW - 1 - kw)) * ICG + i) * d->OC +
+                                  g * OCG + o];
+        const cn_conv2d_desc t = transposed_desc(&src);
+        if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, out, l.gcols);
+        else if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &t, gyd, l.wt, NULL, out);
+        else cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, out);
+    }
+    if (!s && explicit_pad)
         s = cn_pad2d_bwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode,
                          l.xpad, gx);
-    }
     cn_free(own);
     return s;
 }
@@ -318,7 +399,7 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 {
     void *own;
     conv_ws l;
-    cn_status s = get_ws(d, ws, &own, &l);
+    cn_status s = get_ws(d, WS_BWD_WEIGHTS, ws, &own, &l);
     if (s) return s;
     const float *xs = x;
     cn_conv2d_desc src = *d;
@@ -329,12 +410,20 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
         src = padded_desc(d);
         xs = l.xpad;
     }
+    const conv_impl impl = choose_impl(&src, 2);
+    if (impl == IMPL_VEC) {
+        cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
+        goto done;
+    }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,
                   P = d->OH * d->OW, nw = d->KH * d->KW * ICG * d->OC;
     memset(l.gw64, 0, (size_t)nw * sizeof(double));
     memset(l.gb64, 0, (size_t)d->OC * sizeof(double));
-    const int gemm = cn__conv_gemm_applies(&src);
-    if (gemm && gw && (s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, l.gcols))) goto done;
+    if (impl == IMPL_GEMM) {
+        s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, gb, l.gcols);
+        goto done;
+    }
+    const int gemm = 0;
     cn_conv2d_desc one = src;
     one.MB = 1;
     for (int64_t n = 0; n < d->MB; n++) {

@@ -6,7 +6,16 @@
  *     backward data     cols           = gy_g · w_g^T, scattered back (col2im)
  *     backward weights  gw_g [KG, OCG] += cols^T · gy_g
  * A 1x1, stride-1, unpadded convolution needs no gathering at all: the NHWC
- * input already is cols. Zero padding only: conv2d.c pads other modes first. */
+ * input already is cols. Zero padding only: conv2d.c pads other modes first.
+ *
+ * Each pass is one OpenMP parallel region: a thread takes whole chunks,
+ * gathers them into its own cols and runs a one-thread GEMM on them, so
+ * threads meet only at the region's end (with idle workers asleep, as the
+ * CLI runs them, each extra region costs a wake-up). Results do not depend
+ * on the thread count: a forward or backward-data element is computed by
+ * one thread as the same GEMM arithmetic; backward-weights sums a fixed
+ * number of parts of the chunks, each by one thread, and adds the parts in
+ * order. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +23,26 @@
 #include "kernels/gemm.h"
 #include "ops/conv_internal.h"
 
-#define COLS_FLOATS ((int64_t)1 << 19) /* 2 MiB chunks of cols */
+/* 256 KiB of cols a chunk, so that a chunk stays in L2 between its gather
+ * and its GEMM; at least MIN_ROWS rows so that the GEMM has some height. */
+#define COLS_FLOATS ((int64_t)1 << 16)
+#define MIN_ROWS 84
+/* Backward-weights partial sums: at most this many, and at most this many
+ * bytes of them. */
+#define BWW_PARTS 8
+#define BWW_PART_BYTES ((int64_t)64 << 20)
 
 static int64_t kg(const cn_conv2d_desc *d) { return d->KH * d->KW * (d->IC / d->G); }
 static int64_t rows_total(const cn_conv2d_desc *d) { return d->MB * d->OH * d->OW; }
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Rows of cols per chunk: a function of the problem only, so that sums over
- * chunks happen in the same order whatever the thread count. */
+/* Rows of cols per chunk: a function of the problem only, and a multiple
+ * of 42 (both micro-kernels' MR, 14 and 6, divide it) so that a chunk ends
+ * in no partial tile of rows. */
 static int64_t chunk_rows(const cn_conv2d_desc *d)
 {
-    int64_t r = COLS_FLOATS / kg(d);
-    if (r < 1) r = 1;
-    return r < rows_total(d) ? r : rows_total(d);
+    int64_t r = CN__MAX(COLS_FLOATS / kg(d), MIN_ROWS) / 42 * 42;
+    return CN__MIN(r, rows_total(d));
 }
 
 static int is_pointwise(const cn_conv2d_desc *d)
@@ -44,57 +61,80 @@ int cn__conv_gemm_applies(const cn_conv2d_desc *d)
     return !(d->IC / d->G == 1 && d->OC / d->G <= 4);
 }
 
-/* The GEMM packing buffers are sized for this many threads; a context asking
- * for more makes the GEMM allocate its own. */
-static int gemm_threads(void)
+/* The workspace holds per-thread blocks for this many threads (the CPUs,
+ * at least 2, at most 16); a context asking for more runs on this many. */
+static int ws_threads(void)
 {
     int n = omp_get_num_procs();
-    return n > 2 ? n : 2;
+    return n < 2 ? 2 : n > 16 ? 16 : n;
 }
+
+static int pass_threads(const cn_ctx *ctx) { return CN__MIN(cn__threads(ctx), ws_threads()); }
+
+static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
 static size_t cols_bytes(const cn_conv2d_desc *d)
 {
-    return is_pointwise(d) ? 0 : ((size_t)(chunk_rows(d) * kg(d)) * sizeof(float) + 63) & ~(size_t)63;
+    return is_pointwise(d) ? 0 : align64((size_t)(chunk_rows(d) * kg(d)) * sizeof(float));
+}
+
+/* One thread's block: its cols, then its GEMM packing buffers, sized for
+ * every GEMM shape of the three passes. */
+static size_t thread_bytes(const cn_conv2d_desc *d)
+{
+    const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d);
+    const int64_t shapes[][3] = {{R, OCG, K}, {R, K, OCG}, {K, OCG, R}};
+    size_t g = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        g = CN__MAX(g, cn__sgemm_ws_size(shapes[i][0], shapes[i][1], shapes[i][2], 1));
+    return cols_bytes(d) + align64(g);
+}
+
+static int64_t bww_parts(const cn_conv2d_desc *d)
+{
+    const int64_t nch = cdiv(rows_total(d), chunk_rows(d));
+    const int64_t per = kg(d) * d->OC + d->OC; /* gw and gb */
+    int64_t p = CN__MIN(BWW_PARTS, nch);
+    p = CN__MIN(p, BWW_PART_BYTES / (per * (int64_t)sizeof(float)));
+    return CN__MAX(p, 1);
 }
 
 size_t cn__conv_gemm_ws(const cn_conv2d_desc *d)
 {
-    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
-    const int t = gemm_threads();
-    /* Every GEMM shape the three passes use. */
-    const int64_t shapes[][3] = {{P, d->OC, d->IC}, {P, d->IC, d->OC}, {d->IC, d->OC, P},
-                                 {R, OCG, K},       {R, K, OCG},       {K, OCG, R}};
-    size_t g = 0;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        size_t b = cn__sgemm_ws_size(shapes[i][0], shapes[i][1], shapes[i][2], t);
-        g = b > g ? b : g;
-    }
-    return cols_bytes(d) + g;
+    const size_t parts = (size_t)(bww_parts(d) * (kg(d) * d->OC + d->OC)) * sizeof(float);
+    return (size_t)ws_threads() * thread_bytes(d) + align64(parts);
 }
 
-/* cn__sgemm with the workspace after the cols, when it was sized for ctx. */
-static cn_status gemm(const cn_ctx *ctx, void *ws, int ta, int tb, int64_t M, int64_t N,
-                      int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                      float beta, float *C, int64_t ldc)
+static float *thread_cols(const cn_conv2d_desc *d, float *ws)
 {
-    if (cn__threads(ctx) > gemm_threads()) ws = NULL;
-    return cn__sgemm_ws(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, ws);
+    return (float *)((char *)ws + (size_t)omp_get_thread_num() * thread_bytes(d));
 }
 
-/* p[i] += c[i]: the col2im inner loop, compiled per ISA. */
-CN__MULTIVERSION static void add_row(float *restrict p, const float *restrict c, int64_t n)
+/* One-thread GEMM with the thread's packing buffers (cannot fail). */
+static void gemm1(const cn_conv2d_desc *d, float *cols, int ta, int tb, int64_t M, int64_t N,
+                  int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                  float *C, int64_t ldc)
 {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) p[i] += c[i];
+    (void)cn__sgemm_ws(NULL, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc,
+                       (char *)cols + cols_bytes(d));
+}
+
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* d[0..n) = s[0..n): short rows are the common case, where a call to
+ * memcpy costs as much as the copy. */
+static void copy_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) *(v8 *)(dst + i) = *(const v8 *)(src + i);
+    for (; i < n; i++) dst[i] = src[i];
 }
 
 /* cols [R, KG] = the patches of group g for output rows [r0, r0+R). */
-static void gather(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, int64_t g,
-                   int64_t r0, int64_t R, float *cols)
+static void gather(const cn_conv2d_desc *d, const float *x, int64_t g, int64_t r0, int64_t R,
+                   float *cols)
 {
     const int64_t ICG = d->IC / d->G, K = kg(d);
-    const int nt = cn__threads(ctx);
-#pragma omp parallel for num_threads(nt) if (nt > 1 && R > 16) schedule(static)
     for (int64_t r = 0; r < R; r++) {
         const int64_t row = r0 + r, ow = row % d->OW, oh = row / d->OW % d->OH,
                       n = row / (d->OW * d->OH);
@@ -106,104 +146,142 @@ static void gather(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, i
                 if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW)
                     memset(c, 0, (size_t)ICG * sizeof *c);
                 else
-                    memcpy(c, x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG,
-                           (size_t)ICG * sizeof *c);
+                    copy_row(c, x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG, ICG);
             }
         }
     }
 }
 
-/* gx += the patches of cols [R, KG] put back where gather took them.
- * Patches of one image overlap, those of different images never do: threads
- * split the chunk by image, and each image's rows are added in order, so the
- * sums do not depend on the thread count. */
-static void scatter(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *cols, int64_t g,
-                    int64_t r0, int64_t R, float *gx)
+/* p[i] += c[i]: the col2im inner loop, compiled per ISA. */
+CN__MULTIVERSION static void add_row(float *restrict p, const float *restrict c, int64_t n)
 {
-    const int64_t ICG = d->IC / d->G, K = kg(d), per_image = d->OH * d->OW;
-    const int64_t n0 = r0 / per_image, n1 = (r0 + R - 1) / per_image;
-    const int nt = cn__threads(ctx);
-#pragma omp parallel for num_threads(nt) if (nt > 1 && n1 > n0) schedule(static)
-    for (int64_t n = n0; n <= n1; n++) {
-        const int64_t lo = CN__MAX(r0, n * per_image), hi = CN__MIN(r0 + R, (n + 1) * per_image);
-        for (int64_t row = lo; row < hi; row++) {
-            const int64_t ow = row % d->OW, oh = row / d->OW % d->OH;
-            const float *c = cols + (row - r0) * K;
-            for (int64_t kh = 0; kh < d->KH; kh++) {
-                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                for (int64_t kw = 0; kw < d->KW; kw++, c += ICG) {
-                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW) continue;
-                    float *p = gx + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG;
-                    add_row(p, c, ICG);
-                }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) p[i] += c[i];
+}
+
+/* y[r, :] += b for R rows of n channels. */
+CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b, int64_t R, int64_t n)
+{
+    for (int64_t r = 0; r < R; r++)
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[r * n + i] += b[i];
+}
+
+/* s[i] += sum over R rows of y[r, i]. */
+CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R, int64_t n)
+{
+    for (int64_t r = 0; r < R; r++)
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) s[i] += y[r * n + i];
+}
+
+/* gx += the patches of cols [R, KG] put back where gather took them; rows
+ * [r0, r0+R) of one image, added in order. */
+static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64_t r0, int64_t R,
+                    float *gx)
+{
+    const int64_t ICG = d->IC / d->G, K = kg(d);
+    for (int64_t row = r0; row < r0 + R; row++) {
+        const int64_t ow = row % d->OW, oh = row / d->OW % d->OH, n = row / (d->OW * d->OH);
+        const float *c = cols + (row - r0) * K;
+        for (int64_t kh = 0; kh < d->KH; kh++) {
+            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+            for (int64_t kw = 0; kw < d->KW; kw++, c += ICG) {
+                const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW) continue;
+                add_row(gx + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG, c, ICG);
             }
         }
     }
 }
 
 cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                              const float *w, const float *b, float *y, float *cols)
+                              const float *w, const float *b, float *y, float *ws)
 {
-    void *gws = (char *)cols + cols_bytes(d);
-    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
-    cn_status s = CN_OK;
-    if (is_pointwise(d)) {
-        s = gemm(ctx, gws, 0, 0, P, d->OC, d->IC, x, d->IC, w, d->OC, 0.0f, y, d->OC);
-    } else {
-        const int64_t R = chunk_rows(d);
-        for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
-            const int64_t n = CN__MIN(R, P - r0);
-            for (int64_t g = 0; g < d->G && !s; g++) {
-                gather(ctx, d, x, g, r0, n, cols);
-                s = gemm(ctx, gws, 0, 0, n, OCG, K, cols, K, w + g * OCG, d->OC, 0.0f,
-                         y + r0 * d->OC + g * OCG, d->OC);
+    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
+    const int64_t nch = cdiv(P, R);
+    const int pw = is_pointwise(d), T = pass_threads(ctx);
+#pragma omp parallel num_threads(T) if (T > 1 && nch > 1)
+    {
+        float *cols = thread_cols(d, ws);
+#pragma omp for schedule(dynamic)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t r0 = c * R, n = CN__MIN(R, P - r0);
+            for (int64_t g = 0; g < d->G; g++) {
+                if (!pw) gather(d, x, g, r0, n, cols);
+                gemm1(d, cols, 0, 0, n, OCG, K, pw ? x + r0 * d->IC : cols, K, w + g * OCG, d->OC,
+                      0.0f, y + r0 * d->OC + g * OCG, d->OC);
             }
+            if (b) add_bias(y + r0 * d->OC, b, n, d->OC);
         }
     }
-    if (!s && b)
-        for (int64_t p = 0; p < P; p++)
-            for (int64_t o = 0; o < d->OC; o++) y[p * d->OC + o] += b[o];
-    return s;
+    return CN_OK;
 }
 
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
-                                   const float *w, float *gx, float *cols)
+                                   const float *w, float *gx, float *ws)
 {
-    void *gws = (char *)cols + cols_bytes(d);
-    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
-    if (is_pointwise(d))
-        return gemm(ctx, gws, 0, 1, P, d->IC, d->OC, gy, d->OC, w, d->OC, 0.0f, gx, d->IC);
-    memset(gx, 0, (size_t)(d->MB * d->IH * d->IW * d->IC) * sizeof *gx);
-    const int64_t R = chunk_rows(d);
-    cn_status s = CN_OK;
-    for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
-        const int64_t n = CN__MIN(R, P - r0);
-        for (int64_t g = 0; g < d->G && !s; g++) {
-            s = gemm(ctx, gws, 0, 1, n, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
-                     d->OC, 0.0f, cols, K);
-            if (!s) scatter(ctx, d, cols, g, r0, n, gx);
+    const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
+    const int64_t img = d->IH * d->IW * d->IC;
+    const int pw = is_pointwise(d), T = pass_threads(ctx);
+    /* Patches of one image overlap, those of different images never do: a
+     * thread takes whole images and adds each image's rows in order. */
+#pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
+    {
+        float *cols = thread_cols(d, ws);
+#pragma omp for schedule(dynamic)
+        for (int64_t n = 0; n < d->MB; n++) {
+            if (!pw) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
+            for (int64_t r0 = n * per_image; r0 < (n + 1) * per_image; r0 += R) {
+                const int64_t m = CN__MIN(R, (n + 1) * per_image - r0);
+                for (int64_t g = 0; g < d->G; g++) {
+                    gemm1(d, cols, 0, 1, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
+                          d->OC, 0.0f, pw ? gx + r0 * d->IC : cols, K);
+                    if (!pw) scatter(d, cols, g, r0, m, gx);
+                }
+            }
         }
     }
-    return s;
+    return CN_OK;
 }
 
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                      const float *gy, float *gw, float *cols)
+                                      const float *gy, float *gw, float *gb, float *ws)
 {
-    void *gws = (char *)cols + cols_bytes(d);
-    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d);
-    if (is_pointwise(d))
-        return gemm(ctx, gws, 1, 0, d->IC, d->OC, P, x, d->IC, gy, d->OC, 0.0f, gw, d->OC);
-    const int64_t R = chunk_rows(d);
-    cn_status s = CN_OK;
-    for (int64_t r0 = 0; r0 < P && !s; r0 += R) {
-        const int64_t n = CN__MIN(R, P - r0);
-        for (int64_t g = 0; g < d->G && !s; g++) {
-            gather(ctx, d, x, g, r0, n, cols);
-            s = gemm(ctx, gws, 1, 0, K, OCG, n, cols, K, gy + r0 * d->OC + g * OCG, d->OC,
-                     r0 ? 1.0f : 0.0f, gw + g * OCG, d->OC);
+    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
+    const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC, per = nw + d->OC;
+    const int pw = is_pointwise(d), T = pass_threads(ctx);
+    float *parts = (float *)((char *)ws + (size_t)ws_threads() * thread_bytes(d));
+#pragma omp parallel num_threads(T) if (T > 1 && np > 1)
+    {
+        float *cols = thread_cols(d, ws);
+#pragma omp for schedule(dynamic)
+        for (int64_t p = 0; p < np; p++) {
+            float *pg = parts + p * per, *pb = pg + nw;
+            memset(pb, 0, (size_t)d->OC * sizeof *pb);
+            if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
+            for (int64_t c = nch * p / np; c < nch * (p + 1) / np; c++) {
+                const int64_t r0 = c * R, n = CN__MIN(R, P - r0);
+                for (int64_t g = 0; gw && g < d->G; g++) {
+                    if (!pw) gather(d, x, g, r0, n, cols);
+                    gemm1(d, cols, 1, 0, K, OCG, n, pw ? x + r0 * d->IC : cols, K,
+                          gy + r0 * d->OC + g * OCG, d->OC, c == nch * p / np ? 0.0f : 1.0f,
+                          pg + g * OCG, d->OC);
+                }
+                if (gb) sum_rows(pb, gy + r0 * d->OC, n, d->OC);
+            }
+        }
+        /* each element is the sum of its parts in part order */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < per; i++) {
+            float s = parts[i];
+            for (int64_t p = 1; p < np; p++) s += parts[p * per + i];
+            if (i < nw) {
+                if (gw) gw[i] = s;
+            } else if (gb) {
+                gb[i - nw] = s;
+            }
         }
     }
-    return s;
+    return CN_OK;
 }

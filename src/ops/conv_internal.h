@@ -32,10 +32,30 @@ CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                               const float *gy, const float *w, float *gx,
                                               float *cols);
-/* gw is overwritten. */
+/* gw and gb (either may be NULL) are overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                  const float *x, const float *gy, float *gw,
-                                                 float *cols);
+                                                 float *gb, float *cols);
+
+/* The channel-vectorised direct kernels (conv2d_direct.c) for zero-padded
+ * problems (pads may be negative): depthwise (C_in = C_out = groups) and
+ * small groups (C_out/groups a multiple of 8, few input channels per
+ * group). fwd also serves backward-data on the flipped problem; bwd_weights
+ * needs cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw
+ * and gb (either may be NULL). */
+CN__HIDDEN int cn__conv_dw_applies(const cn_conv2d_desc *d);
+CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                   const float *w, const float *b, float *y);
+CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                           const float *x, const float *gy, float *gw, float *gb,
+                                           float *part);
+
+/* The implementation each pass of d runs ("gemm", "direct", "depthwise",
+ * "grouped"), as the passes choose it: for benchmarks and tests.
+ * pass: 0 forward, 1 backward-data, 2 backward-weights. */
+CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
 
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
  * blocks, one after another); NULL base only measures. */

@@ -1,0 +1,431 @@
+/* Channel-vectorised direct convolution kernels for the problems a GEMM does
+ * badly: depthwise convolutions (one input and one output channel per group)
+ * and small groups (few input channels per group, output channels per group
+ * a multiple of 8: grouped ResNeXt layers, a first layer over 1-3 channels).
+ *
+ * Both work on NHWC rows with no im2col. Vectors run along channels, which
+ * are contiguous in NHWC:
+ *   depthwise   y[p, c] += x[q, c] * w[t, c]        8-32 channels a step
+ *   grouped     y[p, g*OCG+o] += x[q, g*ICG+i] * w[t, i, g*OCG+o]
+ *               a register tile of R output pixels x NB vectors of 8 output
+ *               channels; x is broadcast, w loaded once per tile and tap.
+ * Backward-data is the forward kernel on the flipped, channel-swapped filter
+ * (conv2d.c builds that problem); backward-weights is a reduction over
+ * N x OH x OW split into a fixed number of row chunks, each summed into its
+ * own partial gradient and the partials added in chunk order, so the result
+ * does not depend on the thread count.
+ *
+ * The vectors are GCC/clang vector extensions of 8 floats, compiled three
+ * times (AVX-512, AVX2 + FMA, baseline x86-64) and chosen per call from
+ * cn__isa_detect(), so CN_ISA selects the variant the tests exercise. This
+ * file is built with -ffp-contract=fast so that a*b+c becomes one FMA. */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/conv_internal.h"
+
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define LD(p) (*(const v8 *)(p))
+#define ST(p, v) (*(v8 *)(p) = (v))
+#define ALWAYS static inline __attribute__((always_inline))
+
+/* Fixed number of row chunks of the backward-weights reduction: enough to
+ * keep a few threads busy, few enough that the partials stay small. */
+#define BWW_CHUNKS 16
+
+int cn__conv_dw_applies(const cn_conv2d_desc *d)
+{
+    return d->IC == d->G && d->OC == d->G;
+}
+
+int cn__conv_grouped_applies(const cn_conv2d_desc *d)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    return OCG % 8 == 0 && ((d->G > 1 && ICG <= 16) || ICG <= 4);
+}
+
+/* Output columns [lo, hi) whose taps all fall inside the input row. */
+static void interior_cols(const cn_conv2d_desc *d, int64_t *lo, int64_t *hi)
+{
+    int64_t a = d->PL <= 0 ? 0 : (d->PL + d->SW - 1) / d->SW;
+    int64_t t = d->IW - 1 + d->PL - (d->KW - 1) * d->DW;
+    int64_t b = t < 0 ? 0 : CN__MIN(d->OW, t / d->SW + 1);
+    *lo = CN__MIN(a, b), *hi = b;
+}
+
+/* Output columns [lo, hi) for which tap column kw reads inside the input. */
+static void tap_cols(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *hi)
+{
+    int64_t off = kw * d->DW - d->PL; /* iw = ow*SW + off */
+    int64_t a = off >= 0 ? 0 : (-off + d->SW - 1) / d->SW;
+    int64_t t = d->IW - 1 - off;
+    int64_t b = t < 0 ? 0 : CN__MIN(d->OW, t / d->SW + 1);
+    *lo = CN__MIN(a, b), *hi = b;
+}
+
+/* Row chunk k of BWW_CHUNKS over the MB*OH output rows. */
+static void chunk_rows(const cn_conv2d_desc *d, int k, int64_t *r0, int64_t *r1)
+{
+    const int64_t rows = d->MB * d->OH;
+    *r0 = rows * k / BWW_CHUNKS, *r1 = rows * (k + 1) / BWW_CHUNKS;
+}
+
+/* ---- depthwise ---------------------------------------------------------- */
+
+/* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b. */
+ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                            float *y, int64_t n, int64_t oh)
+{
+    const int64_t C = d->OC;
+    float *yrow = y + (n * d->OH + oh) * d->OW * C;
+    const v8 z = {0};
+    for (int64_t ow = 0; ow < d->OW; ow++) {
+        float *yp = yrow + ow * C;
+        int64_t c = 0;
+        for (; c + 32 <= C; c += 32) {
+            v8 a0 = b ? LD(b + c) : z, a1 = b ? LD(b + c + 8) : z, a2 = b ? LD(b + c + 16) : z,
+               a3 = b ? LD(b + c + 24) : z;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                const float *xr = x + (n * d->IH + ih) * d->IW * C + c, *wr = w + kh * d->KW * C + c;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                    if (iw < 0 || iw >= d->IW) continue;
+                    const float *xp = xr + iw * C, *wp = wr + kw * C;
+                    a0 += LD(xp) * LD(wp), a1 += LD(xp + 8) * LD(wp + 8);
+                    a2 += LD(xp + 16) * LD(wp + 16), a3 += LD(xp + 24) * LD(wp + 24);
+                }
+            }
+            ST(yp + c, a0), ST(yp + c + 8, a1), ST(yp + c + 16, a2), ST(yp + c + 24, a3);
+        }
+        for (; c + 8 <= C; c += 8) {
+            v8 a0 = b ? LD(b + c) : z;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                const float *xr = x + (n * d->IH + ih) * d->IW * C + c, *wr = w + kh * d->KW * C + c;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                    if (iw < 0 || iw >= d->IW) continue;
+                    a0 += LD(xr + iw * C) * LD(wr + kw * C);
+                }
+            }
+            ST(yp + c, a0);
+        }
+        for (; c < C; c++) {
+            float a = b ? b[c] : 0.0f;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
+                    if (iw < 0 || iw >= d->IW) continue;
+                    a += x[((n * d->IH + ih) * d->IW + iw) * C + c] * w[(kh * d->KW + kw) * C + c];
+                }
+            }
+            yp[c] = a;
+        }
+    }
+}
+
+/* part [KH,KW,C] += sum over the columns of row (n, oh) of x * gy; pb [C] +=
+ * the row's gy (when pb). */
+ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
+                            float *pb, int64_t n, int64_t oh)
+{
+    const int64_t C = d->OC;
+    const float *gyr = gy + (n * d->OH + oh) * d->OW * C;
+    const v8 z = {0};
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        if (ih < 0 || ih >= d->IH) continue;
+        const float *xr = x + (n * d->IH + ih) * d->IW * C;
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            int64_t lo, hi;
+            tap_cols(d, kw, &lo, &hi);
+            const int64_t off = kw * d->DW - d->PL;
+            float *pr = part + (kh * d->KW + kw) * C;
+            int64_t c = 0;
+            for (; c + 32 <= C; c += 32) {
+                v8 a0 = z, a1 = z, a2 = z, a3 = z;
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    const float *xp = xr + (ow * d->SW + off) * C + c, *gp = gyr + ow * C + c;
+                    a0 += LD(xp) * LD(gp), a1 += LD(xp + 8) * LD(gp + 8);
+                    a2 += LD(xp + 16) * LD(gp + 16), a3 += LD(xp + 24) * LD(gp + 24);
+                }
+                ST(pr + c, LD(pr + c) + a0), ST(pr + c + 8, LD(pr + c + 8) + a1);
+                ST(pr + c + 16, LD(pr + c + 16) + a2), ST(pr + c + 24, LD(pr + c + 24) + a3);
+            }
+            for (; c + 8 <= C; c += 8) {
+                v8 a0 = z;
+                for (int64_t ow = lo; ow < hi; ow++)
+                    a0 += LD(xr + (ow * d->SW + off) * C + c) * LD(gyr + ow * C + c);
+                ST(pr + c, LD(pr + c) + a0);
+            }
+            for (; c < C; c++) {
+                float a = 0.0f;
+                for (int64_t ow = lo; ow < hi; ow++) a += xr[(ow * d->SW + off) * C + c] * gyr[ow * C + c];
+                pr[c] += a;
+            }
+        }
+    }
+    if (pb)
+        for (int64_t ow = 0; ow < d->OW; ow++) {
+            int64_t c = 0;
+            for (; c + 8 <= C; c += 8) ST(pb + c, LD(pb + c) + LD(gyr + ow * C + c));
+            for (; c < C; c++) pb[c] += gyr[ow * C + c];
+        }
+}
+
+/* ---- small groups ------------------------------------------------------- */
+
+/* y[n, oh, ow0..ow0+R) channels g*OCG+ob .. +8*NB: an R x NB tile of
+ * 8-float accumulators. check: test every tap against the input bounds
+ * (border columns, R = 1); otherwise all R columns are interior. */
+ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                         float *y, int64_t n, int64_t oh, int64_t ow0, int64_t g, int64_t ob,
+                         const int R, const int NB, const int check)
+{
+    const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
+    const int64_t oc0 = g * OCG + ob;
+    v8 acc[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) acc[r][j] = b ? LD(b + oc0 + 8 * j) : (v8){0};
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        if (ih < 0 || ih >= d->IH) continue;
+        const float *xr = x + (n * d->IH + ih) * d->IW * IC + g * ICG;
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            const int64_t iw = ow0 * d->SW - d->PL + kw * d->DW;
+            if (check && (iw < 0 || iw >= d->IW)) continue;
+            const float *xp = xr + iw * IC;
+            const float *wp = w + (kh * d->KW + kw) * ICG * OC + oc0;
+            for (int64_t i = 0; i < ICG; i++, wp += OC) {
+                v8 wv[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * j);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    const float xv = xp[r * d->SW * IC + i];
+#pragma GCC unroll 4
+                    for (int j = 0; j < NB; j++) acc[r][j] += xv * wv[j];
+                }
+            }
+        }
+    }
+    float *yp = y + ((n * d->OH + oh) * d->OW + ow0) * OC + oc0;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) ST(yp + r * OC + 8 * j, acc[r][j]);
+}
+
+/* A whole output row, tile by tile: R-wide tiles over the interior columns,
+ * single checked columns at the borders and the ragged end. */
+ALWAYS void grp_fwd_row_nb(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                           float *y, int64_t n, int64_t oh, int64_t g, int64_t ob, const int R,
+                           const int NB)
+{
+    int64_t lo, hi;
+    interior_cols(d, &lo, &hi);
+    int64_t ow = 0;
+    for (; ow < lo; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 1);
+    for (; ow + R <= hi; ow += R) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, R, NB, 0);
+    for (; ow < hi; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 0);
+    for (; ow < d->OW; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 1);
+}
+
+ALWAYS void grp_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                             float *y, int64_t n, int64_t oh)
+{
+    const int64_t OCG = d->OC / d->G;
+    for (int64_t g = 0; g < d->G; g++) {
+        int64_t ob = 0;
+        for (; ob + 32 <= OCG; ob += 32) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 3, 4);
+        for (; ob + 16 <= OCG; ob += 16) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 6, 2);
+        for (; ob + 8 <= OCG; ob += 8) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 8, 1);
+    }
+}
+
+/* part[(kh,kw,i0..i0+IB), g*OCG+ob .. +8*NB] += sum over the tap's columns
+ * of row (n, oh) of x * gy: an IB x NB tile of accumulators. */
+ALWAYS void grp_bww_tile(const cn_conv2d_desc *d, const float *xr, const float *gyr, float *pr,
+                         int64_t lo, int64_t hi, int64_t off, int64_t g, int64_t i0, int64_t ob,
+                         const int IB, const int NB)
+{
+    const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
+    v8 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < IB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) acc[i][j] = (v8){0};
+    const float *xp = xr + g * ICG + i0, *gp = gyr + g * OCG + ob;
+    for (int64_t ow = lo; ow < hi; ow++) {
+        const float *xq = xp + (ow * d->SW + off) * IC, *gq = gp + ow * OC;
+        v8 gv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) gv[j] = LD(gq + 8 * j);
+#pragma GCC unroll 4
+        for (int i = 0; i < IB; i++) {
+            const float xv = xq[i];
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) acc[i][j] += xv * gv[j];
+        }
+    }
+    float *p = pr + i0 * OC + g * OCG + ob;
+#pragma GCC unroll 4
+    for (int i = 0; i < IB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) ST(p + i * OC + 8 * j, LD(p + i * OC + 8 * j) + acc[i][j]);
+}
+
+ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
+                             float *pb, int64_t n, int64_t oh)
+{
+    const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
+    const float *gyr = gy + (n * d->OH + oh) * d->OW * OC;
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        if (ih < 0 || ih >= d->IH) continue;
+        const float *xr = x + (n * d->IH + ih) * d->IW * IC;
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            int64_t lo, hi;
+            tap_cols(d, kw, &lo, &hi);
+            if (lo >= hi) continue;
+            const int64_t off = kw * d->DW - d->PL;
+            float *pr = part + (kh * d->KW + kw) * ICG * OC;
+            for (int64_t g = 0; g < d->G; g++) {
+                int64_t i0 = 0;
+                for (; i0 + 4 <= ICG; i0 += 4) {
+                    int64_t ob = 0;
+                    for (; ob + 16 <= OCG; ob += 16) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 2);
+                    for (; ob < OCG; ob += 8) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 1);
+                }
+                for (; i0 < ICG; i0++) {
+                    int64_t ob = 0;
+                    for (; ob + 32 <= OCG; ob += 32) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 4);
+                    for (; ob < OCG; ob += 8) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 1);
+                }
+            }
+        }
+    }
+    if (pb)
+        for (int64_t ow = 0; ow < d->OW; ow++)
+            for (int64_t c = 0; c < OC; c += 8) ST(pb + c, LD(pb + c) + LD(gyr + ow * OC + c));
+}
+
+/* ---- one function per ISA and kernel ------------------------------------ */
+
+typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *, float *,
+                        int64_t, int64_t);
+typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, float *,
+                        int64_t, int64_t);
+
+#define CN_TGT_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define CN_TGT_AVX2 __attribute__((target("avx2,fma")))
+#define CN_TGT_BASE
+
+#define ROW_FNS(isa, TGT)                                                                          \
+    static TGT void dw_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,     \
+                                     const float *b, float *y, int64_t n, int64_t oh)             \
+    {                                                                                              \
+        dw_fwd_row_body(d, x, w, b, y, n, oh);                                                     \
+    }                                                                                              \
+    static TGT void grp_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,    \
+                                      const float *b, float *y, int64_t n, int64_t oh)            \
+    {                                                                                              \
+        grp_fwd_row_body(d, x, w, b, y, n, oh);                                                    \
+    }                                                                                              \
+    static TGT void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x, const float *gy,    \
+                                     float *part, float *pb, int64_t n, int64_t oh)               \
+    {                                                                                              \
+        dw_bww_row_body(d, x, gy, part, pb, n, oh);                                                \
+    }                                                                                              \
+    static TGT void grp_bww_row_##isa(const cn_conv2d_desc *d, const float *x, const float *gy,   \
+                                      float *part, float *pb, int64_t n, int64_t oh)              \
+    {                                                                                              \
+        grp_bww_row_body(d, x, gy, part, pb, n, oh);                                               \
+    }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+ROW_FNS(avx512, CN_TGT_AVX512)
+ROW_FNS(avx2, CN_TGT_AVX2)
+#endif
+ROW_FNS(base, CN_TGT_BASE)
+
+static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
+{
+    switch (cn__isa_detect()) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    case CN_ISA_AVX512:
+        *fwd = dw ? dw_fwd_row_avx512 : grp_fwd_row_avx512;
+        *bww = dw ? dw_bww_row_avx512 : grp_bww_row_avx512;
+        return;
+    case CN_ISA_AVX2:
+        *fwd = dw ? dw_fwd_row_avx2 : grp_fwd_row_avx2;
+        *bww = dw ? dw_bww_row_avx2 : grp_bww_row_avx2;
+        return;
+#endif
+    default:
+        *fwd = dw ? dw_fwd_row_base : grp_fwd_row_base;
+        *bww = dw ? dw_bww_row_base : grp_bww_row_base;
+        return;
+    }
+}
+
+/* ---- the passes ---------------------------------------------------------- */
+
+void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                        const float *b, float *y)
+{
+    fwd_row_fn *fwd;
+    bww_row_fn *bww;
+    pick(cn__conv_dw_applies(d), &fwd, &bww);
+    const int nt = cn__threads(ctx);
+    const int64_t rows = d->MB * d->OH;
+#pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
+    for (int64_t row = 0; row < rows; row++) fwd(d, x, w, b, y, row / d->OH, row % d->OH);
+}
+
+size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)
+{
+    const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC;
+    return (size_t)(BWW_CHUNKS * (nw + d->OC)) * sizeof(float);
+}
+
+void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                const float *gy, float *gw, float *gb, float *part)
+{
+    fwd_row_fn *fwd;
+    bww_row_fn *bww;
+    pick(cn__conv_dw_applies(d), &fwd, &bww);
+    const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC, stride = nw + d->OC;
+    const int nt = cn__threads(ctx);
+    /* Each chunk's rows are summed, in order, by the one thread that owns it. */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int k = 0; k < BWW_CHUNKS; k++) {
+            float *pk = part + k * stride;
+            memset(pk, 0, (size_t)stride * sizeof *pk);
+            int64_t r0, r1;
+            chunk_rows(d, k, &r0, &r1);
+            for (int64_t row = r0; row < r1; row++)
+                bww(d, x, gy, pk, gb ? pk + nw : NULL, row / d->OH, row % d->OH);
+        }
+        /* then every element is the sum of its chunks in chunk order */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < stride; i++) {
+            float s = 0.0f;
+            for (int k = 0; k < BWW_CHUNKS; k++) s += part[k * stride + i];
+            if (i < nw) {
+                if (gw) gw[i] = s;
+            } else if (gb) {
+                gb[i - nw] = s;
+            }
+        }
+    }
+}
