@@ -222,8 +222,20 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     if (e && !strcmp(e, "direct")) return IMPL_DIRECT;
     if (e && !strcmp(e, "gemm")) return IMPL_GEMM;
     cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
-    if (vec_applies(p) && vec_applies(&t)) return IMPL_VEC;
+    /* The small-group weight gradient keeps KG x OCG accumulators per tap
+     * sweep; with many taps over one group (a 7x7 first layer) a GEMM
+     * reduction does better. */
+    const int few_taps = cn__conv_dw_applies(p) || p->G > 1 || p->KH * p->KW * (p->IC / p->G) <= 64;
+    if (vec_applies(p) && vec_applies(&t) && (pass != 2 || few_taps)) return IMPL_VEC;
     return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
+}
+
+/* Backward-data on the GEMM path: as the forward GEMM of the transposed
+ * problem (no col2im) when the stride is 1 and that GEMM is wide enough
+ * (its N is C_in/groups), else GEMM per patch and col2im. */
+static int bwd_data_by_col2im(const cn_conv2d_desc *p)
+{
+    return p->SH > 1 || p->SW > 1 || p->IC / p->G < 16;
 }
 
 const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
@@ -363,8 +375,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
     const conv_impl impl = choose_impl(&src, 1);
     float *out = explicit_pad ? l.xpad : gx;
-    if (impl == IMPL_GEMM && (d->SH > 1 || d->SW > 1)) {
-        /* strided: GEMM per patch, added back (col2im) */
+    if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
         s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.gcols);
     } else {
         const float *gyd = gy;
