@@ -38,10 +38,15 @@ int cn__conv_dw_applies(const cn_conv2d_desc *d)
     return d->IC == d->G && d->OC == d->G;
 }
 
+/* The most input channels per group the small-group kernel takes; border
+ * pixels read this many zeros instead of the input. */
+#define GRP_MAX_ICG 16
+static const float zeros[GRP_MAX_ICG];
+
 int cn__conv_grouped_applies(const cn_conv2d_desc *d)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
-    return OCG % 8 == 0 && ((d->G > 1 && ICG <= 16) || ICG <= 4);
+    return OCG % 8 == 0 && ((d->G > 1 && ICG <= GRP_MAX_ICG) || ICG <= 4);
 }
 
 /* Output columns [lo, hi) whose taps all fall inside the input row. */
@@ -180,12 +185,14 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
 
 /* ---- small groups ------------------------------------------------------- */
 
-/* y[n, oh, ow0..ow0+R) channels g*OCG+ob .. +8*NB: an R x NB tile of
- * 8-float accumulators. check: test every tap against the input bounds
- * (border columns, R = 1); otherwise all R columns are interior. */
+/* y[n, oh, ow0..ow0+nr) channels g*OCG+ob .. +8*NB, nr <= R: an R x NB
+ * tile of 8-float accumulators. check: test every pixel's taps against the
+ * input bounds (border and ragged tiles); otherwise all R columns are
+ * interior. Pixels stay independent accumulator chains either way, so a
+ * border tile runs as fast as an interior one. */
 ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                         float *y, int64_t n, int64_t oh, int64_t ow0, int64_t g, int64_t ob,
-                         const int R, const int NB, const int check)
+                         float *y, int64_t n, int64_t oh, int64_t ow0, int64_t nr, int64_t g,
+                         int64_t ob, const int R, const int NB, const int check)
 {
     const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
     const int64_t oc0 = g * OCG + ob;
@@ -200,16 +207,37 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
         const float *xr = x + (n * d->IH + ih) * d->IW * IC + g * ICG;
         for (int64_t kw = 0; kw < d->KW; kw++) {
             const int64_t iw = ow0 * d->SW - d->PL + kw * d->DW;
-            if (check && (iw < 0 || iw >= d->IW)) continue;
-            const float *xp = xr + iw * IC;
             const float *wp = w + (kh * d->KW + kw) * ICG * OC + oc0;
+            if (!check) {
+                const float *xp = xr + iw * IC;
+                for (int64_t i = 0; i < ICG; i++, wp += OC) {
+                    v8 wv[4];
+#pragma GCC unroll 4
+                    for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * j);
+#pragma GCC unroll 8
+                    for (int r = 0; r < R; r++) {
+                        const float xv = xp[r * d->SW * IC + i];
+#pragma GCC unroll 4
+                        for (int j = 0; j < NB; j++) acc[r][j] += xv * wv[j];
+                    }
+                }
+                continue;
+            }
+            /* Pixels outside the input (or past nr) read zeros instead of
+             * branching: every pixel keeps its place in the unrolled tile. */
+            const float *xp[8];
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const int64_t iwr = iw + r * d->SW;
+                xp[r] = r < nr && iwr >= 0 && iwr < d->IW ? xr + iwr * IC : zeros;
+            }
             for (int64_t i = 0; i < ICG; i++, wp += OC) {
                 v8 wv[4];
 #pragma GCC unroll 4
                 for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * j);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; r++) {
-                    const float xv = xp[r * d->SW * IC + i];
+                    const float xv = xp[r][i];
 #pragma GCC unroll 4
                     for (int j = 0; j < NB; j++) acc[r][j] += xv * wv[j];
                 }
@@ -219,23 +247,26 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
     float *yp = y + ((n * d->OH + oh) * d->OW + ow0) * OC + oc0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
+        if (!check || r < nr)
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) ST(yp + r * OC + 8 * j, acc[r][j]);
+            for (int j = 0; j < NB; j++) ST(yp + r * OC + 8 * j, acc[r][j]);
 }
 
-/* A whole output row, tile by tile: R-wide tiles over the interior columns,
- * single checked columns at the borders and the ragged end. */
+/* A whole output row in R-wide tiles: interior tiles unchecked, the
+ * border and ragged ones checked. */
 ALWAYS void grp_fwd_row_nb(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
                            float *y, int64_t n, int64_t oh, int64_t g, int64_t ob, const int R,
                            const int NB)
 {
     int64_t lo, hi;
     interior_cols(d, &lo, &hi);
-    int64_t ow = 0;
-    for (; ow < lo; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 1);
-    for (; ow + R <= hi; ow += R) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, R, NB, 0);
-    for (; ow < hi; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 0);
-    for (; ow < d->OW; ow++) grp_fwd_tile(d, x, w, b, y, n, oh, ow, g, ob, 1, NB, 1);
+    for (int64_t ow = 0; ow < d->OW; ow += R) {
+        const int64_t nr = CN__MIN(R, d->OW - ow);
+        if (nr == R && ow >= lo && ow + R <= hi)
+            grp_fwd_tile(d, x, w, b, y, n, oh, ow, R, g, ob, R, NB, 0);
+        else
+            grp_fwd_tile(d, x, w, b, y, n, oh, ow, nr, g, ob, R, NB, 1);
+    }
 }
 
 ALWAYS void grp_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
