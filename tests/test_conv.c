@@ -1,11 +1,13 @@
 /* conv2d, conv1d and conv_transpose2d: the library against the double
  * precision seven-loop reference on random problems, every backward against
  * central differences, and the identities that tie the ops together. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conv_cfg.h"
+#include "ops/conv_internal.h"
 #include "kernels/ref/conv_ref.h"
 
 static void run_all(void);
@@ -129,6 +131,81 @@ static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
         }
         bufs_free(&B);
     }
+}
+
+/* Winograd F(2x2, 3x3) (3x3, stride 1, >= 16 channels each way) adds and
+ * halves in its transforms, so it does not round like the direct sum; its
+ * error is bounded instead by the classical bound of a K-term dot product,
+ * K = 9*C_in (+16 for the transforms), times sum |x w|: far below any real
+ * mistake, which shows up at the size of the terms themselves. Reports the
+ * largest error seen in units of eps * sum |x w|. */
+static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent(void)
+{
+    double worst = 0;
+    for (int i = 0; i < 40 && tl_ok(); i++) {
+        conv_cfg c;
+        for (;;) {
+            cn_conv2d_params p = cn_conv2d_params_default();
+            p.pad_top = tl_randint(0, 2), p.pad_bottom = tl_randint(0, 2);
+            p.pad_left = tl_randint(0, 2), p.pad_right = tl_randint(0, 2);
+            p.pad_mode = tl_randint(0, 3) ? CN_PAD_ZEROS : CN_PAD_REFLECT;
+            conv_cfg t = {0};
+            t.p = p;
+            t.xs[0] = tl_randint(1, 2), t.xs[1] = tl_randint(1, 11), t.xs[2] = tl_randint(1, 11);
+            t.xs[3] = tl_randint(16, 40);
+            t.ws[0] = t.ws[1] = 3, t.ws[2] = t.xs[3], t.ws[3] = tl_randint(16, 40);
+            t.bias = tl_randint(0, 1);
+            if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+            conv_cfg_describe(&t);
+            c = t;
+            break;
+        }
+        CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 0), "winograd") &&
+                  !strcmp(cn__conv2d_impl_name(&c.d, 1), "winograd"),
+              "expected the Winograd path for %s", c.str);
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (run_all_passes(&c, &B)) {
+            /* the reference, and the reference over |x|, |w|, |b|, |gy| */
+            double *ay = calloc(B.ny + 1, 8), *agx = calloc(B.nx + 1, 8), *ax = calloc(B.nx + 1, 8),
+                   *aw = calloc(B.nw + 1, 8), *ab = calloc(B.nb + 1, 8), *agy = calloc(B.ny + 1, 8);
+            for (size_t k = 0; k < B.nx; k++) ax[k] = fabs(B.xd[k]);
+            for (size_t k = 0; k < B.nw; k++) aw[k] = fabs(B.wd[k]);
+            for (size_t k = 0; k < B.nb; k++) ab[k] = fabs(B.bd[k]);
+            for (size_t k = 0; k < B.ny; k++) agy[k] = fabs(B.gyd[k]);
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_fwd(&c.d, ax, aw, c.bias ? ab : NULL, ay);
+            cn__conv2d_ref_bwd_data(&c.d, agy, aw, agx);
+            const double K = 9.0 * (double)c.d.IC + 16.0, u = FLT_EPSILON;
+            for (size_t k = 0; k < B.ny && tl_ok(); k++) {
+                const double e = fabs(B.y[k] - B.yd[k]), bound = K * u * ay[k] + 1e-30;
+                if (e / (u * ay[k] + 1e-30) > worst) worst = e / (u * ay[k] + 1e-30);
+                CHECK(e <= bound, "forward [%zu]: got %.9g want %.9g (bound %.3g) for %s", k, B.y[k],
+                      B.yd[k], bound, c.str);
+            }
+            const double Kd = 9.0 * (double)c.d.OC + 16.0;
+            for (size_t k = 0; k < B.nx && tl_ok(); k++) {
+                const double e = fabs(B.gx[k] - B.gxd[k]), bound = Kd * u * agx[k] + 1e-30;
+                if (e / (u * agx[k] + 1e-30) > worst) worst = e / (u * agx[k] + 1e-30);
+                CHECK(e <= bound, "grad_input [%zu]: got %.9g want %.9g (bound %.3g) for %s", k,
+                      B.gx[k], B.gxd[k], bound, c.str);
+            }
+            free(ay), free(agx), free(ax), free(aw), free(ab), free(agy);
+            /* and 2 threads give the same bits */
+            cn_ctx two;
+            cn_ctx_init(&two);
+            two.threads = 2;
+            float *y2 = calloc(B.ny + 1, 4), *gx2 = calloc(B.nx + 1, 4);
+            CHECK_OK(cn_conv2d_fwd(&two, &c.d, B.x, B.w, c.bias ? B.b : NULL, y2, NULL));
+            CHECK_OK(cn_conv2d_bwd_data(&two, &c.d, B.gy, B.w, gx2, NULL));
+            CHECK(!memcmp(y2, B.y, B.ny * 4) && !memcmp(gx2, B.gx, B.nx * 4),
+                  "1 and 2 threads differ for %s", c.str);
+            free(y2), free(gx2);
+        }
+        bufs_free(&B);
+    }
+    printf("     largest Winograd error: %.2f eps * sum |x w|\n", worst);
 }
 
 /* L(x, w, b) = <r, conv(x, w) + b> with the reference in double: its
@@ -622,6 +699,8 @@ static void run_all(void)
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
+    if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
+        TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
     TL_RUN(every_backward_matches_central_differences);
     TL_RUN(integer_inputs_give_exact_results);
     TL_RUN(conv1d_equals_conv2d_with_height_one);

@@ -166,9 +166,10 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
  *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
- *   part  the vectorised kernels' partial weight gradients */
+ *   part  the vectorised kernels' partial weight gradients
+ *   wino  the Winograd path's transformed weights and per-thread tiles */
 typedef struct conv_ws {
-    float *xpad, *gyd, *wt, *cols, *gcols, *part;
+    float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino;
     double *gw64, *gb64;
 } conv_ws;
 
@@ -204,7 +205,7 @@ static cn_conv2d_desc transposed_desc(const cn_conv2d_desc *src)
     return t;
 }
 
-typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC } conv_impl;
+typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_WINOGRAD } conv_impl;
 
 static int vec_applies(const cn_conv2d_desc *p)
 {
@@ -227,6 +228,8 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
      * reduction does better. */
     const int few_taps = cn__conv_dw_applies(p) || p->G > 1 || p->KH * p->KW * (p->IC / p->G) <= 64;
     if (vec_applies(p) && vec_applies(&t) && (pass != 2 || few_taps)) return IMPL_VEC;
+    /* for backward-data the transposed problem is then 3x3 stride 1 too */
+    if (pass != 2 && cn__conv_winograd_applies(p)) return IMPL_WINOGRAD;
     return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
 }
 
@@ -244,6 +247,7 @@ const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
     switch (choose_impl(&p, pass)) {
     case IMPL_VEC: return cn__conv_dw_applies(&p) ? "depthwise" : "grouped";
     case IMPL_GEMM: return "gemm";
+    case IMPL_WINOGRAD: return "winograd";
     default: return "direct";
     }
 }
@@ -274,6 +278,9 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     const cn_conv2d_desc t = transposed_desc(&p);
     l.gcols = cn__ws_take(base, &at, CN__MAX(cn__conv_gemm_ws(&p), cn__conv_gemm_ws(&t)));
     l.part = cn__ws_take(base, &at, bw && vec_applies(&p) ? cn__conv_vec_bww_ws(&p) : 0);
+    const size_t wf = (passes & WS_FWD) ? cn__conv_winograd_ws(&p) : 0,
+                 wb = bd ? cn__conv_winograd_ws(&t) : 0;
+    l.wino = cn__ws_take(base, &at, CN__MAX(wf, wb));
     if (out) *out = l;
     return at;
 }
@@ -340,7 +347,7 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
     const int explicit_pad = cn__conv_pads_explicitly(d);
     const cn_conv2d_desc p = kernel_desc(d);
     const conv_impl impl = choose_impl(&p, 0);
-    if (!explicit_pad && impl != IMPL_GEMM) {
+    if (!explicit_pad && (impl == IMPL_VEC || impl == IMPL_DIRECT)) {
         if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, d, x, w, b, y);
         else cn__conv2d_direct(ctx, d, x, w, b, y);
         return CN_OK;
@@ -354,6 +361,7 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
                          l.xpad);
     const float *src = explicit_pad ? l.xpad : x;
     if (!s && impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
+    else if (!s && impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &p, src, w, b, y, l.wino);
     else if (!s && impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &p, src, w, b, y);
     else if (!s) cn__conv2d_direct(ctx, &p, src, w, b, y);
     cn_free(own);
@@ -393,6 +401,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
                                   g * OCG + o];
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, out, l.gcols);
+        else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, out, l.wino);
         else if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &t, gyd, l.wt, NULL, out);
         else cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, out);
     }

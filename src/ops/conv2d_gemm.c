@@ -63,13 +63,13 @@ int cn__conv_gemm_applies(const cn_conv2d_desc *d)
 
 /* The workspace holds per-thread blocks for this many threads (the CPUs,
  * at least 2, at most 16); a context asking for more runs on this many. */
-static int ws_threads(void)
+int cn__conv_ws_threads(void)
 {
     int n = omp_get_num_procs();
     return n < 2 ? 2 : n > 16 ? 16 : n;
 }
 
-static int pass_threads(const cn_ctx *ctx) { return CN__MIN(cn__threads(ctx), ws_threads()); }
+static int pass_threads(const cn_ctx *ctx) { return CN__MIN(cn__threads(ctx), cn__conv_ws_threads()); }
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
@@ -102,7 +102,7 @@ static int64_t bww_parts(const cn_conv2d_desc *d)
 size_t cn__conv_gemm_ws(const cn_conv2d_desc *d)
 {
     const size_t parts = (size_t)(bww_parts(d) * (kg(d) * d->OC + d->OC)) * sizeof(float);
-    return (size_t)ws_threads() * thread_bytes(d) + align64(parts);
+    return (size_t)cn__conv_ws_threads() * thread_bytes(d) + align64(parts);
 }
 
 static float *thread_cols(const cn_conv2d_desc *d, float *ws)
@@ -251,7 +251,7 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC, per = nw + d->OC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
-    float *parts = (float *)((char *)ws + (size_t)ws_threads() * thread_bytes(d));
+    float *parts = (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
 #pragma omp parallel num_threads(T) if (T > 1 && np > 1)
     {
         float *cols = thread_cols(d, ws);

@@ -52,8 +52,20 @@ CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_de
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
 
+/* Winograd F(2x2, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
+ * undilated, ungrouped problems with at least 16 input and output channels;
+ * ws: cn__conv_winograd_ws(d) bytes (0 where it does not apply). */
+CN__HIDDEN int cn__conv_winograd_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                        const float *w, const float *b, float *y, void *ws);
+
+/* Threads the GEMM and Winograd workspaces hold per-thread blocks for (the
+ * CPUs, at least 2, at most 16); a context asking for more runs on these. */
+CN__HIDDEN int cn__conv_ws_threads(void);
+
 /* The implementation each pass of d runs ("gemm", "direct", "depthwise",
- * "grouped"), as the passes choose it: for benchmarks and tests.
+ * "grouped", "winograd"), as the passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
 

@@ -1,0 +1,228 @@
+/* Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions
+ * (forward, and backward-data, which conv2d.c runs as the forward of the
+ * transposed problem). Each 2x2 block of output pixels (a tile) comes from a
+ * 4x4 block of input; in the transformed domain the convolution becomes 16
+ * independent matrix products, with 16 multiplies per tile and channel pair
+ * instead of 36:
+ *     V[xi] [tiles, IC] = (B^T d B)[xi]      input transform, per tile
+ *     U[xi] [IC, OC]    = (G g G^T)[xi]      weight transform, once a call
+ *     M[xi] [tiles, OC] = V[xi] U[xi]        16 GEMMs
+ *     y                 = A^T M A + b        output transform, per tile
+ * with
+ *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *     A^T = [1 1 1 0; 0 1 -1 -1].
+ * The transforms only add, subtract and halve, so the result stays close to
+ * the direct sum (tests bound its error by a few ulps of sum |x w|); larger
+ * tiles (F(4x4, 3x3)) save more multiplies but lose digits fast.
+ *
+ * Tiles are processed in chunks sized so that a chunk's V and M stay in L2;
+ * a thread takes whole chunks with its own buffers and one-thread GEMMs, in
+ * one parallel region per call. Every output element is computed by one
+ * thread with the same arithmetic, whatever the thread count. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/conv_internal.h"
+
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define LD(p) (*(const v8 *)(p))
+#define ST(p, v) (*(v8 *)(p) = (v))
+
+/* V and M of a chunk together: about this many bytes. */
+#define CHUNK_BYTES ((int64_t)512 << 10)
+
+int cn__conv_winograd_applies(const cn_conv2d_desc *d)
+{
+    return d->KH == 3 && d->KW == 3 && d->SH == 1 && d->SW == 1 && d->DH == 1 && d->DW == 1 &&
+           d->G == 1 && d->IC >= 16 && d->OC >= 16;
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
+static int64_t tiles_h(const cn_conv2d_desc *d) { return cdiv(d->OH, 2); }
+static int64_t tiles_w(const cn_conv2d_desc *d) { return cdiv(d->OW, 2); }
+
+/* Tiles a chunk: a multiple of 42 (the GEMM micro-kernels' row counts, 14
+ * and 6, divide it), at least 42. */
+static int64_t chunk_tiles(const cn_conv2d_desc *d)
+{
+    const int64_t t = CHUNK_BYTES / (16 * (int64_t)sizeof(float) * (d->IC + d->OC));
+    const int64_t all = d->MB * tiles_h(d) * tiles_w(d);
+    return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
+}
+
+static size_t thread_bytes(const cn_conv2d_desc *d)
+{
+    const int64_t T = chunk_tiles(d);
+    return align64((size_t)(16 * T * (d->IC + d->OC)) * sizeof(float)) +
+           align64(cn__sgemm_ws_size(T, d->OC, d->IC, 1));
+}
+
+size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_winograd_applies(d)) return 0;
+    return align64((size_t)(16 * d->IC * d->OC) * sizeof(float)) +
+           (size_t)cn__conv_ws_threads() * thread_bytes(d);
+}
+
+/* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
+static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, int64_t i0,
+                             int64_t i1)
+{
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
+    for (int64_t ic = i0; ic < i1; ic++)
+        for (int64_t oc = 0; oc < OC; oc++) {
+            float g[3][3], t[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) g[a][b] = w[((a * 3 + b) * IC + ic) * OC + oc];
+            for (int b = 0; b < 3; b++) {
+                t[0][b] = g[0][b];
+                t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                t[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                float *u = U + (a * 4) * plane + ic * OC + oc;
+                u[0 * plane] = t[a][0];
+                u[1 * plane] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
+                u[2 * plane] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
+                u[3 * plane] = t[a][2];
+            }
+        }
+}
+
+/* B^T d B on one 4x4 block of v8 (in place). */
+#define BT_D_B(q)                                                                                  \
+    do {                                                                                           \
+        for (int c_ = 0; c_ < 4; c_++) {                                                           \
+            const v8 a0 = q[0][c_], a1 = q[1][c_], a2 = q[2][c_], a3 = q[3][c_];                   \
+            q[0][c_] = a0 - a2, q[1][c_] = a1 + a2, q[2][c_] = a2 - a1, q[3][c_] = a1 - a3;        \
+        }                                                                                          \
+        for (int r_ = 0; r_ < 4; r_++) {                                                           \
+            const v8 a0 = q[r_][0], a1 = q[r_][1], a2 = q[r_][2], a3 = q[r_][3];                   \
+            q[r_][0] = a0 - a2, q[r_][1] = a1 + a2, q[r_][2] = a2 - a1, q[r_][3] = a1 - a3;        \
+        }                                                                                          \
+    } while (0)
+
+/* The input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
+CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0,
+                                             int64_t nt, int64_t ldv, float *V)
+{
+    const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldv * (size_t)IC;
+    const v8 z = {0};
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const int64_t ih0 = 2 * th - d->PT, iw0 = 2 * tw - d->PL;
+        const float *src[4][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                const int64_t ih = ih0 + a, iw = iw0 + b;
+                src[a][b] = ih >= 0 && ih < d->IH && iw >= 0 && iw < d->IW
+                                ? x + ((n * d->IH + ih) * d->IW + iw) * IC
+                                : NULL;
+            }
+        float *vt = V + t * IC;
+        int64_t c = 0;
+        for (; c + 8 <= IC; c += 8) {
+            v8 q[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] ? LD(src[a][b] + c) : z;
+            BT_D_B(q);
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
+        }
+        for (; c < IC; c++) {
+            float q[4][4], r[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] ? src[a][b][c] : 0.0f;
+            for (int b = 0; b < 4; b++) {
+                r[0][b] = q[0][b] - q[2][b], r[1][b] = q[1][b] + q[2][b];
+                r[2][b] = q[2][b] - q[1][b], r[3][b] = q[1][b] - q[3][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                float *v = vt + (a * 4) * plane + c;
+                v[0 * plane] = r[a][0] - r[a][2], v[1 * plane] = r[a][1] + r[a][2];
+                v[2 * plane] = r[a][2] - r[a][1], v[3 * plane] = r[a][1] - r[a][3];
+            }
+        }
+    }
+}
+
+/* y of tiles [t0, t0+nt) = A^T M A (+ b), pixels past OH, OW dropped. */
+CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0,
+                                              int64_t nt, int64_t ldm, const float *b, float *y)
+{
+    const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldm * (size_t)OC;
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const int64_t oh0 = 2 * th, ow0 = 2 * tw;
+        float *dst[2][2];
+        for (int a = 0; a < 2; a++)
+            for (int c2 = 0; c2 < 2; c2++)
+                dst[a][c2] = oh0 + a < d->OH && ow0 + c2 < d->OW
+                                 ? y + ((n * d->OH + oh0 + a) * d->OW + ow0 + c2) * OC
+                                 : NULL;
+        const float *mt = M + t * OC;
+        int64_t c = 0;
+        for (; c + 8 <= OC; c += 8) {
+            v8 m[4][4], r[2][4];
+            for (int a = 0; a < 4; a++)
+                for (int e = 0; e < 4; e++) m[a][e] = LD(mt + (a * 4 + e) * plane + c);
+            for (int e = 0; e < 4; e++) {
+                r[0][e] = m[0][e] + m[1][e] + m[2][e];
+                r[1][e] = m[1][e] - m[2][e] - m[3][e];
+            }
+            const v8 bv = b ? LD(b + c) : (v8){0};
+            for (int a = 0; a < 2; a++) {
+                if (dst[a][0]) ST(dst[a][0] + c, r[a][0] + r[a][1] + r[a][2] + bv);
+                if (dst[a][1]) ST(dst[a][1] + c, r[a][1] - r[a][2] - r[a][3] + bv);
+            }
+        }
+        for (; c < OC; c++) {
+            float m[4][4], r[2][4];
+            for (int a = 0; a < 4; a++)
+                for (int e = 0; e < 4; e++) m[a][e] = mt[(a * 4 + e) * plane + c];
+            for (int e = 0; e < 4; e++) {
+                r[0][e] = m[0][e] + m[1][e] + m[2][e];
+                r[1][e] = m[1][e] - m[2][e] - m[3][e];
+            }
+            const float bv = b ? b[c] : 0.0f;
+            for (int a = 0; a < 2; a++) {
+                if (dst[a][0]) dst[a][0][c] = r[a][0] + r[a][1] + r[a][2] + bv;
+                if (dst[a][1]) dst[a][1][c] = r[a][1] - r[a][2] - r[a][3] + bv;
+            }
+        }
+    }
+}
+
+void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                             const float *w, const float *b, float *y, void *ws)
+{
+    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d);
+    const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
+    float *U = ws;
+    char *threads = (char *)ws + align64((size_t)(16 * IC * OC) * sizeof(float));
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t ic = 0; ic < IC; ic++) weight_transform(d, w, U, ic, ic + 1);
+        char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
+        float *V = (float *)mine, *M = V + 16 * T * IC;
+        void *gws = mine + align64((size_t)(16 * T * (IC + OC)) * sizeof(float));
+#pragma omp for schedule(dynamic)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
+            input_transform(d, x, t0, n, T, V);
+            for (int xi = 0; xi < 16; xi++)
+                (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
+                                   U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
+            output_transform(d, M, t0, n, T, b, y);
+        }
+    }
+}
