@@ -229,7 +229,7 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     const int few_taps = cn__conv_dw_applies(p) || p->G > 1 || p->KH * p->KW * (p->IC / p->G) <= 64;
     if (vec_applies(p) && vec_applies(&t) && (pass != 2 || few_taps)) return IMPL_VEC;
     /* for backward-data the transposed problem is then 3x3 stride 1 too */
-    if (pass != 2 && cn__conv_winograd_applies(p)) return IMPL_WINOGRAD;
+    if (cn__conv_winograd_applies(p)) return IMPL_WINOGRAD;
     return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
 }
 
@@ -280,7 +280,8 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     l.part = cn__ws_take(base, &at, bw && vec_applies(&p) ? cn__conv_vec_bww_ws(&p) : 0);
     const size_t wf = (passes & WS_FWD) ? cn__conv_winograd_ws(&p) : 0,
                  wb = bd ? cn__conv_winograd_ws(&t) : 0;
-    l.wino = cn__ws_take(base, &at, CN__MAX(wf, wb));
+    const size_t ww = bw ? cn__conv_winograd_bww_ws(&p) : 0;
+    l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(wf, wb), ww));
     if (out) *out = l;
     return at;
 }
@@ -433,6 +434,10 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     const conv_impl impl = choose_impl(&src, 2);
     if (impl == IMPL_VEC) {
         cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
+        goto done;
+    }
+    if (impl == IMPL_WINOGRAD) {
+        cn__conv2d_winograd_bwd_weights(ctx, &src, xs, gy, gw, gb, l.wino);
         goto done;
     }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,

@@ -54,11 +54,27 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
     return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
 }
 
+/* One thread's V [16, T, IC], M [16, T, OC] and GEMM packing buffers (for
+ * the forward GEMM and the weight gradient's transposed one). */
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
-    return align64((size_t)(16 * T * (d->IC + d->OC)) * sizeof(float)) +
-           align64(cn__sgemm_ws_size(T, d->OC, d->IC, 1));
+    const size_t g = CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1), cn__sgemm_ws_size(d->IC, d->OC, T, 1));
+    return align64((size_t)(16 * T * (d->IC + d->OC)) * sizeof(float)) + align64(g);
+}
+
+/* Weight-gradient parts: a fixed number (at most 8, at most 64 MiB), each a
+ * [16, IC, OC] sum over its chunks plus an [OC] bias sum. */
+static int64_t bww_parts(const cn_conv2d_desc *d)
+{
+    const int64_t nch = cdiv(d->MB * tiles_h(d) * tiles_w(d), chunk_tiles(d));
+    const int64_t per = (16 * d->IC * d->OC + d->OC) * (int64_t)sizeof(float);
+    return CN__MAX(1, CN__MIN(CN__MIN(8, nch), (((int64_t)64 << 20) / per)));
+}
+
+static size_t parts_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)(bww_parts(d) * (16 * d->IC * d->OC + d->OC)) * sizeof(float));
 }
 
 size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
@@ -66,6 +82,12 @@ size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
     if (!cn__conv_winograd_applies(d)) return 0;
     return align64((size_t)(16 * d->IC * d->OC) * sizeof(float)) +
            (size_t)cn__conv_ws_threads() * thread_bytes(d);
+}
+
+size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_winograd_applies(d)) return 0;
+    return parts_bytes(d) + (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
@@ -223,6 +245,141 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
                 (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
                                    U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
             output_transform(d, M, t0, n, T, b, y);
+        }
+    }
+}
+
+/* dM[xi][t - t0][oc] = (A g A^T)[xi] for the 2x2 output-gradient block g
+ * of each tile (pixels past OH, OW read as zero), A = [1 0; 1 1; 1 -1; 0 -1]:
+ * the gradient of M in y = A^T M A. */
+CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float *gy, int64_t t0,
+                                            int64_t nt, int64_t ldm, float *dM)
+{
+    const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldm * (size_t)OC;
+    const v8 z = {0};
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const float *src[2][2];
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                src[a][b] = 2 * th + a < d->OH && 2 * tw + b < d->OW
+                                ? gy + ((n * d->OH + 2 * th + a) * d->OW + 2 * tw + b) * OC
+                                : NULL;
+        float *mt = dM + t * OC;
+        int64_t c = 0;
+        for (; c + 8 <= OC; c += 8) {
+            v8 g[2][2], r[4][2];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] ? LD(src[a][b] + c) : z;
+            for (int b = 0; b < 2; b++) {
+                r[0][b] = g[0][b], r[1][b] = g[0][b] + g[1][b];
+                r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                float *m = mt + (a * 4) * plane + c;
+                ST(m, r[a][0]), ST(m + plane, r[a][0] + r[a][1]);
+                ST(m + 2 * plane, r[a][0] - r[a][1]), ST(m + 3 * plane, -r[a][1]);
+            }
+        }
+        for (; c < OC; c++) {
+            float g[2][2], r[4][2];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] ? src[a][b][c] : 0.0f;
+            for (int b = 0; b < 2; b++) {
+                r[0][b] = g[0][b], r[1][b] = g[0][b] + g[1][b];
+                r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                float *m = mt + (a * 4) * plane + c;
+                m[0] = r[a][0], m[plane] = r[a][0] + r[a][1];
+                m[2 * plane] = r[a][0] - r[a][1], m[3 * plane] = -r[a][1];
+            }
+        }
+    }
+}
+
+/* gw[:, :, ic, :] = G^T dU G for rows ic of [i0, i1), dU the sum of the
+ * parts in part order, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts, int64_t np,
+                                  int64_t i0, int64_t i1, float *gw)
+{
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, per = 16 * plane + OC;
+    for (int64_t ic = i0; ic < i1; ic++)
+        for (int64_t oc = 0; oc < OC; oc++) {
+            float u[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++) {
+                const float *q = parts + xi * plane + ic * OC + oc;
+                float s = q[0];
+                for (int64_t p = 1; p < np; p++) s += q[p * per];
+                u[xi / 4][xi % 4] = s;
+            }
+            for (int b = 0; b < 4; b++) {
+                t[0][b] = u[0][b] + 0.5f * (u[1][b] + u[2][b]);
+                t[1][b] = 0.5f * (u[1][b] - u[2][b]);
+                t[2][b] = 0.5f * (u[1][b] + u[2][b]) + u[3][b];
+            }
+            for (int a = 0; a < 3; a++) {
+                float *g = gw + (a * 3) * plane + ic * OC + oc;
+                g[0] = t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+                g[plane] = 0.5f * (t[a][1] - t[a][2]);
+                g[2 * plane] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+}
+
+/* s[i] += sum over R rows of y[r, i]. */
+CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R, int64_t n)
+{
+    for (int64_t r = 0; r < R; r++)
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) s[i] += y[r * n + i];
+}
+
+void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                     const float *gy, float *gw, float *gb, void *ws)
+{
+    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), np = bww_parts(d);
+    const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
+    const int64_t per = 16 * IC * OC + OC, P = d->MB * d->OH * d->OW;
+    float *parts = ws;
+    char *threads = (char *)ws + parts_bytes(d);
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
+        float *V = (float *)mine, *dM = V + 16 * T * IC;
+        void *gws = mine + align64((size_t)(16 * T * (IC + OC)) * sizeof(float));
+#pragma omp for schedule(dynamic)
+        for (int64_t p = 0; p < np; p++) {
+            float *dU = parts + p * per, *pb = dU + 16 * IC * OC;
+            const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
+            for (int64_t c = c0; gw && c < c1; c++) {
+                const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
+                input_transform(d, x, t0, n, T, V);
+                grad_transform(d, gy, t0, n, T, dM);
+                for (int xi = 0; xi < 16; xi++)
+                    (void)cn__sgemm_ws(NULL, 1, 0, IC, OC, n, 1.0f, V + xi * T * IC, IC,
+                                       dM + xi * T * OC, OC, c == c0 ? 0.0f : 1.0f,
+                                       dU + xi * IC * OC, OC, gws);
+            }
+            if (gb) {
+                memset(pb, 0, (size_t)OC * sizeof *pb);
+                const int64_t r0 = P * p / np, r1 = P * (p + 1) / np;
+                sum_rows(pb, gy + r0 * OC, r1 - r0, OC);
+            }
+        }
+        if (gw) {
+#pragma omp for schedule(static)
+            for (int64_t ic = 0; ic < IC; ic++) weight_grad_transform(d, parts, np, ic, ic + 1, gw);
+        }
+        if (gb) {
+#pragma omp for schedule(static)
+            for (int64_t oc = 0; oc < OC; oc++) {
+                float s = parts[16 * IC * OC + oc];
+                for (int64_t p = 1; p < np; p++) s += parts[p * per + 16 * IC * OC + oc];
+                gb[oc] = s;
+            }
         }
     }
 }

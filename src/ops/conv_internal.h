@@ -59,6 +59,12 @@ CN__HIDDEN int cn__conv_winograd_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                         const float *w, const float *b, float *y, void *ws);
+/* The weight gradient the same way (gw and gb overwritten, either may be
+ * NULL), in cn__conv_winograd_bww_ws(d) bytes of ws. */
+CN__HIDDEN size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                                const float *x, const float *gy, float *gw,
+                                                float *gb, void *ws);
 
 /* Threads the GEMM and Winograd workspaces hold per-thread blocks for (the
  * CPUs, at least 2, at most 16); a context asking for more runs on these. */
