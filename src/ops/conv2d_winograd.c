@@ -149,6 +149,16 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
             }
         float *vt = V + t * IC;
         int64_t c = 0;
+        const int inside = ih0 >= 0 && ih0 + 4 <= d->IH && iw0 >= 0 && iw0 + 4 <= d->IW;
+        if (inside) /* most tiles: no bounds to test per load */
+            for (; c + 8 <= IC; c += 8) {
+                v8 q[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) q[a][b] = LD(src[a][b] + c);
+                BT_D_B(q);
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
+            }
         for (; c + 8 <= IC; c += 8) {
             v8 q[4][4];
             for (int a = 0; a < 4; a++)
