@@ -200,6 +200,102 @@ static void network_gradients_match_central_differences(void)
     check_network(net_b_leaves, net_b, "network B", 0);
 }
 
+/* conv2d_relu is one op for relu(conv2d): the same values and the same
+ * gradients bit for bit, on problems for each kernel (small groups,
+ * depthwise, GEMM, Winograd), with NaN and exact zeros in the output. */
+static void fused_conv_relu_equals_conv_then_relu(void)
+{
+    static const int64_t cfg[][6] = {/* N H W Cin Cout groups */
+                                     {2, 7, 6, 3, 8, 1},  {2, 6, 5, 6, 6, 6},   {2, 9, 8, 20, 24, 1},
+                                     {1, 5, 7, 40, 5, 1}, {2, 6, 6, 16, 16, 2}, {1, 4, 4, 16, 32, 1}};
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0] && tl_ok(); k++) {
+        const int64_t *c = cfg[k];
+        int64_t xs[4] = {c[0], c[1], c[2], c[3]}, ws[4] = {3, 3, c[3] / c[5], c[4]}, bs[1] = {c[4]};
+        cn_conv2d_params p = cn_conv2d_params_default();
+        p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1, p.groups = (int)c[5];
+        size_t nx = (size_t)(xs[0] * xs[1] * xs[2] * xs[3]), nw = (size_t)(9 * ws[2] * ws[3]);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)c[4] * 4);
+        tl_fill(x, nx, -1, 1), tl_fill(w, nw, -1, 1), tl_fill(b, (size_t)c[4], -1, 1);
+        x[0] = NAN;
+        for (size_t i = 0; i < (size_t)c[4]; i += 3) b[i] = 0; /* some outputs exactly 0 */
+        float *out[2][4];
+        size_t n[4] = {0, nx, nw, (size_t)c[4]};
+        for (int fused = 0; fused < 2; fused++) {
+            cn_ctx ctx;
+            cn_ctx_init(&ctx);
+            ctx.threads = 2;
+            cn_graph *g;
+            CHECK_OK(cn_graph_new(&g, &ctx));
+            float *gx = calloc(nx, 4), *gw = calloc(nw, 4), *gb = calloc((size_t)c[4], 4);
+            cn_var *vx = cn_var_wrap(g, 4, xs, x, gx, 1), *vw = cn_var_wrap(g, 4, ws, w, gw, 1),
+                   *vb = cn_var_wrap(g, 1, bs, b, gb, 1);
+            cn_var *y = fused ? cn_conv2d_relu(g, vx, vw, vb, &p) : cn_relu(g, cn_conv2d(g, vx, vw, vb, &p));
+            CHECK(y != NULL, "config %zu: %s", k, cn_last_error());
+            if (!y) break;
+            /* loss = sum(y * r) for a fixed r, so gy = r */
+            cn_var *r = cn_var_new(g, 4, y->shape, 0);
+            for (size_t i = 0; i < r->size; i++) r->data[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
+            CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, r))));
+            n[0] = y->size;
+            out[fused][0] = malloc(y->size * 4);
+            memcpy(out[fused][0], y->data, y->size * 4);
+            out[fused][1] = gx, out[fused][2] = gw, out[fused][3] = gb;
+            cn_graph_free(g);
+        }
+        if (!tl_ok()) break;
+        const char *what[4] = {"output", "grad_input", "grad_weight", "grad_bias"};
+        for (int i = 0; i < 4; i++) {
+            CHECK(!memcmp(out[0][i], out[1][i], n[i] * 4), "config %zu: %s differs", k, what[i]);
+            free(out[0][i]), free(out[1][i]);
+        }
+        free(x), free(w), free(b);
+    }
+}
+
+/* A model fuses its Conv2d + ReLU layers when nobody asks for the layer
+ * outputs: the logits are the same either way. */
+static void model_forward_is_the_same_fused_or_layer_by_layer(void)
+{
+    const char *models[] = {"lenet", "resnet", "plain"};
+    for (int k = 0; k < 3; k++) {
+        cn_model *m;
+        cn_ctx ctx;
+        cn_ctx_init(&ctx);
+        cn_rng_seed(&ctx, 3);
+        if (k < 2) {
+            CHECK_OK(cn_model_build(&m, models[k], 28, 28, 1, 10));
+        } else { /* conv-relu pairs, as a user might stack them */
+            CHECK_OK(cn_model_new(&m, "plain", 28, 28, 1));
+            cn_model_conv2d(m, 16, 3, 1, 1), cn_model_relu(m);
+            cn_model_conv2d(m, 24, 3, 1, 1), cn_model_relu(m), cn_model_maxpool2d(m, 2);
+            cn_model_conv2d(m, 32, 3, 2, 1), cn_model_relu(m);
+            cn_model_flatten(m), cn_model_linear(m, 10);
+        }
+        CHECK_OK(cn_model_init(m, &ctx));
+        cn_graph *g;
+        CHECK_OK(cn_graph_new(&g, &ctx));
+        int64_t xs[4] = {3, 28, 28, 1};
+        float *logits[2], in[3 * 28 * 28];
+        tl_fill(in, 3 * 28 * 28, -1, 1);
+        for (int layered = 0; layered < 2; layered++) {
+            cn_graph_reset(g);
+            cn_var *x = cn_var_new(g, 4, xs, 0);
+            memcpy(x->data, in, sizeof in);
+            cn_var **outs = layered ? calloc((size_t)m->n_layers, sizeof *outs) : NULL;
+            cn_var *y = cn_model_forward_layers(m, g, x, 0, outs);
+            CHECK(y != NULL, "%s: %s", models[k], cn_last_error());
+            logits[layered] = malloc(30 * 4);
+            if (y) memcpy(logits[layered], y->data, 30 * 4);
+            free(outs);
+        }
+        CHECK(!memcmp(logits[0], logits[1], 30 * 4), "%s: fused and layer-by-layer logits differ",
+              models[k]);
+        free(logits[0]), free(logits[1]);
+        cn_graph_free(g);
+        cn_model_free(m);
+    }
+}
+
 static void gradients_accumulate_over_uses_and_calls(void)
 {
     cn_graph *g;
@@ -281,6 +377,8 @@ static void memory_does_not_grow_over_thousands_of_steps(void)
 int main(void)
 {
     TL_RUN(network_gradients_match_central_differences);
+    TL_RUN(fused_conv_relu_equals_conv_then_relu);
+    TL_RUN(model_forward_is_the_same_fused_or_layer_by_layer);
     TL_RUN(gradients_accumulate_over_uses_and_calls);
     TL_RUN(no_grad_mode_records_nothing);
     TL_RUN(errors_are_sticky_and_name_the_op);

@@ -233,6 +233,44 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
     printf("     largest Winograd error: %.2f eps * max sum |x w|\n", worst);
 }
 
+/* cn_conv2d_fwd_relu applies the ReLU as each kernel writes its output: bit
+ * for bit cn_conv2d_fwd then cn_act_fwd's relu, NaN included, whichever
+ * kernel runs (generic, wide-channel and Winograd-sized problems). */
+static void fused_relu_forward_equals_relu_of_the_forward(void)
+{
+    for (int i = 0; i < 90 && tl_ok(); i++) {
+        conv_cfg c;
+        if (i % 3 == 0) conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
+        else if (i % 3 == 1) conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
+        else {
+            for (;;) {
+                conv_cfg t = {0};
+                t.p = cn_conv2d_params_default();
+                t.p.pad_top = t.p.pad_left = tl_randint(0, 1), t.p.pad_bottom = t.p.pad_right = 1;
+                t.xs[0] = 2, t.xs[1] = tl_randint(2, 9), t.xs[2] = tl_randint(2, 9);
+                t.xs[3] = tl_randint(16, 24);
+                t.ws[0] = t.ws[1] = 3, t.ws[2] = t.xs[3], t.ws[3] = tl_randint(16, 24);
+                t.bias = 1;
+                if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+                conv_cfg_describe(&t);
+                c = t;
+                break;
+            }
+        }
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (i % 4 == 0) B.x[0] = NAN;
+        float *yr = calloc(B.ny + 1, 4);
+        CHECK_OK(cn_conv2d_fwd(NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, B.y, NULL));
+        cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, B.ny, B.y, B.y);
+        CHECK_OK(cn_conv2d_fwd_relu(NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, yr, NULL));
+        CHECK(!memcmp(yr, B.y, B.ny * 4), "fused relu differs (%s) for %s",
+              cn__conv2d_impl_name(&c.d, 0), c.str);
+        free(yr);
+        bufs_free(&B);
+    }
+}
+
 /* L(x, w, b) = <r, conv(x, w) + b> with the reference in double: its
  * gradient is exactly what the backward passes compute for gy = r. */
 static double loss(const cn_conv2d_desc *d, const double *x, const double *w, const double *b,
@@ -724,6 +762,7 @@ static void run_all(void)
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
     TL_RUN(every_backward_matches_central_differences);

@@ -96,6 +96,11 @@ CN_API cn_status cn_backward(cn_graph *g, cn_var *loss);
 /* ---- differentiable ops (NULL on error) ------------------------------- */
 /* x [N,H,W,Cin], w [KH,KW,Cin/G,Cout], b [Cout] or NULL. */
 CN_API cn_var *cn_conv2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p);
+/* relu(conv2d(x, w, b)) as one op: the ReLU is applied as the convolution
+ * writes its output (cn_conv2d_fwd_relu), same values and gradients as the
+ * two ops. Models fuse a Conv2d layer followed by a ReLU layer this way. */
+CN_API cn_var *cn_conv2d_relu(cn_graph *g, cn_var *x, cn_var *w, cn_var *b,
+                              const cn_conv2d_params *p);
 /* x [N,L,Cin], w [K,Cin/G,Cout]. */
 CN_API cn_var *cn_conv1d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p);
 /* x [N,H,W,Cin], w [KH,KW,Cout/G,Cin]. */

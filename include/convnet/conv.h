@@ -87,6 +87,13 @@ CN_API size_t cn_conv2d_workspace_size(const cn_conv2d_desc *d);
 CN_API cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                const float *w, const float *b, float *y, void *ws);
 
+/* y = max(conv(x, w) + b, 0): the forward pass with ReLU applied as each
+ * block of y is written, a pass over y fewer than cn_conv2d_fwd followed by
+ * cn_act_fwd(CN_ACT_RELU), with the same result bit for bit (NaN stays
+ * NaN). */
+CN_API cn_status cn_conv2d_fwd_relu(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                    const float *w, const float *b, float *y, void *ws);
+
 /* gx = dL/dx given gy = dL/dy: the stride-dilated gy convolved with the
  * spatially flipped filter, input and output channels swapped. For non-zero
  * padding modes the gradient of padded pixels flows to the pixels they copy. */

@@ -6,7 +6,7 @@
 
 typedef struct conv_saved {
     cn_conv2d_desc d;
-    int transposed;
+    int transposed, relu;
 } conv_saved;
 
 /* Runs a conv-family pass with arena workspace. */
@@ -23,6 +23,14 @@ static void conv_bwd(cn_graph *g, cn__node *n)
     float *gx = cn__grad_begin(g, x), *gw = cn__grad_begin(g, w), *gb = cn__grad_begin(g, b);
     if (!ws || g->status) return;
     const float *gy = n->out->grad;
+    if (s->relu) {
+        /* through the fused ReLU first, exactly as cn_relu's backward */
+        const cn_var *y = n->out;
+        float *gm = cn__arena(g, y->size * sizeof *gm);
+        if (!gm) return;
+        cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, gy, gm);
+        gy = gm;
+    }
     if (!s->transposed) {
         if (gx) cn_conv2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
         if (gw || gb) cn_conv2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws);
@@ -36,7 +44,7 @@ static void conv_bwd(cn_graph *g, cn__node *n)
 /* Shared by conv2d / conv1d / conv_transpose2d once d is set up: y has
  * ndim dims (4, or 3 for conv1d). */
 static cn_var *conv_common(cn_graph *g, const char *op, const cn_conv2d_desc *d, int transposed,
-                           cn_var *x, cn_var *w, cn_var *b, int ndim)
+                           int relu, cn_var *x, cn_var *w, cn_var *b, int ndim)
 {
     const int64_t OC = transposed ? d->IC : d->OC;
     char sb[64];
@@ -52,13 +60,14 @@ static cn_var *conv_common(cn_graph *g, const char *op, const cn_conv2d_desc *d,
     if (!ws) return NULL;
     cn_status st = transposed
                        ? cn_conv_transpose2d_fwd(g->ctx, d, x->data, w->data, b ? b->data : NULL, y->data, ws)
-                       : cn_conv2d_fwd(g->ctx, d, x->data, w->data, b ? b->data : NULL, y->data, ws);
+                   : relu ? cn_conv2d_fwd_relu(g->ctx, d, x->data, w->data, b ? b->data : NULL, y->data, ws)
+                          : cn_conv2d_fwd(g->ctx, d, x->data, w->data, b ? b->data : NULL, y->data, ws);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
         cn__node *n = cn__record(g, op, y, conv_bwd, x, w, b, NULL);
         conv_saved *s = n ? cn__arena(g, sizeof *s) : NULL;
         if (!s) return NULL;
-        s->d = *d, s->transposed = transposed;
+        s->d = *d, s->transposed = transposed, s->relu = relu;
         n->saved = s;
     }
     return y;
@@ -83,7 +92,19 @@ cn_var *cn_conv2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_
     cn_conv2d_desc d;
     cn_status s = cn_conv2d_setup(&d, p, x->shape, w->shape);
     if (s) return cn__fail(g, s, "%s", cn_last_error());
-    return conv_common(g, "conv2d", &d, 0, x, w, b, 4);
+    return conv_common(g, "conv2d", &d, 0, 0, x, w, b, 4);
+}
+
+cn_var *cn_conv2d_relu(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
+{
+    if (cn__bad(g, 2, x, w, NULL)) return NULL;
+    if (!check_rank(g, "conv2d_relu", "x", x, 4, "[N,H,W,C_in]") ||
+        !check_rank(g, "conv2d_relu", "weight", w, 4, "[KH,KW,C_in/G,C_out]"))
+        return NULL;
+    cn_conv2d_desc d;
+    cn_status s = cn_conv2d_setup(&d, p, x->shape, w->shape);
+    if (s) return cn__fail(g, s, "%s", cn_last_error());
+    return conv_common(g, "conv2d_relu", &d, 0, 1, x, w, b, 4);
 }
 
 cn_var *cn_conv1d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
@@ -95,7 +116,7 @@ cn_var *cn_conv1d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_
     cn_conv2d_desc d;
     cn_status s = cn_conv1d_setup(&d, p, x->shape, w->shape);
     if (s) return cn__fail(g, s, "%s", cn_last_error());
-    return conv_common(g, "conv1d", &d, 0, x, w, b, 3);
+    return conv_common(g, "conv1d", &d, 0, 0, x, w, b, 3);
 }
 
 cn_var *cn_conv_transpose2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b,
@@ -110,7 +131,7 @@ cn_var *cn_conv_transpose2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b,
     cn_status s = cn_conv_transpose2d_setup(&d, p, x->shape, w->shape);
     if (s) return cn__fail(g, s, "%s", cn_last_error());
     /* In d's terms our x is the conv2d's output gradient. */
-    return conv_common(g, op, &d, 1, x, w, b, 4);
+    return conv_common(g, op, &d, 1, 0, x, w, b, 4);
 }
 
 /* ---- pooling ---------------------------------------------------------- */

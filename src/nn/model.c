@@ -48,6 +48,10 @@ cn_status cn_model_new(cn_model **out, const char *name, int64_t H, int64_t W, i
     if (H < 1 || W < 1 || C < 1)
         return cn__err(CN_ERR_INVALID_ARG, "model: input shape [%lld,%lld,%lld] must be positive",
                        (long long)H, (long long)W, (long long)C);
+    size_t n;
+    if (cn_shape_numel(3, (const int64_t[3]){H, W, C}, &n))
+        return cn__err(CN_ERR_OVERFLOW, "model: input shape [%lld,%lld,%lld]: %s", (long long)H,
+                       (long long)W, (long long)C, cn_last_error());
     cn_model *m = calloc(1, sizeof *m);
     if (!m) return cn__err(CN_ERR_NO_MEMORY, "model: out of memory");
     snprintf(m->name, sizeof m->name, "%s", name ? name : "model");
@@ -92,10 +96,14 @@ static int add_tensor(cn_model *m, const char *layer, const char *what, int is_b
     t->is_buffer = is_buffer;
     t->ndim = ndim;
     memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-    if (cn_shape_numel(ndim, shape, &t->size)) return fail(m, CN_ERR_OVERFLOW, "%s", cn_last_error()), -1;
+    if (cn_shape_numel(ndim, shape, &t->size))
+        return fail(m, CN_ERR_OVERFLOW, "%s.%s: %s", layer, what, cn_last_error()), -1;
     size_t *total = is_buffer ? &m->n_buffers : &m->n_params;
     t->offset = *total;
-    *total += t->size;
+    /* The flat buffers hold every tensor: their sizes must add up too. */
+    if (__builtin_add_overflow(*total, t->size, total) || *total > SIZE_MAX / 8)
+        return fail(m, CN_ERR_OVERFLOW, "%s.%s: the model's %s exceed 2^61 floats", layer, what,
+                    is_buffer ? "buffers" : "parameters"), -1;
     return m->n_tensors++;
 }
 
@@ -143,14 +151,19 @@ static cn_layer *make_conv(cn_model *m, const char *name_prefix, int *ctr, const
     l->conv = *p;
     int64_t xs[4] = {1, in[0], in[1], in[2]}, ws[4] = {k, k, in[2] / (p->groups ? p->groups : 1), out_ch};
     cn_conv2d_desc d;
-    if (cn_conv2d_setup(&d, p, xs, ws)) {
-        fail(m, CN_ERR_INVALID_ARG, "%s: %s", l->name, cn_last_error());
+    cn_status s = cn_conv2d_setup(&d, p, xs, ws);
+    if (s) {
+        fail(m, s, "%s: %s", l->name, cn_last_error());
         free(l);
         return NULL;
     }
     l->out_shape[0] = d.OH, l->out_shape[1] = d.OW, l->out_shape[2] = out_ch, l->out_ndim = 3;
     l->t_w = add_tensor(m, l->name, "weight", 0, 4, ws);
     if (bias) l->t_b = add_tensor(m, l->name, "bias", 0, 1, &out_ch);
+    if (m->status) { /* the counts below fit only once add_tensor took them */
+        free(l);
+        return NULL;
+    }
     l->n_params = (size_t)(k * k * ws[2] * out_ch + (bias ? out_ch : 0));
     return l;
 }
@@ -217,6 +230,10 @@ void cn_model_linear(cn_model *m, int64_t out_features)
     int64_t ws[2] = {m->out_shape[0], out_features};
     l->t_w = add_tensor(m, l->name, "weight", 0, 2, ws);
     l->t_b = add_tensor(m, l->name, "bias", 0, 1, &out_features);
+    if (m->status) { /* the count below fits only once add_tensor took it */
+        free(l);
+        return;
+    }
     l->out_shape[0] = out_features, l->out_ndim = 1;
     l->n_params = (size_t)((ws[0] + 1) * out_features);
     append(m, l);
@@ -252,9 +269,10 @@ void cn_model_pool2d_ex(cn_model *m, cn_pool_type type, const cn_pool2d_params *
     if (!l) return;
     int64_t xs[4] = {1, m->out_shape[0], m->out_shape[1], m->out_shape[2]};
     cn_pool2d_desc d;
-    if (cn_pool2d_setup(&d, p, type, xs)) {
+    cn_status s = cn_pool2d_setup(&d, p, type, xs);
+    if (s) {
         free(l);
-        return fail(m, CN_ERR_INVALID_ARG, "%s", cn_last_error());
+        return fail(m, s, "%s", cn_last_error());
     }
     l->pool = *p, l->pool_type = type;
     l->out_shape[0] = d.OH, l->out_shape[1] = d.OW, l->out_shape[2] = d.C, l->out_ndim = 3;
@@ -458,7 +476,16 @@ cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int trainin
         return NULL;
     }
     for (int i = 0; i < m->n_layers && x; i++) {
-        x = apply(m, m->layers[i], g, x, training);
+        const cn_layer *l = m->layers[i];
+        /* Conv2d then ReLU: one fused op, unless the caller wants to see
+         * the convolution's own output. */
+        if (!outs && l->kind == CN_LAYER_CONV2D && i + 1 < m->n_layers &&
+            m->layers[i + 1]->kind == CN_LAYER_RELU) {
+            x = cn_conv2d_relu(g, x, param(m, g, l->t_w), param(m, g, l->t_b), &l->conv);
+            i++;
+            continue;
+        }
+        x = apply(m, l, g, x, training);
         if (outs) outs[i] = x;
     }
     return x;

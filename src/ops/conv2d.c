@@ -342,15 +342,20 @@ void cn__conv2d_direct(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     }
 }
 
-cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
-                        const float *b, float *y, void *ws)
+/* The forward pass; relu: y = max(y, 0) as the kernels write it. */
+static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                     const float *b, int relu, float *y, void *ws)
 {
     const int explicit_pad = cn__conv_pads_explicitly(d);
     const cn_conv2d_desc p = kernel_desc(d);
     const conv_impl impl = choose_impl(&p, 0);
     if (!explicit_pad && (impl == IMPL_VEC || impl == IMPL_DIRECT)) {
-        if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, d, x, w, b, y);
-        else cn__conv2d_direct(ctx, d, x, w, b, y);
+        if (impl == IMPL_VEC) {
+            cn__conv2d_vec_fwd(ctx, d, x, w, b, relu, y);
+        } else {
+            cn__conv2d_direct(ctx, d, x, w, b, y);
+            if (relu) cn__relu_inplace(y, d->MB * d->OH * d->OW * d->OC);
+        }
         return CN_OK;
     }
     void *own;
@@ -361,12 +366,30 @@ cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, co
         s = cn_pad2d_fwd(ctx, d->MB, d->IH, d->IW, d->IC, d->PT, d->PB, d->PL, d->PR, d->mode, x,
                          l.xpad);
     const float *src = explicit_pad ? l.xpad : x;
-    if (!s && impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, y, l.gcols);
-    else if (!s && impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &p, src, w, b, y, l.wino);
-    else if (!s && impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &p, src, w, b, y);
-    else if (!s) cn__conv2d_direct(ctx, &p, src, w, b, y);
+    if (!s && impl == IMPL_GEMM) {
+        s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, relu, y, l.gcols);
+    } else if (!s && impl == IMPL_WINOGRAD) {
+        cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, y, l.wino);
+    } else if (!s && impl == IMPL_VEC) {
+        cn__conv2d_vec_fwd(ctx, &p, src, w, b, relu, y);
+    } else if (!s) {
+        cn__conv2d_direct(ctx, &p, src, w, b, y);
+        if (relu) cn__relu_inplace(y, d->MB * d->OH * d->OW * d->OC);
+    }
     cn_free(own);
     return s;
+}
+
+cn_status cn_conv2d_fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                        const float *b, float *y, void *ws)
+{
+    return fwd(ctx, d, x, w, b, 0, y, ws);
+}
+
+cn_status cn_conv2d_fwd_relu(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                             const float *b, float *y, void *ws)
+{
+    return fwd(ctx, d, x, w, b, 1, y, ws);
 }
 
 /* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
@@ -401,9 +424,9 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
                                 w[(((d->KH - 1 - kh) * d->KW + (d->KW - 1 - kw)) * ICG + i) * d->OC +
                                   g * OCG + o];
         const cn_conv2d_desc t = transposed_desc(&src);
-        if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, out, l.gcols);
-        else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, out, l.wino);
-        else if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &t, gyd, l.wt, NULL, out);
+        if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
+        else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);
+        else if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &t, gyd, l.wt, NULL, 0, out);
         else cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, out);
     }
     if (!s && explicit_pad)

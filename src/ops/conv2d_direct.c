@@ -410,7 +410,7 @@ static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
 /* ---- the passes ---------------------------------------------------------- */
 
 void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
-                        const float *b, float *y)
+                        const float *b, int relu, float *y)
 {
     fwd_row_fn *fwd;
     bww_row_fn *bww;
@@ -418,7 +418,10 @@ void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float 
     const int nt = cn__threads(ctx);
     const int64_t rows = d->MB * d->OH;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
-    for (int64_t row = 0; row < rows; row++) fwd(d, x, w, b, y, row / d->OH, row % d->OH);
+    for (int64_t row = 0; row < rows; row++) {
+        fwd(d, x, w, b, y, row / d->OH, row % d->OH);
+        if (relu) cn__relu_inplace(y + row * d->OW * d->OC, d->OW * d->OC);
+    }
 }
 
 size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)

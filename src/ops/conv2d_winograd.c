@@ -28,6 +28,7 @@
 #include "ops/conv_internal.h"
 
 typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int vi8 __attribute__((vector_size(32)));
 #define LD(p) (*(const v8 *)(p))
 #define ST(p, v) (*(v8 *)(p) = (v))
 
@@ -186,7 +187,8 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
 
 /* y of tiles [t0, t0+nt) = A^T M A (+ b), pixels past OH, OW dropped. */
 CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0,
-                                              int64_t nt, int64_t ldm, const float *b, float *y)
+                                              int64_t nt, int64_t ldm, const float *b, int relu,
+                                              float *y)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)ldm * (size_t)OC;
@@ -209,10 +211,13 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
                 r[0][e] = m[0][e] + m[1][e] + m[2][e];
                 r[1][e] = m[1][e] - m[2][e] - m[3][e];
             }
-            const v8 bv = b ? LD(b + c) : (v8){0};
+            const v8 bv = b ? LD(b + c) : (v8){0}, zero = {0};
             for (int a = 0; a < 2; a++) {
-                if (dst[a][0]) ST(dst[a][0] + c, r[a][0] + r[a][1] + r[a][2] + bv);
-                if (dst[a][1]) ST(dst[a][1] + c, r[a][1] - r[a][2] - r[a][3] + bv);
+                v8 y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
+                if (relu) /* !(v <= 0) ? v : 0, as cn_act_fwd: NaN stays */
+                    y0 = (v8)((vi8)y0 & ~(y0 <= zero)), y1 = (v8)((vi8)y1 & ~(y1 <= zero));
+                if (dst[a][0]) ST(dst[a][0] + c, y0);
+                if (dst[a][1]) ST(dst[a][1] + c, y1);
             }
         }
         for (; c < OC; c++) {
@@ -225,15 +230,17 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
             }
             const float bv = b ? b[c] : 0.0f;
             for (int a = 0; a < 2; a++) {
-                if (dst[a][0]) dst[a][0][c] = r[a][0] + r[a][1] + r[a][2] + bv;
-                if (dst[a][1]) dst[a][1][c] = r[a][1] - r[a][2] - r[a][3] + bv;
+                float y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
+                if (relu) y0 = !(y0 <= 0.0f) ? y0 : 0.0f, y1 = !(y1 <= 0.0f) ? y1 : 0.0f;
+                if (dst[a][0]) dst[a][0][c] = y0;
+                if (dst[a][1]) dst[a][1][c] = y1;
             }
         }
     }
 }
 
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                             const float *w, const float *b, float *y, void *ws)
+                             const float *w, const float *b, int relu, float *y, void *ws)
 {
     const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
@@ -254,7 +261,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
             for (int xi = 0; xi < 16; xi++)
                 (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
                                    U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
-            output_transform(d, M, t0, n, T, b, y);
+            output_transform(d, M, t0, n, T, b, relu, y);
         }
     }
 }

@@ -26,8 +26,10 @@ CN__HIDDEN void cn__conv2d_direct(const cn_ctx *ctx, const cn_conv2d_desc *d, co
  * environment forces a path, for tests); ws: bytes of cols it needs. */
 CN__HIDDEN int cn__conv_gemm_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_gemm_ws(const cn_conv2d_desc *d);
+/* relu: y = max(y, 0) as each chunk is written (cn_conv2d_fwd_relu). */
 CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                         const float *w, const float *b, float *y, float *cols);
+                                         const float *w, const float *b, int relu, float *y,
+                                         float *cols);
 /* gx is overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                               const float *gy, const float *w, float *gx,
@@ -47,7 +49,7 @@ CN__HIDDEN int cn__conv_dw_applies(const cn_conv2d_desc *d);
 CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                   const float *w, const float *b, float *y);
+                                   const float *w, const float *b, int relu, float *y);
 CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
@@ -58,7 +60,8 @@ CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_de
 CN__HIDDEN int cn__conv_winograd_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                        const float *w, const float *b, float *y, void *ws);
+                                        const float *w, const float *b, int relu, float *y,
+                                        void *ws);
 /* The weight gradient the same way (gw and gb overwritten, either may be
  * NULL), in cn__conv_winograd_bww_ws(d) bytes of ws. */
 CN__HIDDEN size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d);
@@ -74,6 +77,10 @@ CN__HIDDEN int cn__conv_ws_threads(void);
  * "grouped", "winograd"), as the passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
+
+/* y[i] = max(y[i], 0) for i < n, as cn_act_fwd's relu rounds it (NaN
+ * stays NaN, -0 becomes +0). */
+CN__HIDDEN void cn__relu_inplace(float *y, int64_t n);
 
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
  * blocks, one after another); NULL base only measures. */
