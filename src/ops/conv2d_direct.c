@@ -77,6 +77,37 @@ static void chunk_rows(const cn_conv2d_desc *d, int k, int64_t *r0, int64_t *r1)
 
 /* ---- depthwise ---------------------------------------------------------- */
 
+/* Four interior output pixels x 16 channels [c, c+16) of row (n, oh): 8
+ * independent accumulator chains (one pixel's 2-4 chains would wait on FMA
+ * latency), each filter vector loaded once for the four pixels. */
+ALWAYS void dw_fwd_quad(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                        float *yp, int64_t n, int64_t oh, int64_t ow, int64_t c)
+{
+    const int64_t C = d->OC, step = d->SW * C;
+    v8 a[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++) a[r][j] = b ? LD(b + c + 8 * j) : (v8){0};
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        if (ih < 0 || ih >= d->IH) continue;
+        const float *xr = x + ((n * d->IH + ih) * d->IW + ow * d->SW - d->PL) * C + c;
+        const float *wr = w + kh * d->KW * C + c;
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            const float *xp = xr + kw * d->DW * C;
+            const v8 w0 = LD(wr + kw * C), w1 = LD(wr + kw * C + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                a[r][0] += LD(xp + r * step) * w0;
+                a[r][1] += LD(xp + r * step + 8) * w1;
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) ST(yp + r * C + c, a[r][0]), ST(yp + r * C + c + 8, a[r][1]);
+}
+
 /* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b. */
 ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
                             float *y, int64_t n, int64_t oh)
@@ -84,9 +115,38 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
     const int64_t C = d->OC;
     float *yrow = y + (n * d->OH + oh) * d->OW * C;
     const v8 z = {0};
+    int64_t lo, hi;
+    interior_cols(d, &lo, &hi);
     for (int64_t ow = 0; ow < d->OW; ow++) {
         float *yp = yrow + ow * C;
         int64_t c = 0;
+        if (ow >= lo && ow + 4 <= hi) { /* four interior pixels at once */
+            for (; c + 16 <= C; c += 16) dw_fwd_quad(d, x, w, b, yp, n, oh, ow, c);
+            if (c == C) {
+                ow += 3;
+                continue;
+            }
+            /* the channel tail of these four pixels, one pixel at a time */
+            for (int64_t r = 0; r < 4; r++) {
+                const int64_t c0 = c;
+                float *yq = yp + r * C;
+                for (int64_t cc = c0; cc < C; cc++) {
+                    float acc = b ? b[cc] : 0.0f;
+                    for (int64_t kh = 0; kh < d->KH; kh++) {
+                        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                        if (ih < 0 || ih >= d->IH) continue;
+                        for (int64_t kw = 0; kw < d->KW; kw++) {
+                            const int64_t iw = (ow + r) * d->SW - d->PL + kw * d->DW;
+                            acc += x[((n * d->IH + ih) * d->IW + iw) * C + cc] *
+                                   w[(kh * d->KW + kw) * C + cc];
+                        }
+                    }
+                    yq[cc] = acc;
+                }
+            }
+            ow += 3;
+            continue;
+        }
         for (; c + 32 <= C; c += 32) {
             v8 a0 = b ? LD(b + c) : z, a1 = b ? LD(b + c + 8) : z, a2 = b ? LD(b + c + 16) : z,
                a3 = b ? LD(b + c + 24) : z;
