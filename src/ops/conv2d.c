@@ -410,8 +410,10 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
         s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.gcols);
     } else {
+        /* Only the plain loops read a zero-stuffed gy; the other kernels see
+         * stride 1 here (GEMM, Winograd) or skip the zeros (vectorised). */
         const float *gyd = gy;
-        if (d->SH > 1 || d->SW > 1) {
+        if ((d->SH > 1 || d->SW > 1) && impl == IMPL_DIRECT) {
             cn_dilate2d_fwd(d->MB, d->OH, d->OW, d->OC, d->SH, d->SW, gy, l.gyd);
             gyd = l.gyd;
         }
@@ -426,7 +428,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
         else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);
-        else if (impl == IMPL_VEC) cn__conv2d_vec_fwd(ctx, &t, gyd, l.wt, NULL, 0, out);
+        else if (impl == IMPL_VEC) cn__conv2d_vec_fwd_dilated(ctx, &t, gy, l.wt, d->SH, d->SW, out);
         else cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, out);
     }
     if (!s && explicit_pad)

@@ -108,9 +108,22 @@ ALWAYS void dw_fwd_quad(const cn_conv2d_desc *d, const float *x, const float *w,
     for (int r = 0; r < 4; r++) ST(yp + r * C + c, a[r][0]), ST(yp + r * C + c + 8, a[r][1]);
 }
 
-/* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b. */
+/* Input pixel (ih, iw) of image n, or NULL where it reads as zero: outside
+ * the input, or, with input dilation ish x isw (backward-data of a strided
+ * convolution: the output gradient with ish-1 zero rows between its rows,
+ * never stored), between real pixels. d->IH x d->IW is the dilated extent. */
+static inline const float *src_px(const cn_conv2d_desc *d, const float *x, int64_t n, int64_t ih,
+                                  int64_t iw, int64_t ish, int64_t isw)
+{
+    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW || ih % ish || iw % isw) return NULL;
+    const int64_t IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
+    return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
+}
+
+/* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b; x dilated by
+ * ish x isw (1 x 1: plain). */
 ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                            float *y, int64_t n, int64_t oh)
+                            float *y, int64_t n, int64_t oh, int64_t ish, int64_t isw)
 {
     const int64_t C = d->OC;
     float *yrow = y + (n * d->OH + oh) * d->OW * C;
@@ -120,75 +133,45 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
     for (int64_t ow = 0; ow < d->OW; ow++) {
         float *yp = yrow + ow * C;
         int64_t c = 0;
-        if (ow >= lo && ow + 4 <= hi) { /* four interior pixels at once */
-            for (; c + 16 <= C; c += 16) dw_fwd_quad(d, x, w, b, yp, n, oh, ow, c);
-            if (c == C) {
-                ow += 3;
-                continue;
-            }
-            /* the channel tail of these four pixels, one pixel at a time */
-            for (int64_t r = 0; r < 4; r++) {
-                const int64_t c0 = c;
-                float *yq = yp + r * C;
-                for (int64_t cc = c0; cc < C; cc++) {
-                    float acc = b ? b[cc] : 0.0f;
-                    for (int64_t kh = 0; kh < d->KH; kh++) {
-                        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                        if (ih < 0 || ih >= d->IH) continue;
-                        for (int64_t kw = 0; kw < d->KW; kw++) {
-                            const int64_t iw = (ow + r) * d->SW - d->PL + kw * d->DW;
-                            acc += x[((n * d->IH + ih) * d->IW + iw) * C + cc] *
-                                   w[(kh * d->KW + kw) * C + cc];
-                        }
-                    }
-                    yq[cc] = acc;
-                }
-            }
+        if (ish == 1 && isw == 1 && ow >= lo && ow + 4 <= hi && C % 16 == 0) {
+            /* four interior pixels at once */
+            for (; c < C; c += 16) dw_fwd_quad(d, x, w, b, yp, n, oh, ow, c);
             ow += 3;
             continue;
         }
         for (; c + 32 <= C; c += 32) {
             v8 a0 = b ? LD(b + c) : z, a1 = b ? LD(b + c + 8) : z, a2 = b ? LD(b + c + 16) : z,
                a3 = b ? LD(b + c + 24) : z;
-            for (int64_t kh = 0; kh < d->KH; kh++) {
-                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                if (ih < 0 || ih >= d->IH) continue;
-                const float *xr = x + (n * d->IH + ih) * d->IW * C + c, *wr = w + kh * d->KW * C + c;
+            for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                    if (iw < 0 || iw >= d->IW) continue;
-                    const float *xp = xr + iw * C, *wp = wr + kw * C;
+                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    if (!xp) continue;
+                    xp += c;
+                    const float *wp = w + (kh * d->KW + kw) * C + c;
                     a0 += LD(xp) * LD(wp), a1 += LD(xp + 8) * LD(wp + 8);
                     a2 += LD(xp + 16) * LD(wp + 16), a3 += LD(xp + 24) * LD(wp + 24);
                 }
-            }
             ST(yp + c, a0), ST(yp + c + 8, a1), ST(yp + c + 16, a2), ST(yp + c + 24, a3);
         }
         for (; c + 8 <= C; c += 8) {
             v8 a0 = b ? LD(b + c) : z;
-            for (int64_t kh = 0; kh < d->KH; kh++) {
-                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                if (ih < 0 || ih >= d->IH) continue;
-                const float *xr = x + (n * d->IH + ih) * d->IW * C + c, *wr = w + kh * d->KW * C + c;
+            for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                    if (iw < 0 || iw >= d->IW) continue;
-                    a0 += LD(xr + iw * C) * LD(wr + kw * C);
+                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    if (xp) a0 += LD(xp + c) * LD(w + (kh * d->KW + kw) * C + c);
                 }
-            }
             ST(yp + c, a0);
         }
         for (; c < C; c++) {
             float a = b ? b[c] : 0.0f;
-            for (int64_t kh = 0; kh < d->KH; kh++) {
-                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                if (ih < 0 || ih >= d->IH) continue;
+            for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                    if (iw < 0 || iw >= d->IW) continue;
-                    a += x[((n * d->IH + ih) * d->IW + iw) * C + c] * w[(kh * d->KW + kw) * C + c];
+                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    if (xp) a += xp[c] * w[(kh * d->KW + kw) * C + c];
                 }
-            }
             yp[c] = a;
         }
     }
@@ -252,7 +235,8 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
  * border tile runs as fast as an interior one. */
 ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
                          float *y, int64_t n, int64_t oh, int64_t ow0, int64_t nr, int64_t g,
-                         int64_t ob, const int R, const int NB, const int check)
+                         int64_t ob, const int R, const int NB, const int check, int64_t ish,
+                         int64_t isw)
 {
     const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
     const int64_t oc0 = g * OCG + ob;
@@ -263,12 +247,12 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
         for (int j = 0; j < NB; j++) acc[r][j] = b ? LD(b + oc0 + 8 * j) : (v8){0};
     for (int64_t kh = 0; kh < d->KH; kh++) {
         const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-        if (ih < 0 || ih >= d->IH) continue;
+        if (ih < 0 || ih >= d->IH || ih % ish) continue;
         const float *xr = x + (n * d->IH + ih) * d->IW * IC + g * ICG;
         for (int64_t kw = 0; kw < d->KW; kw++) {
             const int64_t iw = ow0 * d->SW - d->PL + kw * d->DW;
             const float *wp = w + (kh * d->KW + kw) * ICG * OC + oc0;
-            if (!check) {
+            if (!check) { /* ish = isw = 1 here */
                 const float *xp = xr + iw * IC;
                 for (int64_t i = 0; i < ICG; i++, wp += OC) {
                     v8 wv[4];
@@ -288,8 +272,8 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
             const float *xp[8];
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                const int64_t iwr = iw + r * d->SW;
-                xp[r] = r < nr && iwr >= 0 && iwr < d->IW ? xr + iwr * IC : zeros;
+                const float *q = r < nr ? src_px(d, x, n, ih, iw + r * d->SW, ish, isw) : NULL;
+                xp[r] = q ? q + g * ICG : zeros;
             }
             for (int64_t i = 0; i < ICG; i++, wp += OC) {
                 v8 wv[4];
@@ -316,28 +300,28 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
  * border and ragged ones checked. */
 ALWAYS void grp_fwd_row_nb(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
                            float *y, int64_t n, int64_t oh, int64_t g, int64_t ob, const int R,
-                           const int NB)
+                           const int NB, int64_t ish, int64_t isw)
 {
     int64_t lo, hi;
     interior_cols(d, &lo, &hi);
     for (int64_t ow = 0; ow < d->OW; ow += R) {
         const int64_t nr = CN__MIN(R, d->OW - ow);
-        if (nr == R && ow >= lo && ow + R <= hi)
-            grp_fwd_tile(d, x, w, b, y, n, oh, ow, R, g, ob, R, NB, 0);
+        if (ish == 1 && isw == 1 && nr == R && ow >= lo && ow + R <= hi)
+            grp_fwd_tile(d, x, w, b, y, n, oh, ow, R, g, ob, R, NB, 0, 1, 1);
         else
-            grp_fwd_tile(d, x, w, b, y, n, oh, ow, nr, g, ob, R, NB, 1);
+            grp_fwd_tile(d, x, w, b, y, n, oh, ow, nr, g, ob, R, NB, 1, ish, isw);
     }
 }
 
 ALWAYS void grp_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                             float *y, int64_t n, int64_t oh)
+                             float *y, int64_t n, int64_t oh, int64_t ish, int64_t isw)
 {
     const int64_t OCG = d->OC / d->G;
     for (int64_t g = 0; g < d->G; g++) {
         int64_t ob = 0;
-        for (; ob + 32 <= OCG; ob += 32) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 3, 4);
-        for (; ob + 16 <= OCG; ob += 16) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 6, 2);
-        for (; ob + 8 <= OCG; ob += 8) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 8, 1);
+        for (; ob + 32 <= OCG; ob += 32) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 3, 4, ish, isw);
+        for (; ob + 16 <= OCG; ob += 16) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 6, 2, ish, isw);
+        for (; ob + 8 <= OCG; ob += 8) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 8, 1, ish, isw);
     }
 }
 
@@ -411,7 +395,7 @@ ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const floa
 /* ---- one function per ISA and kernel ------------------------------------ */
 
 typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *, float *,
-                        int64_t, int64_t);
+                        int64_t, int64_t, int64_t, int64_t);
 typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, float *,
                         int64_t, int64_t);
 
@@ -421,14 +405,16 @@ typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, fl
 
 #define ROW_FNS(isa, TGT)                                                                          \
     static TGT void dw_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,     \
-                                     const float *b, float *y, int64_t n, int64_t oh)             \
+                                     const float *b, float *y, int64_t n, int64_t oh, int64_t ish, \
+                                     int64_t isw)                                                  \
     {                                                                                              \
-        dw_fwd_row_body(d, x, w, b, y, n, oh);                                                     \
+        dw_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                           \
     }                                                                                              \
     static TGT void grp_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,    \
-                                      const float *b, float *y, int64_t n, int64_t oh)            \
+                                      const float *b, float *y, int64_t n, int64_t oh,            \
+                                      int64_t ish, int64_t isw)                                    \
     {                                                                                              \
-        grp_fwd_row_body(d, x, w, b, y, n, oh);                                                    \
+        grp_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                          \
     }                                                                                              \
     static TGT void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x, const float *gy,    \
                                      float *part, float *pb, int64_t n, int64_t oh)               \
@@ -469,8 +455,9 @@ static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
 
 /* ---- the passes ---------------------------------------------------------- */
 
-void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
-                        const float *b, int relu, float *y)
+/* y = conv(x dilated by ish x isw, w) + b, optionally ReLU'd row by row. */
+static void vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                    const float *b, int relu, float *y, int64_t ish, int64_t isw)
 {
     fwd_row_fn *fwd;
     bww_row_fn *bww;
@@ -479,9 +466,21 @@ void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float 
     const int64_t rows = d->MB * d->OH;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
-        fwd(d, x, w, b, y, row / d->OH, row % d->OH);
+        fwd(d, x, w, b, y, row / d->OH, row % d->OH, ish, isw);
         if (relu) cn__relu_inplace(y + row * d->OW * d->OC, d->OW * d->OC);
     }
+}
+
+void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                        const float *b, int relu, float *y)
+{
+    vec_fwd(ctx, d, x, w, b, relu, y, 1, 1);
+}
+
+void cn__conv2d_vec_fwd_dilated(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                const float *w, int64_t ish, int64_t isw, float *y)
+{
+    vec_fwd(ctx, d, x, w, NULL, 0, y, ish, isw);
 }
 
 size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)

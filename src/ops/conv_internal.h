@@ -50,6 +50,12 @@ CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                    const float *w, const float *b, int relu, float *y);
+/* The same over x dilated by ish x isw without storing the zeros: d->IH x
+ * d->IW is the dilated extent, x holds ((IH-1)/ish+1) x ((IW-1)/isw+1)
+ * pixels (backward-data of a strided convolution, no bias). */
+CN__HIDDEN void cn__conv2d_vec_fwd_dilated(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                           const float *x, const float *w, int64_t ish,
+                                           int64_t isw, float *y);
 CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
