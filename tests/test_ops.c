@@ -331,6 +331,98 @@ static void linear_propagates_nan_even_through_zero_inputs(void)
     CHECK(isnan(y[2]) && y[3] == 4, "row 1: %g %g, want NaN 4", y[2], y[3]);
 }
 
+/* |fl(sum) - sum| <= gamma_n * sum of |terms| for n roundings, gamma_n =
+ * n u / (1 - n u), u = 2^-24: the classical bound for a float dot product
+ * (an FMA rounds less often, never more). */
+static double gamma_n(int64_t n) { return (double)n * 0x1p-24 / (1.0 - (double)n * 0x1p-24); }
+
+/* First i where |got - ref| exceeds gamma_n(n) * mag[i] (plus the smallest
+ * normal, for sums that cancel to 0), or -1. */
+static long beyond_bound(const float *got, const double *ref, const double *mag, size_t len,
+                         int64_t n)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(fabs((double)got[i] - ref[i]) <= gamma_n(n) * mag[i] + 0x1p-126)) return (long)i;
+    return -1;
+}
+
+static void linear_matches_double_reference_within_the_dot_product_bound(void)
+{
+    /* Sizes around the GEMM's register blocks (4/6/14 rows, 16/32
+     * columns) and lenet's head (IN = 3136, OUT = 10). */
+    static const int64_t Ns[] = {1, 2, 13, 14, 15, 29, 67, 128};
+    static const int64_t INs[] = {1, 3, 16, 31, 33, 257, 3136};
+    static const int64_t OUTs[] = {1, 5, 10, 16, 17, 32, 33, 70};
+    for (int t = 0; t < 40 && tl_ok(); t++) {
+        const int64_t N = Ns[tl_randint(0, 7)], IN = INs[tl_randint(0, 6)],
+                      OUT = OUTs[tl_randint(0, 7)];
+        const int bias = t % 4 != 3;
+        const size_t nx = (size_t)(N * IN), nw = (size_t)(IN * OUT), ny = (size_t)(N * OUT);
+        float *x = fnew(nx), *w = fnew(nw), *b = fnew(OUT), *gy = fnew(ny), *o[2][4];
+        double *ref = dnew(nx + nw + ny + OUT), *mag = dnew(nx + nw + ny + OUT);
+        tl_fill(x, nx, -1, 1), tl_fill(w, nw, -1, 1), tl_fill(b, OUT, -1, 1);
+        tl_fill(gy, ny, -1, 1);
+        for (int k = 0; k < 2; k++) {
+            cn_ctx c;
+            cn_ctx_init(&c);
+            c.threads = k + 1;
+            o[k][0] = fnew(ny), o[k][1] = fnew(nx), o[k][2] = fnew(nw), o[k][3] = fnew(OUT);
+            cn_linear_fwd(&c, N, IN, OUT, x, w, bias ? b : NULL, o[k][0]);
+            cn_linear_bwd(&c, N, IN, OUT, x, w, gy, o[k][1], o[k][2], o[k][3]);
+        }
+        /* ref and mag: y, gx, gw, gb one after the other. */
+        double *ry = ref, *rgx = ry + ny, *rgw = rgx + nx, *rgb = rgw + nw;
+        double *my = mag, *mgx = my + ny, *mgw = mgx + nx, *mgb = mgw + nw;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < OUT; j++) {
+                double s = bias ? b[j] : 0, m = fabs(s);
+                for (int64_t i = 0; i < IN; i++)
+                    s += (double)x[n * IN + i] * w[i * OUT + j],
+                        m += fabs((double)x[n * IN + i] * w[i * OUT + j]);
+                ry[n * OUT + j] = s, my[n * OUT + j] = m;
+            }
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < IN; i++) {
+                double s = 0, m = 0;
+                for (int64_t j = 0; j < OUT; j++)
+                    s += (double)gy[n * OUT + j] * w[i * OUT + j],
+                        m += fabs((double)gy[n * OUT + j] * w[i * OUT + j]);
+                rgx[n * IN + i] = s, mgx[n * IN + i] = m;
+            }
+        for (int64_t i = 0; i < IN; i++)
+            for (int64_t j = 0; j < OUT; j++) {
+                double s = 0, m = 0;
+                for (int64_t n = 0; n < N; n++)
+                    s += (double)x[n * IN + i] * gy[n * OUT + j],
+                        m += fabs((double)x[n * IN + i] * gy[n * OUT + j]);
+                rgw[i * OUT + j] = s, mgw[i * OUT + j] = m;
+            }
+        for (int64_t j = 0; j < OUT; j++) {
+            double s = 0, m = 0;
+            for (int64_t n = 0; n < N; n++) s += gy[n * OUT + j], m += fabs(gy[n * OUT + j]);
+            rgb[j] = s, mgb[j] = m;
+        }
+        const char *what[4] = {"y", "gx", "gw", "gb"};
+        const size_t len[4] = {ny, nx, nw, (size_t)OUT};
+        const int64_t terms[4] = {IN + 1, OUT, N, N};
+        const double *r[4] = {ry, rgx, rgw, rgb}, *m[4] = {my, mgx, mgw, mgb};
+        for (int i = 0; i < 4 && tl_ok(); i++) {
+            long bad = beyond_bound(o[0][i], r[i], m[i], len[i], terms[i]);
+            if (bad >= 0)
+                tl_fail(__FILE__, __LINE__,
+                        "N=%lld IN=%lld OUT=%lld bias=%d: %s[%ld] = %.9g, want %.9g within %.3g",
+                        (long long)N, (long long)IN, (long long)OUT, bias, what[i], bad,
+                        o[0][i][bad], r[i][bad], gamma_n(terms[i]) * m[i][bad]);
+            else if (memcmp(o[0][i], o[1][i], len[i] * sizeof(float)))
+                tl_fail(__FILE__, __LINE__, "N=%lld IN=%lld OUT=%lld: %s, 2 threads differ from 1",
+                        (long long)N, (long long)IN, (long long)OUT, what[i]);
+        }
+        free(x), free(w), free(b), free(gy), free(ref), free(mag);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < 4; i++) free(o[k][i]);
+    }
+}
+
 /* ---- batch norm ----------------------------------------------------------- */
 
 static void batchnorm_training_matches_hand_computed_statistics(void)
@@ -372,7 +464,7 @@ static void batchnorm_eval_uses_running_statistics_and_leaves_them_alone(void)
 
 static void batchnorm_matches_reference_in_both_modes(void)
 {
-    /* C = 300 crosses the library's 256-channel blocks. */
+    /* C = 300 crosses the library's 128-channel blocks. */
     for (int t = 0; t < 30 && tl_ok(); t++) {
         const int training = t % 2;
         const int64_t M = tl_randint(2, 40), C = t == 10 || t == 11 ? 300 : tl_randint(1, 20);
@@ -577,6 +669,137 @@ static void batchnorm_results_do_not_depend_on_thread_count(void)
     CHECK(ok, "4 threads differ from 1 thread");
 }
 
+/* Runs forward and backward of one batch norm problem on `threads` threads;
+ * out holds y, gx, then running mean/var, save mean/invstd, ggamma, gbeta. */
+static void bn_run(int threads, int training, int64_t M, int64_t C, const float *x, const float *gy,
+                   const float *g, const float *b, float *out)
+{
+    cn_ctx c;
+    cn_ctx_init(&c);
+    c.threads = threads;
+    const size_t n = (size_t)(M * C);
+    float *y = out, *gx = y + n, *rm = gx + n, *rv = rm + C, *sm = rv + C, *si = sm + C,
+          *gg = si + C, *gb = gg + C;
+    for (int64_t i = 0; i < C; i++) rm[i] = 0.5f, rv[i] = 2.0f;
+    if (cn_batchnorm_fwd(&c, NULL, training, M, C, x, g, b, rm, rv, sm, si, y) != CN_OK)
+        tl_fail(__FILE__, __LINE__, "M=%lld C=%lld: %s", (long long)M, (long long)C,
+                cn_last_error());
+    cn_batchnorm_bwd(&c, training, M, C, x, g, sm, si, gy, gx, gg, gb);
+}
+
+static void batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_split(void)
+{
+    /* Row counts that 16 parts do not divide (and fewer rows than parts),
+     * channel counts with and without a remainder below 16, one crossing
+     * the 128-channel blocks; large enough that the parallel paths run. */
+    static const int64_t shapes[][2] = {{32855, 19}, {4103, 48}, {2001, 300}, {7, 5}, {150, 333}};
+    for (int s = 0; s < 5 && tl_ok(); s++)
+        for (int training = 0; training < 2 && tl_ok(); training++) {
+            const int64_t M = shapes[s][0], C = shapes[s][1];
+            const size_t n = (size_t)(M * C), nout = 2 * n + 6 * (size_t)C;
+            float *x = fnew(n), *gy = fnew(n), *g = fnew(C), *b = fnew(C), *o[3];
+            tl_fill(x, n, -2, 3), tl_fill(gy, n, -1, 1), tl_fill(g, C, 0.5, 2);
+            tl_fill(b, C, -1, 1);
+            for (int t = 0; t < 3; t++) {
+                o[t] = fnew(nout);
+                bn_run(t + 1, training, M, C, x, gy, g, b, o[t]);
+            }
+            for (int t = 1; t < 3; t++)
+                if (memcmp(o[0], o[t], nout * sizeof(float)))
+                    tl_fail(__FILE__, __LINE__, "%s M=%lld C=%lld: %d threads differ from 1",
+                            training ? "training" : "eval", (long long)M, (long long)C, t + 1);
+            free(x), free(gy), free(g), free(b);
+            for (int t = 0; t < 3; t++) free(o[t]);
+        }
+}
+
+static void batchnorm_matches_reference_on_large_batches_whose_mean_dwarfs_their_spread(void)
+{
+    /* Means 1e5 to 4e5 times the standard deviation (where E[x^2] - E[x]^2
+     * would lose the variance's leading digits even in double), an outlier
+     * of 30 standard deviations in the first row, and enough rows for many
+     * parts, chunks and register blocks. */
+    for (int t = 0; t < 8 && tl_ok(); t++) {
+        const int64_t M = tl_randint(1000, 40000), C = (int64_t[]){3, 16, 17, 40}[t % 4];
+        const size_t n = (size_t)(M * C);
+        const double mu = t < 4 ? (t % 2 ? 1 : -1) * tl_uniform(2000, 4000) : tl_uniform(-3, 3),
+                     sd = t < 4 ? tl_uniform(0.01, 0.02) : tl_uniform(0.5, 2);
+        float *x = fnew(n), *y = fnew(n), *rm = fnew(C), *rv = fnew(C);
+        double *xd = dnew(n), *yd = dnew(n), *rmd = dnew(C), *rvd = dnew(C);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(mu + sd * cn_rng_normal(tl_rng()));
+        for (int64_t c = 0; c < C; c++) x[c] = (float)(mu + (c % 2 ? 30 : -30) * sd);
+        tl_fill(rm, C, -1, 1), tl_fill(rv, C, 0.5, 2);
+        tl_f2d(x, xd, n), tl_f2d(rm, rmd, C), tl_f2d(rv, rvd, C);
+        char cfg[128];
+        snprintf(cfg, sizeof cfg, "M=%lld C=%lld mean %g std %g", (long long)M, (long long)C, mu,
+                 sd);
+        CHECK_OK(cn_batchnorm_fwd(NULL, NULL, 1, M, C, x, NULL, NULL, rm, rv, NULL, NULL, y));
+        cn__batchnorm_ref_fwd(1, 1e-5f, 0.1, M, C, xd, NULL, NULL, rmd, rvd, yd);
+        if (agree("y", y, yd, n, 1e-5, 1e-5, cfg) &&
+            agree("running_mean", rm, rmd, C, 1e-6, 1e-6, cfg))
+            agree("running_var", rv, rvd, C, 1e-6, 1e-6, cfg);
+        free(x), free(y), free(rm), free(rv), free(xd), free(yd), free(rmd), free(rvd);
+    }
+}
+
+static void batchnorm_backward_matches_closed_form_on_large_batches(void)
+{
+    /* gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)),
+     * ggamma = sum gy * xhat, gbeta = sum gy, all in double here; the sums
+     * run over many parts. */
+    for (int t = 0; t < 6 && tl_ok(); t++) {
+        const int64_t M = tl_randint(1000, 30000), C = (int64_t[]){5, 16, 33}[t % 3];
+        const size_t n = (size_t)(M * C);
+        float *x = fnew(n), *gy = fnew(n), *y = fnew(n), *gx = fnew(n), *g = fnew(C), *sm = fnew(C),
+              *si = fnew(C), *gg = fnew(C), *gb = fnew(C);
+        double *gxd = dnew(n), *ggd = dnew(C), *gbd = dnew(C);
+        tl_fill(x, n, -2, 3), tl_fill(gy, n, -1, 1), tl_fill(g, C, 0.5, 2);
+        CHECK_OK(cn_batchnorm_fwd(NULL, NULL, 1, M, C, x, g, NULL, NULL, NULL, sm, si, y));
+        cn_batchnorm_bwd(NULL, 1, M, C, x, g, sm, si, gy, gx, gg, gb);
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0, ss = 0, sg = 0, sgx = 0;
+            for (int64_t m = 0; m < M; m++) s += x[m * C + c];
+            const double mean = s / M;
+            for (int64_t m = 0; m < M; m++) ss += (x[m * C + c] - mean) * (x[m * C + c] - mean);
+            const double is = 1 / sqrt(ss / M + 1e-5);
+            for (int64_t m = 0; m < M; m++)
+                sg += gy[m * C + c], sgx += gy[m * C + c] * (x[m * C + c] - mean) * is;
+            for (int64_t m = 0; m < M; m++)
+                gxd[m * C + c] =
+                    g[c] * is * (gy[m * C + c] - sg / M - (x[m * C + c] - mean) * is * sgx / M);
+            ggd[c] = sgx, gbd[c] = sg;
+        }
+        char cfg[64];
+        snprintf(cfg, sizeof cfg, "M=%lld C=%lld", (long long)M, (long long)C);
+        if (agree("gx", gx, gxd, n, 1e-5, 1e-5, cfg) && agree("gbeta", gb, gbd, C, 1e-6, 1e-6, cfg))
+            agree("ggamma", gg, ggd, C, 1e-5, 1e-5, cfg);
+        float *f[] = {x, gy, y, gx, g, sm, si, gg, gb};
+        for (int i = 0; i < 9; i++) free(f[i]);
+        free(gxd), free(ggd), free(gbd);
+    }
+}
+
+static void batchnorm_infinite_value_gives_infinite_mean_and_nan_variance_in_any_row(void)
+{
+    /* As the plain sums give: mean = inf, sum (x - inf)^2 = NaN, whether
+     * the inf sits in the first chunk of rows, a later chunk of the first
+     * part or a later part. Channel 1 stays finite. */
+    static const int64_t rows[] = {0, 300, 5000};
+    const int64_t M = 8192, C = 64;
+    float *x = fnew((size_t)(M * C)), *y = fnew((size_t)(M * C)), rm[64], rv[64];
+    for (int i = 0; i < 3 && tl_ok(); i++) {
+        tl_fill(x, (size_t)(M * C), -1, 1);
+        for (int c = 0; c < C; c++) rm[c] = 0, rv[c] = 1;
+        x[rows[i] * C] = INFINITY;
+        if (cn_batchnorm_fwd(NULL, NULL, 1, M, C, x, NULL, NULL, rm, rv, NULL, NULL, y) != CN_OK)
+            tl_fail(__FILE__, __LINE__, "%s", cn_last_error());
+        else if (!(rm[0] == INFINITY && isnan(rv[0]) && isfinite(rm[1]) && isfinite(rv[1])))
+            tl_fail(__FILE__, __LINE__, "inf in row %lld: running stats %g %g %g %g",
+                    (long long)rows[i], rm[0], rv[0], rm[1], rv[1]);
+    }
+    free(x), free(y);
+}
+
 /* ---- dropout -------------------------------------------------------------- */
 
 static void dropout_with_p_zero_is_identity(void)
@@ -647,6 +870,34 @@ static void dropout_same_seed_gives_same_mask_and_next_call_a_new_one(void)
     cn_dropout_fwd(&a, 0.4f, n, x, m3, y);
     CHECK(!memcmp(m1, m2, n), "same seed, different masks");
     CHECK(memcmp(m1, m3, n), "the generator did not advance: second mask equals the first");
+}
+
+static void dropout_mask_is_one_uniform_per_element_from_the_context_generator(void)
+{
+    /* Element i is kept iff the i-th cn_rng_uniform would be < 1 - p, and
+     * the generator ends where n such calls leave it; n crosses the
+     * draw blocks. p = 0.5 puts the threshold on a power of two. */
+    static const float ps[] = {0.25f, 0.5f, 0.9f, 1e-7f};
+    const size_t n = 10007;
+    float *x = fnew(n), *y = fnew(n);
+    uint8_t *mask = malloc(n);
+    tl_fill(x, n, -1, 1);
+    for (int k = 0; k < 4; k++) {
+        cn_ctx a, b;
+        cn_ctx_init(&a), cn_ctx_init(&b);
+        cn_rng_seed(&a, 99 + (uint64_t)k), cn_rng_seed(&b, 99 + (uint64_t)k);
+        cn_dropout_fwd(&a, ps[k], n, x, mask, y);
+        const double keep = 1.0 - (double)ps[k];
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (mask[i] != (cn_rng_uniform(&b) < keep)) bad = i;
+        if (bad != n || memcmp(a.rng, b.rng, sizeof a.rng)) {
+            free(x), free(y), free(mask);
+            CHECK(0, "p=%g: mask element %zu (of %zu) or final state differs from cn_rng_uniform",
+                  (double)ps[k], bad, n);
+        }
+    }
+    free(x), free(y), free(mask);
 }
 
 static void dropout_without_ctx_is_identity_and_dropped_nan_stays_nan(void)
@@ -835,6 +1086,7 @@ int main(void)
     TL_RUN(linear_backward_computes_only_the_requested_gradients);
     TL_RUN(linear_results_do_not_depend_on_thread_count);
     TL_RUN(linear_propagates_nan_even_through_zero_inputs);
+    TL_RUN(linear_matches_double_reference_within_the_dot_product_bound);
 
     TL_RUN(batchnorm_training_matches_hand_computed_statistics);
     TL_RUN(batchnorm_eval_uses_running_statistics_and_leaves_them_alone);
@@ -845,11 +1097,16 @@ int main(void)
     TL_RUN(batchnorm_propagates_nan);
     TL_RUN(batchnorm_rejects_what_pytorch_rejects);
     TL_RUN(batchnorm_results_do_not_depend_on_thread_count);
+    TL_RUN(batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_split);
+    TL_RUN(batchnorm_matches_reference_on_large_batches_whose_mean_dwarfs_their_spread);
+    TL_RUN(batchnorm_backward_matches_closed_form_on_large_batches);
+    TL_RUN(batchnorm_infinite_value_gives_infinite_mean_and_nan_variance_in_any_row);
 
     TL_RUN(dropout_with_p_zero_is_identity);
     TL_RUN(dropout_keeps_one_minus_p_and_scales_kept_values);
     TL_RUN(dropout_backward_uses_the_forward_mask);
     TL_RUN(dropout_same_seed_gives_same_mask_and_next_call_a_new_one);
+    TL_RUN(dropout_mask_is_one_uniform_per_element_from_the_context_generator);
     TL_RUN(dropout_without_ctx_is_identity_and_dropped_nan_stays_nan);
 
     TL_RUN(log_softmax_rows_exp_sum_to_one_and_match_reference);

@@ -644,6 +644,92 @@ static void avg_pool_matches_reference_on_random_configs(void)
     run_against_reference(CN_POOL_AVG, 400);
 }
 
+/* ---- the 2x2 stride-2 fast path ---------------------------------------- */
+
+/* a and b equal as values, NaN matching NaN. */
+static int same_value(float a, double b) { return isnan(a) ? isnan(b) : (double)a == b; }
+
+static void max_pool_2x2_stride_2_matches_reference_with_ties_nans_and_odd_sizes(void)
+{
+    /* Integer inputs from -2..2 tie in most windows (the first maximum in
+     * tap order must win), with NaN and infinities sprinkled in; odd sizes
+     * leave a row or column outside every window (floor mode) or take the
+     * general path for the windows hanging over the edge (ceil mode).
+     * Values and indices must equal the reference exactly, the gradient
+     * too (every pixel receives at most one gy), on 1 and 2 threads. */
+    static const int64_t channels[] = {1, 3, 8, 16, 17, 32, 64};
+    for (int it = 0; it < 60 && tl_ok(); it++) {
+        pool_cfg c =
+            make_cfg(CN_POOL_MAX, tl_randint(1, 3), tl_randint(2, 15), tl_randint(2, 15),
+                     channels[tl_randint(0, 6)], 2, 2, 2, 2, 0, 0, 1, 1, tl_randint(0, 1), 1);
+        cn_pool2d_desc d;
+        CHECK_OK(cn_pool2d_setup(&d, &c.p, c.type, c.xs));
+        const size_t nx = (size_t)(d.MB * d.IH * d.IW * d.C),
+                     ny = (size_t)(d.MB * d.OH * d.OW * d.C);
+        float *x = malloc(nx * sizeof *x), *gy = malloc(ny * sizeof *gy);
+        double *xd = malloc(nx * sizeof *xd), *yd = malloc(ny * sizeof *yd);
+        double *gyd = malloc(ny * sizeof *gyd), *gxd = malloc(nx * sizeof *gxd);
+        int64_t *idxd = malloc(ny * sizeof *idxd);
+        for (size_t i = 0; i < nx; i++) {
+            const int r = tl_randint(0, 99);
+            x[i] = r == 0 ? NAN : r == 1 ? INFINITY : r == 2 ? -INFINITY : (float)tl_randint(-2, 2);
+        }
+        tl_fill(gy, ny, -1, 1);
+        tl_f2d(x, xd, nx), tl_f2d(gy, gyd, ny);
+        cn__max_pool2d_ref_fwd(&d, xd, yd, idxd);
+        cn__max_pool2d_ref_bwd(&d, idxd, gyd, gxd);
+        const char *what = NULL;
+        size_t bad = 0;
+        for (int t = 1; t <= 2 && !what; t++) {
+            cn_ctx ctx;
+            cn_ctx_init(&ctx);
+            ctx.threads = t;
+            float *y = malloc(ny * sizeof *y), *y2 = malloc(ny * sizeof *y2);
+            float *gx = malloc(nx * sizeof *gx);
+            int64_t *idx = malloc(ny * sizeof *idx);
+            for (size_t i = 0; i < nx; i++) gx[i] = NAN; /* every pixel must be written */
+            cn_max_pool2d_fwd(&ctx, &d, x, y, idx);
+            cn_max_pool2d_fwd(&ctx, &d, x, y2, NULL);
+            cn_max_pool2d_bwd(&ctx, &d, idx, gy, gx);
+            for (size_t i = 0; i < ny && !what; i++)
+                if (!same_value(y[i], yd[i]))
+                    what = "y", bad = i;
+                else if (idx[i] != idxd[i])
+                    what = "idx", bad = i;
+                else if (!same_value(y2[i], yd[i]))
+                    what = "y without indices", bad = i;
+            for (size_t i = 0; i < nx && !what; i++)
+                if (!same_value(gx[i], gxd[i])) what = "gx", bad = i;
+            free(y), free(y2), free(gx), free(idx);
+            if (what)
+                tl_fail(__FILE__, __LINE__, "%s, %d thread(s): %s differs at %zu", cfg_str(&c), t,
+                        what, bad);
+        }
+        free(x), free(gy), free(xd), free(yd), free(gyd), free(gxd), free(idxd);
+    }
+}
+
+static void max_pool_2x2_backward_scatters_an_index_outside_its_window(void)
+{
+    /* The backward trusts no index: one that points into another window
+     * (not what the forward writes) still sends gy to that pixel, as the
+     * reference's scatter does. 4x4 plane, 2 channels. */
+    const int64_t xs[4] = {1, 4, 4, 2};
+    cn_pool2d_params p = cn_pool2d_params_default(2, 2);
+    cn_pool2d_desc d;
+    CHECK_OK(cn_pool2d_setup(&d, &p, CN_POOL_MAX, xs));
+    float x[32], y[8], gy[8] = {1, 2, 3, 4, 5, 6, 7, 8}, gx[32];
+    double gyd[8], gxd[32];
+    int64_t idx[8];
+    for (int i = 0; i < 32; i++) x[i] = (float)((i * 7) % 11);
+    CHECK_OK(cn_max_pool2d_fwd(NULL, &d, x, y, idx));
+    idx[0] = 10; /* channel 0 of window (0,0) -> pixel (2,2), in window (1,1) */
+    tl_f2d(gy, gyd, 8);
+    CHECK_OK(cn_max_pool2d_bwd(NULL, &d, idx, gy, gx));
+    cn__max_pool2d_ref_bwd(&d, idx, gyd, gxd);
+    for (int i = 0; i < 32; i++) CHECK(gx[i] == gxd[i], "gx[%d] = %g, want %g", i, gx[i], gxd[i]);
+}
+
 /* ---- gradients -------------------------------------------------------- */
 
 /* L(x) = sum of r * ref_fwd(x) over outputs that have pixels. */
@@ -856,6 +942,8 @@ int main(void)
     TL_RUN(avg_pool_propagates_nan_only_to_windows_holding_it);
     TL_RUN(max_pool_matches_reference_on_random_configs);
     TL_RUN(avg_pool_matches_reference_on_random_configs);
+    TL_RUN(max_pool_2x2_stride_2_matches_reference_with_ties_nans_and_odd_sizes);
+    TL_RUN(max_pool_2x2_backward_scatters_an_index_outside_its_window);
     TL_RUN(max_pool_backward_matches_finite_differences);
     TL_RUN(avg_pool_backward_matches_finite_differences);
     TL_RUN(global_avg_pool_is_the_plane_mean_and_spreads_gy_evenly);

@@ -6,64 +6,172 @@
  * Channels are processed in blocks of CB so that per-channel sums live on
  * the stack (no allocation) while the innermost loop still runs along a
  * contiguous row; `omp simd` vectorises it (at -O2 gcc will not add the
- * run-time overlap checks itself), and no such loop reorders a sum.
- * Statistics are summed in double, serially, in row order; only the
- * elementwise passes are split across threads, over rows, so the results
- * do not depend on the thread count. */
+ * run-time overlap checks itself), and no such loop reorders a sum: its
+ * lanes are independent channels. The row loops are CN__MULTIVERSION leaf
+ * functions, so they run with AVX2 or AVX-512 where the CPU has them.
+ *
+ * Statistics are summed in double. The variance is never E[x^2] - E[x]^2,
+ * which cancels a factor mean^2 / var (mean 1000, std 0.01 loses 10 of
+ * double's 16 digits): each chunk of rows small enough to stay in cache
+ * gets its own two-pass sum of squared deviations from its own mean, and
+ * chunks are merged with Chan, Golub and LeVeque's update, which adds only
+ * non-negative terms. That is as accurate as one two-pass sum over all rows
+ * while x is read from memory once.
+ *
+ * Determinism: the rows are cut into NPART parts, a fixed number that does
+ * not depend on the thread count, and parts into chunks of a size that
+ * depends only on the channel count. Each part is summed in row order by
+ * one thread, and the parts are merged in part order by one thread; the
+ * elementwise passes are split over the same parts. So the results are
+ * bit-identical for any number of threads. */
 #include <math.h>
 
 #include "convnet/ops.h"
 #include "internal.h"
 
-#define CB 256
+/* Channels per block: the parts' statistics of one block, NPART * CB * 2
+ * doubles (32 KiB), live on the caller's stack. */
+#define CB 128
+/* Row parts of the statistics; a constant, so that sums do not depend on
+ * the thread count (16 keeps up to 16 threads busy). */
+#define NPART 16
 /* Below this many elements a parallel region costs more than it saves. */
 #define PAR_MIN 32768
+/* Elements per chunk of the statistics (64 KiB of floats): read twice,
+ * the second time from cache. */
+#define CHUNK 16384
+/* The sum kernels keep G channels' sums in registers over a block of RB
+ * rows (in memory, each row's add would wait for the previous row's store).
+ * Every channel is still summed row after row, so the blocking changes no
+ * result. */
+#define G 16
+#define RB 32
 
-/* s[c] = sum over rows of x[m, c0 + c], c < cb. */
-static void col_sums(int64_t M, int64_t C, int64_t c0, int64_t cb, const float *x, double *s)
+/* First row of part p of M rows: parts differ in size by at most one row
+ * (some are empty when M < NPART). */
+static int64_t part_lo(int64_t M, int p) { return M / NPART * p + CN__MIN(p, M % NPART); }
+
+/* Over rows [0, rows) of x (row stride C, cb channels from x[0]), in
+ * double: s[c] = sum x, or with mean != NULL, s[c] = sum (x - mean[c])^2. */
+CN__MULTIVERSION static void col_sums(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                      const double *restrict mean, double *restrict s)
 {
     for (int64_t c = 0; c < cb; c++) s[c] = 0.0;
-    for (int64_t m = 0; m < M; m++) {
-        const float *r = x + m * C + c0;
+    for (int64_t m0 = 0; m0 < rows; m0 += RB) {
+        const int64_t mb = CN__MIN(RB, rows - m0);
+        const float *xb = x + m0 * C;
+        int64_t c0 = 0;
+        for (; c0 + G <= cb; c0 += G) {
+            double a[G];
+            for (int c = 0; c < G; c++) a[c] = s[c0 + c];
+            if (mean)
+                for (int64_t m = 0; m < mb; m++) {
+                    const float *r = xb + m * C + c0;
 #pragma omp simd
-        for (int64_t c = 0; c < cb; c++) s[c] += r[c];
-    }
-}
-
-/* s[c] = sum over rows of (x[m, c0 + c] - mean[c])^2. */
-static void col_sq_dev(int64_t M, int64_t C, int64_t c0, int64_t cb, const float *x,
-                       const double *mean, double *s)
-{
-    for (int64_t c = 0; c < cb; c++) s[c] = 0.0;
-    for (int64_t m = 0; m < M; m++) {
-        const float *r = x + m * C + c0;
+                    for (int c = 0; c < G; c++) {
+                        const double d = (double)r[c] - mean[c0 + c];
+                        a[c] += d * d;
+                    }
+                }
+            else
+                for (int64_t m = 0; m < mb; m++) {
+                    const float *r = xb + m * C + c0;
 #pragma omp simd
-        for (int64_t c = 0; c < cb; c++) {
-            const double d = r[c] - mean[c];
-            s[c] += d * d;
+                    for (int c = 0; c < G; c++) a[c] += r[c];
+                }
+            for (int c = 0; c < G; c++) s[c0 + c] = a[c];
+        }
+        for (int64_t m = 0; m < mb && c0 < cb; m++) {
+            const float *r = xb + m * C;
+            if (mean)
+#pragma omp simd
+                for (int64_t c = c0; c < cb; c++) {
+                    const double d = (double)r[c] - mean[c];
+                    s[c] += d * d;
+                }
+            else
+#pragma omp simd
+                for (int64_t c = c0; c < cb; c++) s[c] += r[c];
         }
     }
 }
 
-/* y[m, c0 + c] = (x - mean[c]) * scale[c] + shift[c] for every row, the
+/* Statistics of some rows: their count, per channel the sum of x and the
+ * sum of squared deviations from the rows' mean. */
+typedef struct {
+    int64_t n;
+    double sum[CB], sq[CB];
+} stats;
+
+/* a = a merged with the rows of b that follow (Chan, Golub and LeVeque):
+ * sq += sq_b + d^2 n n_b / (n + n_b), d the difference of the two means. */
+static void merge(int64_t cb, stats *a, const stats *b)
+{
+    if (b->n == 0) return;
+    const double na = (double)a->n, nb = (double)b->n, w = na * nb / (na + nb);
+    for (int64_t c = 0; c < cb; c++) {
+        const double d = a->n ? b->sum[c] / nb - a->sum[c] / na : 0.0;
+        a->sq[c] += b->sq[c] + d * d * w;
+        a->sum[c] += b->sum[c];
+    }
+    a->n += b->n;
+}
+
+/* *st = the statistics of rows [0, rows) of x, chunk by chunk: the
+ * chunk's sum, then its squared deviations from its own mean while the
+ * chunk is still in cache, then merged into *st. */
+static void part_stats(int64_t rows, int64_t C, int64_t cb, const float *x, stats *st)
+{
+    const int64_t ch = CN__MAX(CHUNK / cb, 1);
+    st->n = 0;
+    for (int64_t c = 0; c < cb; c++) st->sum[c] = st->sq[c] = 0.0;
+    for (int64_t m0 = 0; m0 < rows; m0 += ch) {
+        stats k;
+        double mean[CB];
+        k.n = CN__MIN(ch, rows - m0);
+        col_sums(k.n, C, cb, x + m0 * C, NULL, k.sum);
+        for (int64_t c = 0; c < cb; c++) mean[c] = k.sum[c] / (double)k.n;
+        col_sums(k.n, C, cb, x + m0 * C, mean, k.sq);
+        merge(cb, st, &k);
+    }
+}
+
+/* y[m, c] = (x - mean[c]) * scale[c] + shift[c] for rows [0, rows), the
  * double mean split into float hi + lo: x - hi is exact when x is near the
  * mean, so the result keeps float precision even when |mean| dwarfs the
- * standard deviation (x * scale + (shift - mean * scale) would cancel). */
-static void normalise(int nt, int64_t M, int64_t C, int64_t c0, int64_t cb, const float *x,
-                      const float *hi, const float *lo, const float *scale, const float *shift,
-                      float *y)
+ * standard deviation (x * scale + (shift - mean * scale) would cancel).
+ * x and y may alias (each element is read before it is written). */
+CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                       const float *hi, const float *lo, const float *scale,
+                                       const float *shift, float *y)
 {
-#pragma omp parallel for num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN) schedule(static)
-    for (int64_t m = 0; m < M; m++) {
-        const float *xr = x + m * C + c0;
-        float *yr = y + m * C + c0;
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C;
+        float *yr = y + m * C;
 #pragma omp simd
         for (int64_t c = 0; c < cb; c++) yr[c] = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
     }
 }
 
-cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
-                           int64_t C, const float *x, const float *gamma, const float *beta,
+/* The training statistics of one channel block, its parts merged in part
+ * order: mean and biased variance, and the running statistics updated. */
+static void combine_stats(int64_t cb, const stats *part, double mom, float *running_mean,
+                          float *running_var, double *mean, double *var)
+{
+    stats all = part[0];
+    for (int q = 1; q < NPART; q++) merge(cb, &all, &part[q]);
+    const double M = (double)all.n;
+    for (int64_t c = 0; c < cb; c++) {
+        mean[c] = all.sum[c] / M;
+        var[c] = all.sq[c] / M;
+        if (running_mean) running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean[c]);
+        if (running_var)
+            running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * (all.sq[c] / (M - 1)));
+    }
+}
+
+cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M, int64_t C,
+                           const float *x, const float *gamma, const float *beta,
                            float *running_mean, float *running_var, float *save_mean,
                            float *save_invstd, float *y)
 {
@@ -95,40 +203,106 @@ cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
         double mean[CB], var[CB];
-        if (training) {
-            col_sums(M, C, c0, cb, x, mean);
-            for (int64_t c = 0; c < cb; c++) mean[c] /= (double)M;
-            /* Two passes: the textbook E[x^2] - E[x]^2 cancels. */
-            col_sq_dev(M, C, c0, cb, x, mean, var);
-            for (int64_t c = 0; c < cb; c++) {
-                const double ss = var[c];
-                var[c] = ss / (double)M;
-                if (running_mean)
-                    running_mean[c0 + c] =
-                        (float)((1.0 - mom) * running_mean[c0 + c] + mom * mean[c]);
-                if (running_var)
-                    running_var[c0 + c] =
-                        (float)((1.0 - mom) * running_var[c0 + c] + mom * (ss / (double)(M - 1)));
-            }
-        } else {
-            for (int64_t c = 0; c < cb; c++) {
-                mean[c] = running_mean[c0 + c];
-                var[c] = running_var[c0 + c];
-            }
-        }
         float hi[CB], lo[CB], scale[CB], shift[CB];
-        for (int64_t c = 0; c < cb; c++) {
-            const double invstd = 1.0 / sqrt(var[c] + eps);
-            hi[c] = (float)mean[c];
-            lo[c] = (float)(mean[c] - hi[c]);
-            scale[c] = (float)(invstd * (gamma ? gamma[c0 + c] : 1.0f));
-            shift[c] = beta ? beta[c0 + c] : 0.0f;
-            if (save_mean) save_mean[c0 + c] = hi[c];
-            if (save_invstd) save_invstd[c0 + c] = (float)invstd;
+        stats part[NPART];
+#pragma omp parallel num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN)
+        {
+            if (training) {
+#pragma omp for schedule(static)
+                for (int q = 0; q < NPART; q++) {
+                    const int64_t m0 = part_lo(M, q);
+                    part_stats(part_lo(M, q + 1) - m0, C, cb, x + m0 * C + c0, &part[q]);
+                }
+            }
+#pragma omp single
+            {
+                if (training)
+                    combine_stats(cb, part, mom, running_mean ? running_mean + c0 : NULL,
+                                  running_var ? running_var + c0 : NULL, mean, var);
+                else
+                    for (int64_t c = 0; c < cb; c++) {
+                        mean[c] = running_mean[c0 + c];
+                        var[c] = running_var[c0 + c];
+                    }
+                for (int64_t c = 0; c < cb; c++) {
+                    const double invstd = 1.0 / sqrt(var[c] + eps);
+                    hi[c] = (float)mean[c];
+                    lo[c] = (float)(mean[c] - hi[c]);
+                    scale[c] = (float)(invstd * (gamma ? gamma[c0 + c] : 1.0f));
+                    shift[c] = beta ? beta[c0 + c] : 0.0f;
+                    if (save_mean) save_mean[c0 + c] = hi[c];
+                    if (save_invstd) save_invstd[c0 + c] = (float)invstd;
+                }
+            }
+#pragma omp for schedule(static)
+            for (int q = 0; q < NPART; q++) {
+                const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
+                normalise(part_lo(M, q + 1) - m0, C, cb, x + off, hi, lo, scale, shift, y + off);
+            }
         }
-        normalise(nt, M, C, c0, cb, x, hi, lo, scale, shift, y);
     }
     return CN_OK;
+}
+
+/* Over rows [0, rows): sgy[c] = sum gy, sgxc[c] = sum gy * (x - mean[c]),
+ * in double, blocked as col_sums. */
+CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                      const float *gy, const float *restrict mean,
+                                      double *restrict sgy, double *restrict sgxc)
+{
+    for (int64_t c = 0; c < cb; c++) sgy[c] = sgxc[c] = 0.0;
+    for (int64_t m0 = 0; m0 < rows; m0 += RB) {
+        const int64_t mb = CN__MIN(RB, rows - m0);
+        const float *xb = x + m0 * C, *gb = gy + m0 * C;
+        int64_t c0 = 0;
+        for (; c0 + G <= cb; c0 += G) {
+            double a1[G], a2[G];
+            for (int c = 0; c < G; c++) a1[c] = sgy[c0 + c], a2[c] = sgxc[c0 + c];
+            for (int64_t m = 0; m < mb; m++) {
+                const float *xr = xb + m * C + c0, *gr = gb + m * C + c0;
+#pragma omp simd
+                for (int c = 0; c < G; c++) {
+                    a1[c] += gr[c];
+                    a2[c] += (double)gr[c] * ((double)xr[c] - mean[c0 + c]);
+                }
+            }
+            for (int c = 0; c < G; c++) sgy[c0 + c] = a1[c], sgxc[c0 + c] = a2[c];
+        }
+        for (int64_t m = 0; m < mb && c0 < cb; m++) {
+            const float *xr = xb + m * C, *gr = gb + m * C;
+#pragma omp simd
+            for (int64_t c = c0; c < cb; c++) {
+                sgy[c] += gr[c];
+                sgxc[c] += (double)gr[c] * ((double)xr[c] - mean[c]);
+            }
+        }
+    }
+}
+
+/* gx = k * (gy - a - (x - mean) * b) over rows [0, rows); gx may alias gy. */
+CN__MULTIVERSION static void bwd_gx_training(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                             const float *gy, const float *mean, const float *k,
+                                             const float *a, const float *b, float *gx)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C, *gr = gy + m * C;
+        float *gxr = gx + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * b[c]);
+    }
+}
+
+/* gx = k * gy over rows [0, rows): in evaluation x must not reach gx (a
+ * 0 * inf would turn into NaN). gx may alias gy. */
+CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, const float *gy,
+                                         const float *k, float *gx)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *gr = gy + m * C;
+        float *gxr = gx + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * gr[c];
+    }
 }
 
 void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
@@ -143,51 +317,51 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
         return;
     }
     const int nt = cn__threads(ctx);
+    /* Evaluation without gamma and beta gradients needs no sums. */
+    const int sums = training || ggamma || gbeta;
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
-        /* sgy = sum gy, sgxc = sum gy * (x - mean): gbeta and ggamma / invstd. */
-        double sgy[CB], sgxc[CB];
-        for (int64_t c = 0; c < cb; c++) sgy[c] = sgxc[c] = 0.0;
         const float *mean = save_mean + c0, *invstd = save_invstd + c0;
-        for (int64_t m = 0; m < M; m++) {
-            const float *xr = x + m * C + c0, *gr = gy + m * C + c0;
-#pragma omp simd
-            for (int64_t c = 0; c < cb; c++) {
-                sgy[c] += gr[c];
-                sgxc[c] += (double)gr[c] * ((double)xr[c] - mean[c]);
-            }
-        }
-        /* Training: gx = k * (gy - mean(gy) - xhat * mean(gy * xhat)) with
-         * k = gamma * invstd and xhat = (x - mean) * invstd; the batch
-         * statistics depend on x too. Evaluation: gx = k * gy. */
+        /* Per part: sgy = sum gy, sgxc = sum gy * (x - mean), that is gbeta
+         * and ggamma / invstd. */
+        double psgy[NPART][CB], psgxc[NPART][CB];
         float k[CB], a[CB], b[CB];
-        for (int64_t c = 0; c < cb; c++) {
-            const double is = invstd[c], gxhat = sgxc[c] * is;
-            if (ggamma) ggamma[c0 + c] = (float)gxhat;
-            if (gbeta) gbeta[c0 + c] = (float)sgy[c];
-            k[c] = (float)((gamma ? gamma[c0 + c] : 1.0f) * is);
-            a[c] = training ? (float)(sgy[c] / (double)M) : 0.0f;
-            /* Folds xhat's invstd in: xhat * b = (x - mean) * b. */
-            b[c] = training ? (float)(gxhat / (double)M * is) : 0.0f;
-        }
-        if (!gx) continue;
-        /* Separate loops: in evaluation x must not reach gx (0 * inf). */
-        if (training) {
-#pragma omp parallel for num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN) schedule(static)
-            for (int64_t m = 0; m < M; m++) {
-                const float *xr = x + m * C + c0, *gr = gy + m * C + c0;
-                float *gxr = gx + m * C + c0;
-#pragma omp simd
-                for (int64_t c = 0; c < cb; c++)
-                    gxr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * b[c]);
+#pragma omp parallel num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN)
+        {
+            if (sums) {
+#pragma omp for schedule(static)
+                for (int q = 0; q < NPART; q++) {
+                    const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
+                    bwd_sums(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, mean, psgy[q],
+                             psgxc[q]);
+                }
             }
-        } else {
-#pragma omp parallel for num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN) schedule(static)
-            for (int64_t m = 0; m < M; m++) {
-                const float *gr = gy + m * C + c0;
-                float *gxr = gx + m * C + c0;
-#pragma omp simd
-                for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * gr[c];
+            /* Training: gx = k * (gy - mean(gy) - xhat * mean(gy * xhat))
+             * with k = gamma * invstd and xhat = (x - mean) * invstd; the
+             * batch statistics depend on x too. Evaluation: gx = k * gy. */
+#pragma omp single
+            for (int64_t c = 0; c < cb; c++) {
+                double sgy = 0.0, sgxc = 0.0;
+                if (sums)
+                    for (int q = 0; q < NPART; q++) sgy += psgy[q][c], sgxc += psgxc[q][c];
+                const double is = invstd[c], gxhat = sgxc * is;
+                if (ggamma) ggamma[c0 + c] = (float)gxhat;
+                if (gbeta) gbeta[c0 + c] = (float)sgy;
+                k[c] = (float)((gamma ? gamma[c0 + c] : 1.0f) * is);
+                a[c] = training ? (float)(sgy / (double)M) : 0.0f;
+                /* Folds xhat's invstd in: xhat * b = (x - mean) * b. */
+                b[c] = training ? (float)(gxhat / (double)M * is) : 0.0f;
+            }
+            if (gx) {
+#pragma omp for schedule(static)
+                for (int q = 0; q < NPART; q++) {
+                    const int64_t m0 = part_lo(M, q), rows = part_lo(M, q + 1) - m0;
+                    const int64_t off = m0 * C + c0;
+                    if (training)
+                        bwd_gx_training(rows, C, cb, x + off, gy + off, mean, k, a, b, gx + off);
+                    else
+                        bwd_gx_eval(rows, C, cb, gy + off, k, gx + off);
+                }
             }
         }
     }

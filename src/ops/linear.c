@@ -1,87 +1,57 @@
-/* linear: y = x w + b and its backward as plain loops, i-k-j order so that
- * the innermost loop runs along a contiguous row. `omp simd` tells gcc that
- * the rows do not overlap (at -O2 it will not check that at run time, so
- * would not vectorise). Threads split rows of the output only; every sum
- * runs in one fixed order inside one thread, so the results do not depend
- * on the thread count. A blocked GEMM replaces these loops later; they stay
- * as its baseline. */
+/* linear: y = x w + b and its backward as three calls of the library's
+ * blocked GEMM (src/kernels/gemm.h), which threads over blocks of its output
+ * and computes every element in one fixed order whatever the thread count:
+ * the results do not depend on ctx's threads. The GEMM multiplies every
+ * product, zeros included, so a NaN or inf in x or w always reaches y.
+ *
+ * The GEMM allocates its packing buffers; these functions return nothing,
+ * so if that allocation fails they fall back to the plain single-threaded
+ * loop (cn__sgemm_naive), which gives the same values up to rounding. */
+#include <string.h>
+
 #include "convnet/ops.h"
 #include "internal.h"
+#include "kernels/gemm.h"
 
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define PAR_MIN_FLOPS 65536
-
-/* Dot product with eight fixed partial sums: gcc vectorises it at -O2
- * without reassociating anything, and the order is always the same. */
-static float dot(const float *a, const float *b, int64_t n)
+/* cn__sgemm, or on CN_ERR_NO_MEMORY the plain loop with the same meaning. */
+static void gemm(const cn_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    float acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int u = 0; u < 8; u++) acc[u] += a[j + u] * b[j + u];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; j < n; j++) s += a[j] * b[j];
-    return s;
+    if (cn__sgemm(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) != CN_OK)
+        cn__sgemm_naive(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
-void cn_linear_fwd(cn_ctx *ctx, int64_t N, int64_t IN, int64_t OUT, const float *x,
-                   const float *w, const float *b, float *y)
+/* gb[j] = sum over rows n = 0..N-1, in order, of gy[n, j]. */
+CN__MULTIVERSION static void col_sums(int64_t N, int64_t OUT, const float *restrict gy,
+                                      float *restrict gb)
 {
-    const int nt = cn__threads(ctx);
-    const int par = nt > 1 && N > 1 && N * IN * OUT >= PAR_MIN_FLOPS;
-    /* x [N,IN], w [IN,OUT], b [OUT] or NULL, y [N,OUT] */
-#pragma omp parallel for num_threads(nt) if (par) schedule(static)
+    for (int64_t j = 0; j < OUT; j++) gb[j] = 0.0f;
     for (int64_t n = 0; n < N; n++) {
-        float *yr = y + n * OUT;
-        const float *xr = x + n * IN;
-        if (b)
-            for (int64_t j = 0; j < OUT; j++) yr[j] = b[j];
-        else
-            for (int64_t j = 0; j < OUT; j++) yr[j] = 0.0f;
-        /* No skipping of zero x: 0 * NaN in w must still give NaN. */
-        for (int64_t k = 0; k < IN; k++) {
-            const float xv = xr[k];
-            const float *wr = w + k * OUT;
+        const float *r = gy + n * OUT;
 #pragma omp simd
-            for (int64_t j = 0; j < OUT; j++) yr[j] += xv * wr[j];
-        }
+        for (int64_t j = 0; j < OUT; j++) gb[j] += r[j];
     }
 }
 
-void cn_linear_bwd(cn_ctx *ctx, int64_t N, int64_t IN, int64_t OUT, const float *x,
-                   const float *w, const float *gy, float *gx, float *gw, float *gb)
+void cn_linear_fwd(cn_ctx *ctx, int64_t N, int64_t IN, int64_t OUT, const float *x, const float *w,
+                   const float *b, float *y)
 {
-    const int nt = cn__threads(ctx);
-    const int64_t flops = N * IN * OUT;
-    /* gx [N,IN]: row n, column k is the dot of gy's row n with w's row k. */
-    if (gx) {
-#pragma omp parallel for num_threads(nt) if (nt > 1 && N > 1 && flops >= PAR_MIN_FLOPS) \
-    schedule(static)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t k = 0; k < IN; k++) gx[n * IN + k] = dot(gy + n * OUT, w + k * OUT, OUT);
-    }
-    /* gw [IN,OUT]: row k sums x[n,k] * gy's row n over n = 0..N-1 in order. */
-    if (gw) {
-#pragma omp parallel for num_threads(nt) if (nt > 1 && IN > 1 && flops >= PAR_MIN_FLOPS) \
-    schedule(static)
-        for (int64_t k = 0; k < IN; k++) {
-            float *gr = gw + k * OUT;
-            for (int64_t j = 0; j < OUT; j++) gr[j] = 0.0f;
-            for (int64_t n = 0; n < N; n++) {
-                const float xv = x[n * IN + k];
-                const float *gyr = gy + n * OUT;
-#pragma omp simd
-                for (int64_t j = 0; j < OUT; j++) gr[j] += xv * gyr[j];
-            }
-        }
-    }
+    if (N <= 0 || OUT <= 0) return;
+    /* x [N,IN], w [IN,OUT], b [OUT] or NULL, y [N,OUT]: y = b, then
+     * y = x w + 1 * y (or + 0 without a bias: y is not read then). */
+    if (b)
+        for (int64_t n = 0; n < N; n++) memcpy(y + n * OUT, b, (size_t)OUT * sizeof *y);
+    gemm(ctx, 0, 0, N, OUT, IN, x, IN, w, OUT, b ? 1.0f : 0.0f, y, OUT);
+}
+
+void cn_linear_bwd(cn_ctx *ctx, int64_t N, int64_t IN, int64_t OUT, const float *x, const float *w,
+                   const float *gy, float *gx, float *gw, float *gb)
+{
+    if (N < 0 || IN < 0 || OUT < 0) return;
+    /* gx [N,IN] = gy [N,OUT] w^T: op(B)[o, i] = w[i * OUT + o]. */
+    if (gx) gemm(ctx, 0, 1, N, IN, OUT, gy, OUT, w, OUT, 0.0f, gx, IN);
+    /* gw [IN,OUT] = x^T gy: op(A)[i, n] = x[n * IN + i]. */
+    if (gw) gemm(ctx, 1, 0, IN, OUT, N, x, IN, gy, OUT, 0.0f, gw, OUT);
     /* gb [OUT]: the column sums of gy; too little work to split. */
-    if (gb) {
-        for (int64_t j = 0; j < OUT; j++) gb[j] = 0.0f;
-        for (int64_t n = 0; n < N; n++) {
-            const float *gyr = gy + n * OUT;
-#pragma omp simd
-            for (int64_t j = 0; j < OUT; j++) gb[j] += gyr[j];
-        }
-    }
+    if (gb) col_sums(N, OUT, gy, gb);
 }

@@ -159,14 +159,72 @@ CN__MULTIVERSION static void max_step(float *restrict y, const float *restrict x
 }
 
 /* Vectorises from AVX2 on; SSE2 lacks the 64-bit select for idx. */
-CN__MULTIVERSION static void max_step_idx(float *restrict y, int64_t *restrict idx, const float *restrict x,
-                         int64_t pos, int64_t C)
+CN__MULTIVERSION static void max_step_idx(float *restrict y, int64_t *restrict idx,
+                                          const float *restrict x, int64_t pos, int64_t C)
 {
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
         int take = x[c] > y[c] || isnan(x[c]);
         y[c] = take ? x[c] : y[c];
         idx[c] = take ? pos : idx[c];
+    }
+}
+
+/* The common 2x2 window with stride 2, no padding and no dilation, where
+ * every window lies inside the input (a ceil-mode window hanging over the
+ * edge takes the general path): windows do not overlap, and the taps are
+ * fixed, so a whole output row is one loop. */
+static int is_2x2_s2(const cn_pool2d_desc *d)
+{
+    return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0 &&
+           d->DH == 1 && d->DW == 1 && 2 * d->OH <= d->IH && 2 * d->OW <= d->IW;
+}
+
+/* PyTorch's rule as in max_step, over the taps in their order: (0,0),
+ * (0,1), (1,0), (1,1). */
+#define MAX2X2_TAKE(v, m) ((v) > (m) || (v) != (v))
+
+/* One output row of the 2x2 stride-2 case: x0 and x1 are input rows 2*oh and
+ * 2*oh + 1 ([IW, C]), y and idx [OW, C]; pos is the index of x0's first
+ * pixel in its plane. */
+CN__MULTIVERSION static void max2x2_row_idx(int64_t OW, int64_t C, int64_t IW, int64_t pos,
+                                            const float *restrict x0, const float *restrict x1,
+                                            float *restrict y, int64_t *restrict idx)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        const float *a = x0 + 2 * ow * C, *b = a + C, *c2 = x1 + 2 * ow * C, *e = c2 + C;
+        const int64_t p = pos + 2 * ow;
+        float *yp = y + ow * C;
+        int64_t *ip = idx + ow * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            float m = a[c];
+            int64_t i = p;
+            int t = MAX2X2_TAKE(b[c], m);
+            m = t ? b[c] : m, i = t ? p + 1 : i;
+            t = MAX2X2_TAKE(c2[c], m);
+            m = t ? c2[c] : m, i = t ? p + IW : i;
+            t = MAX2X2_TAKE(e[c], m);
+            m = t ? e[c] : m, i = t ? p + IW + 1 : i;
+            yp[c] = m;
+            ip[c] = i;
+        }
+    }
+}
+
+CN__MULTIVERSION static void max2x2_row(int64_t OW, int64_t C, const float *restrict x0,
+                                        const float *restrict x1, float *restrict y)
+{
+    for (int64_t ow = 0; ow < OW; ow++) {
+        const float *a = x0 + 2 * ow * C, *b = a + C, *c2 = x1 + 2 * ow * C, *e = c2 + C;
+        float *yp = y + ow * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+            float m = a[c];
+            m = MAX2X2_TAKE(b[c], m) ? b[c] : m;
+            m = MAX2X2_TAKE(c2[c], m) ? c2[c] : m;
+            yp[c] = MAX2X2_TAKE(e[c], m) ? e[c] : m;
+        }
     }
 }
 
@@ -177,6 +235,19 @@ cn_status cn_max_pool2d_fwd(cn_ctx *ctx, const cn_pool2d_desc *d, const float *x
     if (s) return s;
     const int64_t C = d->C, IH = d->IH, IW = d->IW, OH = d->OH, OW = d->OW;
     const int nt = cn__threads(ctx);
+    if (is_2x2_s2(d)) {
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t r = 0; r < d->MB * OH; r++) {
+            const int64_t n = r / OH, ih = 2 * (r % OH);
+            const float *x0 = x + (n * IH + ih) * IW * C;
+            if (idx)
+                max2x2_row_idx(OW, C, IW, ih * IW, x0, x0 + IW * C, y + r * OW * C,
+                               idx + r * OW * C);
+            else
+                max2x2_row(OW, C, x0, x0 + IW * C, y + r * OW * C);
+        }
+        return CN_OK;
+    }
     /* x [MB,IH,IW,C], y and idx [MB,OH,OW,C]; one task per output row. */
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int64_t r = 0; r < d->MB * OH; r++) {
@@ -218,6 +289,34 @@ cn_status cn_max_pool2d_fwd(cn_ctx *ctx, const cn_pool2d_desc *d, const float *x
     return CN_OK;
 }
 
+/* One output row of the 2x2 stride-2 backward: idx and gy [OW, C], g0 and
+ * g1 the gx rows 2*oh and 2*oh + 1 ([IW, C]), pos the index of g0's first
+ * pixel in its plane. Returns how many indices lie outside their window. */
+CN__MULTIVERSION static int64_t max2x2_bwd_row(int64_t OW, int64_t C, int64_t IW, int64_t pos,
+                                               const int64_t *restrict idx,
+                                               const float *restrict gy, float *restrict g0,
+                                               float *restrict g1)
+{
+    int64_t misses = 0;
+    for (int64_t ow = 0; ow < OW; ow++) {
+        const int64_t p = pos + 2 * ow, *ip = idx + ow * C;
+        const float *gp = gy + ow * C;
+        float *a = g0 + 2 * ow * C, *b = a + C, *c2 = g1 + 2 * ow * C, *e = c2 + C;
+#pragma omp simd reduction(+ : misses)
+        for (int64_t c = 0; c < C; c++) {
+            /* 0 + g as the scatter's sum gives, so -0 becomes +0 there too. */
+            const float g = gp[c] + 0.0f;
+            const int64_t i = ip[c];
+            a[c] = i == p ? g : 0.0f;
+            b[c] = i == p + 1 ? g : 0.0f;
+            c2[c] = i == p + IW ? g : 0.0f;
+            e[c] = i == p + IW + 1 ? g : 0.0f;
+            misses += i != p && i != p + 1 && i != p + IW && i != p + IW + 1;
+        }
+    }
+    return misses;
+}
+
 cn_status cn_max_pool2d_bwd(cn_ctx *ctx, const cn_pool2d_desc *d, const int64_t *idx,
                             const float *gy, float *gx)
 {
@@ -227,6 +326,28 @@ cn_status cn_max_pool2d_bwd(cn_ctx *ctx, const cn_pool2d_desc *d, const int64_t 
     const int64_t C = d->C, plane = d->IH * d->IW, opix = d->OH * d->OW;
     const int64_t ncb = (C + CN__POOL_CBLOCK - 1) / CN__POOL_CBLOCK;
     const int nt = cn__threads(ctx);
+    if (is_2x2_s2(d)) {
+        /* Gathered instead of scattered: each window writes its own four
+         * pixels, gy where idx points and 0 elsewhere, so gx needs no
+         * zeroing pass; pixels outside every window (an odd last row or
+         * column) are zeroed. An index outside its window (not one the
+         * forward pass wrote) sends everything through the scatter below. */
+        const int64_t IH = d->IH, IW = d->IW, OH = d->OH, OW = d->OW;
+        int64_t misses = 0;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static) reduction(+ : misses)
+        for (int64_t r = 0; r < d->MB * OH; r++) {
+            const int64_t n = r / OH, oh = r % OH, ih = 2 * oh;
+            float *g0 = gx + (n * IH + ih) * IW * C;
+            misses += max2x2_bwd_row(OW, C, IW, ih * IW, idx + r * OW * C, gy + r * OW * C, g0,
+                                     g0 + IW * C);
+            /* This row's leftover column, and after the last window row
+             * the leftover input rows. */
+            for (int64_t i = 2 * OW * C; i < IW * C; i++) g0[i] = g0[IW * C + i] = 0.0f;
+            if (oh == OH - 1)
+                for (int64_t i = 2 * IW * C; i < (IH - ih) * IW * C; i++) g0[i] = 0.0f;
+        }
+        if (!misses) return CN_OK;
+    }
     /* Overlapping windows scatter into the same pixel, so each task owns
      * one (image, channel block) of gx and walks the outputs in order: no
      * two tasks write one element, and the sums do not depend on threads. */
