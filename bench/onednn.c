@@ -63,7 +63,7 @@ int bench_onednn_new(bench_onednn **out, const cn_conv2d_desc *d, bench_pass pas
     dnnl_dims_t pad_l = {d->PT, d->PL}, pad_r = {d->PB, d->PR};
     /* convnet's w[kh][kw][i][g*OCG+o] as oneDNN's (g, o, i, kh, kw) */
     int wnd = G > 1 ? 5 : 4;
-    dnnl_dims_t wdims, wstr;
+    dnnl_dims_t wdims = {0}, wstr = {0};
     if (G > 1) {
         int64_t dims5[5] = {G, OCG, ICG, d->KH, d->KW};
         int64_t str5[5] = {OCG, 1, d->OC, d->KW * ICG * d->OC, ICG * d->OC};

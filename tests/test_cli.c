@@ -780,11 +780,11 @@ static void subcommand_help_mentions_every_option_and_exits_zero(void)
                                "--grad-output", "--grad-input", "--grad-weight", "--grad-bias",
                                "zeros", "circular", "reflect", "replicate", "symmetric", "mean",
                                "same", "T,B,L,R", "[N, H, W, C_in]", "[KH, KW, C_in/G, C_out]",
-                               "Example", NULL};
+                               "--max-memory", "Example", NULL};
     const char *pool_opts[] = {"--type", "max", "avg", "--input", "--kernel", "--stride",
                                "--padding", "--dilation", "--ceil-mode", "--no-count-include-pad",
                                "--output", "--grad-output", "--grad-input", "[N, H, W, C]",
-                               "Example", NULL};
+                               "--max-memory", "Example", NULL};
     const char *const *opts[2] = {conv_opts, pool_opts};
     const char *cmds[2] = {"conv2d", "pool2d"};
     for (int c = 0; c < 2; c++) {

@@ -1,6 +1,11 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "testlib.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -215,7 +220,7 @@ const tl_cli_result *tl_spawn_argv(const char *const *args)
     tl_path(err_path, sizeof err_path, "stderr.txt");
     char *argv[64];
     int n = 0;
-    for (; args[n] && n < 63; n++) argv[n] = (char *)args[n];
+    for (; n < 63 && args[n]; n++) argv[n] = (char *)args[n];
     argv[n] = NULL;
 
     posix_spawn_file_actions_t fa;
@@ -243,6 +248,115 @@ const tl_cli_result *tl_spawn_argv(const char *const *args)
     slurp(out_path, last.out, sizeof last.out, NULL);
     slurp(err_path, last.err, sizeof last.err, &last.err_lines);
     return &last;
+}
+
+/* ---- running under limits --------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_ASAN 1
+#endif
+#endif
+#ifndef TL_ASAN
+#define TL_ASAN 0
+#endif
+
+int tl_asan(void) { return TL_ASAN; }
+
+/* The child's RLIMIT_AS: none under ASan, whose shadow memory reserves
+ * terabytes, where the child instead gets allocator_may_return_null=1. */
+static uint64_t child_address_space(const tl_limits *lim)
+{
+#if TL_ASAN
+    (void)lim;
+    const char *o = getenv("ASAN_OPTIONS");
+    if (!o || !strstr(o, "allocator_may_return_null")) {
+        char opts[1024];
+        snprintf(opts, sizeof opts, "allocator_may_return_null=1%s%s", o && *o ? ":" : "",
+                 o ? o : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
+    return 0;
+#else
+    return lim ? lim->address_space : 0;
+#endif
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+const tl_cli_result *tl_spawn_limited(const char *const *args, const tl_limits *lim)
+{
+    char out_path[512], err_path[512];
+    tl_path(out_path, sizeof out_path, "stdout.txt");
+    tl_path(err_path, sizeof err_path, "stderr.txt");
+    char *argv[64];
+    int n = 0;
+    for (; n < 63 && args[n]; n++) argv[n] = (char *)args[n];
+    argv[n] = NULL;
+    uint64_t as = child_address_space(lim);
+    memset(&last, 0, sizeof last);
+    /* Opened here, so that the child only dup2s: between fork and exec it
+     * calls async-signal-safe functions alone. */
+    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    double t0 = now_seconds();
+    pid_t pid = fo < 0 || fe < 0 ? -1 : fork();
+    if (pid == 0) {
+        if (as) {
+            struct rlimit rl = {(rlim_t)as, (rlim_t)as};
+            setrlimit(RLIMIT_AS, &rl);
+        }
+        dup2(fo, 1), dup2(fe, 2);
+        close(fo), close(fe);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (fo >= 0) close(fo);
+    if (fe >= 0) close(fe);
+    if (pid < 0) {
+        last.status = 127;
+        last.crashed = 1;
+        snprintf(last.err, sizeof last.err, "cannot start %s: %s", argv[0], strerror(errno));
+        return &last;
+    }
+    int ws = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) break;
+        if (lim && lim->seconds > 0 && now_seconds() - t0 > lim->seconds && !last.timed_out) {
+            kill(pid, SIGKILL);
+            last.timed_out = 1;
+        }
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+    }
+    last.seconds = now_seconds() - t0;
+    if (WIFSIGNALED(ws)) {
+        last.crashed = 1;
+        last.status = 128 + WTERMSIG(ws);
+    } else {
+        last.status = WEXITSTATUS(ws);
+    }
+    slurp(out_path, last.out, sizeof last.out, NULL);
+    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
+    return &last;
+}
+
+const tl_cli_result *tl_cli_limited(const char *const *args, const tl_limits *lim)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = CN_CLI;
+    for (; n < 63 && args[n - 1]; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    return tl_spawn_limited(argv, lim);
 }
 
 /* ---- a synthetic IDX dataset ------------------------------------------- */

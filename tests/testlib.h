@@ -65,6 +65,8 @@ long tl_mismatch_d(const double *got, const double *ref, size_t n, double atol, 
 typedef struct tl_cli_result {
     int status;          /* exit code; 128 + signal number if it crashed */
     int crashed;
+    int timed_out;       /* tl_spawn_limited: killed (SIGKILL) for running too long */
+    double seconds;      /* tl_spawn_limited: wall time of the run */
     int err_lines;       /* newlines on stderr */
     char out[16384];     /* stdout, truncated */
     char err[4096];      /* stderr, truncated */
@@ -95,5 +97,22 @@ char *tl_path(char *buf, size_t len, const char *name);
 const tl_cli_result *tl_spawn_argv(const char *const *args);
 /* 1 if an executable called name is in PATH. */
 int tl_have_program(const char *name);
+
+/* Limits for one run of tl_spawn_limited. */
+typedef struct tl_limits {
+    double seconds;          /* SIGKILL after this long; 0: no limit */
+    uint64_t address_space;  /* the child's RLIMIT_AS in bytes; 0: none. Not applied
+                                under AddressSanitizer (tl_asan), whose shadow memory
+                                reserves terabytes of address space */
+} tl_limits;
+/* tl_spawn_argv under limits (fork, setrlimit, exec), into the same static
+ * result: a run killed for time has timed_out = crashed = 1. Under ASan the
+ * child also gets allocator_may_return_null=1, so that a refused huge
+ * allocation is a NULL for the code to handle, as it is without ASan. */
+const tl_cli_result *tl_spawn_limited(const char *const *args, const tl_limits *lim);
+/* The CLI (CN_CLI) with arguments under limits. */
+const tl_cli_result *tl_cli_limited(const char *const *args, const tl_limits *lim);
+/* 1 when built with AddressSanitizer (make test-sanitize). */
+int tl_asan(void);
 
 #endif

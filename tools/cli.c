@@ -26,7 +26,8 @@ static void print_line(const char *cmd, const char *suffix, const char *fmt, va_
     fflush(stderr);
 }
 
-int cli_fail(const char *cmd, const char *fmt, ...)
+/* Names in parentheses: tools/cli.h may define cli_fail and cli_usage macros. */
+int (cli_fail)(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -35,7 +36,7 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     return 1;
 }
 
-int cli_usage(const char *cmd, const char *fmt, ...)
+int (cli_usage)(const char *cmd, const char *fmt, ...)
 {
     char hint[96];
     if (cmd)

@@ -47,6 +47,9 @@ static const char usage[] =
     "  --grad-input GX.npy   write dL/dX [N, H, W, C_in]\n"
     "  --grad-weight GW.npy  write dL/dW [KH, KW, C_in/G, C_out]\n"
     "  --grad-bias GB.npy    write dL/dB [C_out]\n"
+    "  --max-memory BYTES    refuse, before allocating, a run whose arrays and\n"
+    "                        workspace would exceed BYTES (K, M, G, T suffixes:\n"
+    "                        512M, 8G; default: half the physical memory)\n"
     "  -h, --help            show this help\n"
     "\n"
     "Outputs are written atomically. Exit status: 0 ok, 1 error, 2 usage error.\n"
@@ -59,6 +62,7 @@ typedef struct conv2d_args {
     const char *input, *weight, *bias, *output;
     const char *grad_output, *grad_input, *grad_weight, *grad_bias;
     cn_conv2d_params p;
+    cli_mem mem;
 } conv2d_args;
 
 /* Returns 0, or the exit status after printing the problem. */
@@ -128,6 +132,10 @@ static int parse_args(int argc, char **argv, conv2d_args *a)
         }
         if (r < 0) return 2;
         if (r > 0) continue;
+        if ((r = cli_mem_opt(CMD, argc, argv, &i, &a->mem))) {
+            if (r < 0) return 2;
+            continue;
+        }
         int e = 0;
         if ((r = cli_opt(CMD, argc, argv, &i, "--stride", &v)) > 0) {
             e = parse_positive_pair("--stride", v, &a->p.stride_h, &a->p.stride_w);
@@ -172,6 +180,7 @@ int cmd_conv2d(int argc, char **argv)
     }
     conv2d_args a = {0};
     a.p = cn_conv2d_params_default();
+    cli_mem_init(&a.mem);
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
 
@@ -179,6 +188,7 @@ int cmd_conv2d(int argc, char **argv)
     cn_tensor *y = NULL, *gx = NULL, *gw = NULL, *gb = NULL;
     cn_conv2d_desc d;
     int64_t bshape[1], yshape[4];
+    size_t ws, copy;
     cn_status s;
     char s1[160], s2[160];
     rc = 1;
@@ -212,6 +222,26 @@ int cmd_conv2d(int argc, char **argv)
     if (a.grad_output) {
         if (cli_read_grad_output(CMD, a.grad_output, yshape, &gy)) goto done;
     }
+
+    /* Everything the run holds at its peak: the arrays read, the outputs,
+     * and the larger of a pass's workspace and the copy that writing an
+     * output makes. */
+    cli_mem_add_tensor(&a.mem, "input", x);
+    cli_mem_add_tensor(&a.mem, "weight", w);
+    cli_mem_add_tensor(&a.mem, "bias", b);
+    cli_mem_add_tensor(&a.mem, "grad-output", gy);
+    cli_mem_add_shape(&a.mem, "output", 4, yshape, sizeof(float));
+    if (a.grad_input) cli_mem_add_shape(&a.mem, "grad-input", 4, x->shape, sizeof(float));
+    if (a.grad_weight) cli_mem_add_shape(&a.mem, "grad-weight", 4, w->shape, sizeof(float));
+    if (a.grad_bias) cli_mem_add_shape(&a.mem, "grad-bias", 1, bshape, sizeof(float));
+    if (cli_mem_check(CMD, &a.mem)) goto done;
+    /* Counted within the limit already, so these products cannot overflow. */
+    copy = (size_t)(d.MB * d.OH * d.OW * d.OC) * sizeof(float);
+    if (a.grad_input && x->size * sizeof(float) > copy) copy = x->size * sizeof(float);
+    if (a.grad_weight && w->size * sizeof(float) > copy) copy = w->size * sizeof(float);
+    ws = cn_conv2d_workspace_size(&d);
+    cli_mem_add(&a.mem, "workspace", ws > copy ? ws : copy);
+    if (cli_mem_check(CMD, &a.mem)) goto done;
 
     if ((s = cn_tensor_new(&y, 4, yshape)) != CN_OK ||
         (a.grad_input && (s = cn_tensor_new(&gx, 4, x->shape)) != CN_OK) ||

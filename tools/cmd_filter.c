@@ -8,7 +8,7 @@ static const char *const CMD = "filter";
 
 static void usage(void)
 {
-    printf("usage: convnet filter FILTER [--gray] IN OUT.png\n"
+    printf("usage: convnet filter FILTER [--gray] [--max-memory BYTES] IN OUT.png\n"
            "\n"
            "Runs a classic filter over every channel of IN (PNG, JPEG, BMP, TGA, ...) as\n"
            "a depthwise convolution with reflect padding, so OUT has IN's size. OUT is\n"
@@ -28,6 +28,9 @@ static void usage(void)
            "\n"
            "options:\n"
            "  --gray             convert IN to one gray channel first\n"
+           "  --max-memory BYTES refuse, before decoding, an image whose buffers would\n"
+           "                     exceed BYTES (K, M, G, T suffixes: 512M, 8G; default:\n"
+           "                     half the physical memory)\n"
            "  -h, --help         print this help\n"
            "\n"
            "example: convnet filter --gaussian 2 photo.jpg blurred.png\n");
@@ -52,6 +55,35 @@ static int choose(const char **chosen, const char *opt)
     return 0;
 }
 
+/* What filtering the image at path holds at its peak, from its header,
+ * before any pixel is decoded: the decoder's bytes (the file's channels,
+ * and the gray conversion), the image, the result and, for --sobel, both
+ * derivatives as floats, the reflect-padded copy the depthwise
+ * convolution reads, the weights, and the PNG encoder's bytes. 0, or the
+ * exit status after one line. */
+static int check_memory(const cn_filter_spec *f, const char *path, int gray, cli_mem *mem)
+{
+    int64_t H, W, CF;
+    cn_tensor *k;
+    cn_status s = cn_image_info(path, 0, &H, &W, &CF);
+    if (!s) s = cn_filter_kernel(f, &k);
+    if (s) return cli_fail_status(CMD, s);
+    const int64_t KH = k->shape[0], KW = k->shape[1], C = gray ? 1 : CF;
+    cn_tensor_free(k);
+    const int64_t M = f->kind == CN_FILTER_SOBEL ? 2 : 1, P = KH / 2, Q = KW / 2;
+    const int64_t decoded[3] = {H, W, CF + (gray ? 1 : 0)}, img[3] = {H, W, C},
+                  derivs[3] = {H, W, C * M}, padded[3] = {H + 2 * P, W + 2 * Q, C},
+                  weights[4] = {KH, KW, 1, C * M}, png[3] = {H, W, 2 * C};
+    cli_mem_add_shape(mem, "decoded bytes", 3, decoded, 1);
+    cli_mem_add_shape(mem, "image", 3, img, sizeof(float));
+    cli_mem_add_shape(mem, "result", 3, img, sizeof(float));
+    if (M > 1) cli_mem_add_shape(mem, "derivatives", 3, derivs, sizeof(float));
+    cli_mem_add_shape(mem, "padded image", 3, padded, sizeof(float));
+    cli_mem_add_shape(mem, "weights", 4, weights, sizeof(float));
+    cli_mem_add_shape(mem, "PNG bytes", 3, png, 1);
+    return cli_mem_check(CMD, mem);
+}
+
 int cmd_filter(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -61,6 +93,8 @@ int cmd_filter(int argc, char **argv)
     cn_filter_spec f = {CN_FILTER_GAUSSIAN, 0.0f, NULL};
     const char *chosen = NULL, *kernel_path = NULL, *pos[2];
     int gray = 0, npos = 0, only_pos = 0;
+    cli_mem mem;
+    cli_mem_init(&mem);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
@@ -96,6 +130,10 @@ int cmd_filter(int argc, char **argv)
             kernel_path = val;
             continue;
         }
+        if ((r = cli_mem_opt(CMD, argc, argv, &i, &mem)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
         if ((r = cli_flag(CMD, argv, i, "--gray")) != 0) {
             if (r < 0) return 2;
             gray = 1;
@@ -119,6 +157,10 @@ int cmd_filter(int argc, char **argv)
     if (kernel_path) {
         if (cli_read_npy(CMD, "--kernel", kernel_path, &kernel)) return 1;
         f.kernel = kernel;
+    }
+    if ((rc = check_memory(&f, pos[0], gray, &mem))) {
+        cn_tensor_free(kernel);
+        return rc;
     }
     cn_status s = cn_image_read(pos[0], gray, &img);
     if (!s) s = cn_image_filter(NULL, &f, img, &out);

@@ -36,6 +36,9 @@ static const char usage[] =
     "                          (default: divide by the whole window, padding included)\n"
     "  --grad-output GY.npy    dL/dY, shaped exactly like Y; needs --grad-input\n"
     "  --grad-input GX.npy     write dL/dX [N, H, W, C]; needs --grad-output\n"
+    "  --max-memory BYTES      refuse, before allocating, a run whose arrays would\n"
+    "                          exceed BYTES (K, M, G, T suffixes: 512M, 8G;\n"
+    "                          default: half the physical memory)\n"
     "  -h, --help              show this help\n"
     "\n"
     "Outputs are written atomically. Exit status: 0 ok, 1 error, 2 usage error.\n"
@@ -49,6 +52,7 @@ typedef struct pool2d_args {
     int type; /* cn_pool_type, -1 until given */
     int have_kernel, have_stride;
     cn_pool2d_params p;
+    cli_mem mem;
 } pool2d_args;
 
 /* "N" or "N,N" into (*h, *w), each >= lo; 0 or the exit status. */
@@ -96,6 +100,7 @@ static int parse_args(int argc, char **argv, pool2d_args *a)
             e = parse_pair_min("--padding", v, 0, &a->p.pad_h, &a->p.pad_w);
         } else if (!r && (r = cli_opt(CMD, argc, argv, &i, "--dilation", &v)) > 0) {
             e = parse_pair_min("--dilation", v, 1, &a->p.dil_h, &a->p.dil_w);
+        } else if (!r && (r = cli_mem_opt(CMD, argc, argv, &i, &a->mem)) > 0) {
         } else if (!r && (r = cli_flag(CMD, argv, i, "--ceil-mode")) > 0) {
             a->p.ceil_mode = 1;
         } else if (!r && (r = cli_flag(CMD, argv, i, "--no-count-include-pad")) > 0) {
@@ -131,6 +136,7 @@ int cmd_pool2d(int argc, char **argv)
     pool2d_args a = {0};
     a.type = -1;
     a.p = cn_pool2d_params_default(1, 1);
+    cli_mem_init(&a.mem);
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
 
@@ -154,6 +160,16 @@ int cmd_pool2d(int argc, char **argv)
     if (a.grad_output) {
         if (cli_read_grad_output(CMD, a.grad_output, yshape, &gy)) goto done;
     }
+    /* The peak: input, output, the gradients and max pooling's indices,
+     * and the copy that writing the larger output makes. */
+    cli_mem_add_tensor(&a.mem, "input", x);
+    cli_mem_add_tensor(&a.mem, "grad-output", gy);
+    cli_mem_add_shape(&a.mem, "output", 4, yshape, sizeof(float));
+    if (gy) cli_mem_add_shape(&a.mem, "grad-input", 4, x->shape, sizeof(float));
+    if (gy && d.type == CN_POOL_MAX) cli_mem_add_shape(&a.mem, "argmax indices", 4, yshape, 8);
+    cli_mem_add_shape(&a.mem, "copy of the output", 4, gy && x->size > gy->size ? x->shape : yshape,
+                      sizeof(float));
+    if (cli_mem_check(CMD, &a.mem)) goto done;
     if ((s = cn_tensor_new(&y, 4, yshape)) != CN_OK ||
         (gy && (s = cn_tensor_new(&gx, 4, x->shape)) != CN_OK)) {
         cli_fail_status(CMD, s);

@@ -44,7 +44,7 @@ int cmd_predict(int argc, char **argv)
             load = v;
         } else if ((r = cli_opt(CMD, argc, argv, &i, "--invert", &v))) {
             if (r < 0) goto usage_error;
-            if (strcmp(v, "auto") && strcmp(v, "yes") && strcmp(v, "no")) {
+            if (strcmp(v, "auto") != 0 && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
                 cli_usage(CMD, "--invert: '%s' is not auto, yes or no", v);
                 goto usage_error;
             }

@@ -29,7 +29,7 @@ static const char usage[] =
     "                      (default " CN_FASHION_MNIST_DIR ")\n"
     "  --model NAME        lenet (default: conv-pool-conv-pool-linear, ~51K parameters)\n"
     "                      or resnet (3 residual stages, ~0.3M parameters)\n"
-    "  --epochs E          total epochs to reach (default: lenet 15, resnet 10); with\n"
+    "  --epochs E          total epochs to reach (default: lenet 15, resnet 20); with\n"
     "                      --resume training continues up to E, not E more\n"
     "  --batch-size B      examples per step (default 128)\n"
     "  --optimizer NAME    sgd (momentum, nesterov with --nesterov), adam or adamw (default)\n"
@@ -181,7 +181,7 @@ typedef struct model_defaults {
     int epochs;
 } model_defaults;
 
-static const model_defaults defaults[] = {{"lenet", 15}, {"resnet", 10}};
+static const model_defaults defaults[] = {{"lenet", 15}, {"resnet", 20}};
 
 static const model_defaults *find_defaults(const char *name)
 {
@@ -196,7 +196,7 @@ static void progress(int epoch, int epochs, int64_t done, int64_t total, double 
 {
     char bar[31];
     int fill = total ? (int)(30 * done / total) : 30;
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    for (int i = 0; i < 30; i++) bar[i] = (char)(i < fill ? '=' : i == fill ? '>' : ' ');
     bar[30] = '\0';
     fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %lld/%lld loss %.4f acc %.4f %.0f img/s ETA %.0fs", epoch,
             epochs, bar, (long long)done, (long long)total, loss, acc, rate, eta);

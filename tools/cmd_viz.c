@@ -52,7 +52,8 @@ static int parse(int argc, char **argv, viz_opts *o)
     o->invert = "auto", o->data = CN_FASHION_MNIST_DIR, o->index = -1;
     if (argc < 2 || argv[1][0] == '-') return cli_usage(CMD, "missing what to draw: filters, activations or saliency");
     o->what = argv[1];
-    if (strcmp(o->what, "filters") && strcmp(o->what, "activations") && strcmp(o->what, "saliency"))
+    if (strcmp(o->what, "filters") != 0 && strcmp(o->what, "activations") != 0 &&
+        strcmp(o->what, "saliency") != 0)
         return cli_usage(CMD, "unknown picture '%s' (filters, activations, saliency)", o->what);
     for (int i = 2; i < argc; i++) {
         const char *v;
@@ -72,7 +73,7 @@ static int parse(int argc, char **argv, viz_opts *o)
             o->data = v;
         } else if ((r = cli_opt(CMD, argc, argv, &i, "--invert", &v))) {
             if (r < 0) return 2;
-            if (strcmp(v, "auto") && strcmp(v, "yes") && strcmp(v, "no"))
+            if (strcmp(v, "auto") != 0 && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
                 return cli_usage(CMD, "--invert: '%s' is not auto, yes or no", v);
             o->invert = v;
         } else if ((r = cli_opt(CMD, argc, argv, &i, "--index", &v))) {

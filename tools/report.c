@@ -33,7 +33,7 @@ static double json_number(const char *line, const char *end, const char *key)
     snprintf(pat, sizeof pat, "\"%s\"", key);
     size_t n = strlen(pat);
     for (const char *p = line; p + n <= end; p++) {
-        if (memcmp(p, pat, n)) continue;
+        if (memcmp(p, pat, n) != 0) continue;
         const char *q = p + n;
         while (q < end && (*q == ' ' || *q == '\t')) q++;
         if (q >= end || *q != ':') continue;
@@ -184,8 +184,8 @@ static int put_base64(vd_bytes *b, const unsigned char *d, size_t n)
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)d[i] << 16 | (i + 1 < n ? (unsigned)d[i + 1] << 8 : 0) | (i + 2 < n ? d[i + 2] : 0);
         q[0] = tab[v >> 18], q[1] = tab[(v >> 12) & 63];
-        q[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < n ? tab[v & 63] : '=';
+        q[2] = (char)(i + 1 < n ? tab[(v >> 6) & 63] : '=');
+        q[3] = (char)(i + 2 < n ? tab[v & 63] : '=');
         if (vd_bytes_append(b, q, 4)) return -1;
     }
     return 0;
@@ -263,7 +263,7 @@ static int build_html(vd_bytes *b, const report *r, const cn_model *m, const cn_
     char when[64] = "";
     time_t now = time(NULL);
     struct tm tmv;
-    if (localtime_r(&now, &tmv)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
+    if (localtime_r(&now, &tmv)) (void)strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
     int done = last->epoch >= r->epochs;
     int rc = put(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     /* while training runs, reload to follow it */

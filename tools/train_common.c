@@ -11,6 +11,13 @@ int tc_load(const char *cmd, const char *dir, int train, int limit, float mean, 
 {
     cn_status s = cn_dataset_load(dir, train, out);
     if (s) return cli_fail_status(cmd, s);
+    /* An empty split has nothing to learn from or to score, and its image
+     * size, which sizes the model, is then backed by no data at all. */
+    if ((*out)->n == 0) {
+        cn_dataset_free(*out);
+        *out = NULL;
+        return cli_fail(cmd, "%s: the %s split holds no images", dir, train ? "training" : "test");
+    }
     if (limit > 0 && limit < (*out)->n) (*out)->n = limit;  /* a prefix view: x and y stay whole */
     if ((s = cn_dataset_normalize(*out, mean, std))) {
         cn_dataset_free(*out);

@@ -7,7 +7,7 @@
 
 /* Loads dir's train (train != 0) or test split, keeps the first `limit`
  * examples if limit > 0, and normalises with (mean, std). 0 or the exit
- * status after one error line. */
+ * status after one error line (an empty split is an error). */
 int tc_load(const char *cmd, const char *dir, int train, int limit, float mean, float std,
             cn_dataset **out);
 

@@ -623,7 +623,7 @@ const char *vd_figure_misclassified(const cn_dataset *ds, float mean, float std,
         int64_t i = top[k].i;
         double cx = 10 + (k % COLS) * CW, cy = 70 + (k / COLS) * CH;
         example_rgb(ds, i, mean, std, rgb);
-        vd_paint_rgb(cr, rgb, (int)ds->h, (int)ds->w, round(cx + (CW - ds->w * scale) / 2), cy, scale);
+        vd_paint_rgb(cr, rgb, (int)ds->h, (int)ds->w, round(cx + (CW - (double)ds->w * scale) / 2), cy, scale);
         vd_rgb(cr, 0x222222);
         vd_text(cr, cx + CW / 2.0, cy + 112 + 18, 11.5, 0, VD_CENTER, "true: %s", vd_class_name(ds->y[i], b1, sizeof b1));
         vd_rgb(cr, 0xc0392b);

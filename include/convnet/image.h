@@ -25,6 +25,10 @@ extern "C" {
 /* Reads PNG/JPEG/BMP/... into a [H, W, C] tensor of values 0..255.
  * gray = 1 converts to one channel (ITU-R 601 luma, stb's weights). */
 CN_API cn_status cn_image_read(const char *path, int gray, cn_tensor **out);
+/* The [H, W, C] shape cn_image_read would return (C = 1 with gray), from
+ * the file's header and the same checks, without decoding any pixel: what a
+ * caller needs to budget memory before reading. */
+CN_API cn_status cn_image_info(const char *path, int gray, int64_t *h, int64_t *w, int64_t *c);
 /* Decodes an in-memory image the same way. */
 CN_API cn_status cn_image_decode(const void *buf, size_t len, int gray, cn_tensor **out);
 /* Writes a [H, W, C] (or [H, W]) tensor as PNG, values clamped to 0..255 and

@@ -39,7 +39,10 @@ CN_API cn_status cn_tensor_new(cn_tensor **out, int ndim, const int64_t *shape);
 CN_API void cn_tensor_free(cn_tensor *t);
 
 /* Element count of a shape, overflow-checked: CN_ERR_OVERFLOW if it does not
- * fit in size_t or int64_t, CN_ERR_INVALID_ARG for a negative dimension. */
+ * fit in size_t or int64_t (nor 8 bytes an element), CN_ERR_INVALID_ARG for
+ * a negative dimension. The product of the non-zero dimensions must fit even
+ * when a zero makes the count 0, so that no partial product of an accepted
+ * shape overflows. */
 CN_API cn_status cn_shape_numel(int ndim, const int64_t *shape, size_t *out);
 
 /* *out = a * b, or CN_ERR_OVERFLOW (message names `what`). */

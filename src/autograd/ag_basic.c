@@ -25,7 +25,7 @@ static void linear_bwd(cn_graph *g, cn__node *n)
 
 cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
 {
-    char s1[64], s2[64];
+    char s1[64], s2[64], s3[64];
     if (cn__bad(g, 2, x, w, NULL)) return NULL;
     if (x->ndim != 2 || w->ndim != 2 || x->shape[1] != w->shape[0])
         return cn__fail(g, CN_ERR_INVALID_ARG,
@@ -35,6 +35,11 @@ cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
         return cn__fail(g, CN_ERR_INVALID_ARG, "linear: bias must be [%lld], got %s",
                         (long long)w->shape[1], cn__shape(b, s1, sizeof s1));
     int64_t ys[2] = {x->shape[0], w->shape[1]};
+    size_t n;
+    if (cn_shape_numel(2, ys, &n))
+        return cn__fail(g, CN_ERR_OVERFLOW, "linear: output %s from x %s and weight %s: %s",
+                        cn_shape_str(2, ys, s1, sizeof s1), cn__shape(x, s2, sizeof s2),
+                        cn__shape(w, s3, sizeof s3), cn_last_error());
     cn_var *y = cn__out(g, 2, ys, x, w, b, NULL);
     if (!y) return NULL;
     cn_linear_fwd(g->ctx, x->shape[0], x->shape[1], w->shape[1], x->data, w->data,
@@ -149,13 +154,20 @@ cn_var *cn_reshape(cn_graph *g, cn_var *x, int ndim, const int64_t *shape)
     for (int i = 0; i < ndim; i++) {
         s[i] = shape[i];
         if (s[i] == -1 && infer < 0) infer = i;
-        else if (s[i] < 0 || cn__mul_i64(known, s[i], &known))
+        else if (s[i] < 0)
             return cn__fail(g, CN_ERR_INVALID_ARG, "reshape: invalid target %s",
+                            cn_shape_str(ndim, shape, s2, sizeof s2));
+        else if (s[i] > 0 && cn__mul_i64(known, s[i], &known))
+            return cn__fail(g, CN_ERR_OVERFLOW, "reshape: target %s: element count overflows",
                             cn_shape_str(ndim, shape, s2, sizeof s2));
     }
     if (infer >= 0) s[infer] = known ? (int64_t)x->size / known : 0;
     size_t n;
-    if (cn_shape_numel(ndim, s, &n) || n != x->size)
+    cn_status st = cn_shape_numel(ndim, s, &n);
+    if (st == CN_ERR_OVERFLOW)
+        return cn__fail(g, st, "reshape: target %s: element count overflows",
+                        cn_shape_str(ndim, shape, s2, sizeof s2));
+    if (st || n != x->size)
         return cn__fail(g, CN_ERR_INVALID_ARG, "reshape: cannot view %s as %s",
                         cn__shape(x, s1, sizeof s1), cn_shape_str(ndim, shape, s2, sizeof s2));
     cn_var *y = cn_var_wrap(g, ndim, s, x->data, NULL, 0);
@@ -185,6 +197,10 @@ typedef struct concat_saved {
 static void concat_geometry(const cn_var *v, int axis, int64_t *outer, int64_t *run)
 {
     *outer = 1, *run = 1;
+    if (v->size == 0) { /* nothing to copy */
+        *outer = *run = 0;
+        return;
+    }
     for (int i = 0; i < v->ndim; i++) {
         if (i < axis) *outer *= v->shape[i];
         else *run *= v->shape[i];
@@ -230,9 +246,16 @@ cn_var *cn_concat(cn_graph *g, cn_var *const *xs, int n, int axis)
         if (!ok)
             return cn__fail(g, CN_ERR_INVALID_ARG, "concat: input %d has shape %s, input 0 %s", k,
                             cn__shape(v, s1, sizeof s1), cn__shape(a, s2, sizeof s2));
-        shape[axis] += v->shape[axis];
+        if (__builtin_add_overflow(shape[axis], v->shape[axis], &shape[axis]))
+            return cn__fail(g, CN_ERR_OVERFLOW,
+                            "concat: sizes along axis %d overflow at input %d %s", axis, k,
+                            cn__shape(v, s1, sizeof s1));
         any_grad |= v->requires_grad;
     }
+    size_t count;
+    if (cn_shape_numel(a->ndim, shape, &count))
+        return cn__fail(g, CN_ERR_OVERFLOW, "concat: output %s along axis %d: %s",
+                        cn_shape_str(a->ndim, shape, s1, sizeof s1), axis, cn_last_error());
     cn_var *y = cn__out(g, a->ndim, shape, NULL, NULL, NULL, NULL);
     if (!y) return NULL;
     y->requires_grad = g->grad_enabled && any_grad;

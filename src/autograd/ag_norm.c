@@ -23,15 +23,19 @@ static void bn_bwd(cn_graph *g, cn__node *n)
 cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, float *running_mean,
                         float *running_var, const cn_bn_params *p, int training)
 {
-    char s1[64];
+    char s1[64], s2[64];
     if (cn__bad(g, 3, x, gamma, beta)) return NULL;
     if (x->ndim != 4)
         return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: x must be 4-D [N,H,W,C], got %s",
                         cn__shape(x, s1, sizeof s1));
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
-    if (gamma->size != (size_t)C || beta->size != (size_t)C)
-        return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: gamma and beta must have C=%lld elements",
-                        (long long)C);
+    if (gamma->size != (size_t)C || beta->size != (size_t)C) {
+        const cn_var *bad = gamma->size != (size_t)C ? gamma : beta;
+        return cn__fail(g, CN_ERR_INVALID_ARG,
+                        "batch_norm2d: %s %s must have C=%lld elements (x is %s)",
+                        bad == gamma ? "gamma" : "beta", cn__shape(bad, s1, sizeof s1),
+                        (long long)C, cn__shape(x, s2, sizeof s2));
+    }
     cn_var *y = cn__out(g, 4, x->shape, x, gamma, beta, NULL);
     bn_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
     if (!s) return NULL;

@@ -98,7 +98,7 @@ int cn__bad(cn_graph *g, int n, cn_var *a, cn_var *b, cn_var *c)
 {
     if (g->status) return 1;
     cn_var *v[3] = {a, b, c};
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n && i < 3; i++)
         if (!v[i]) {
             cn__fail(g, CN_ERR_INVALID_ARG, "graph: an input variable is NULL");
             return 1;

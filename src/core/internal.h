@@ -21,6 +21,14 @@
 /* Records a printf-style message for cn_last_error() and returns s, so that
  * error paths read `return cn__err(CN_ERR_INVALID_ARG, "conv2d: ...", ...);`. */
 CN__HIDDEN cn_status cn__err(cn_status s, const char *fmt, ...) CN__PRINTF(2, 3);
+#ifdef __clang_analyzer__
+/* For the static analyzer only (make lint's clang-tidy pass with
+ * clang-analyzer-*): it does not look into variadic functions, so without
+ * this it cannot know that cn__err returns s, follows `return cn__err(...)`
+ * as if it could return CN_OK, and reports the unset out-parameters of a
+ * failed call. Compiled code never sees this macro. */
+#define cn__err(s, ...) (cn__err((s), __VA_ARGS__), (s))
+#endif
 
 /* Overflow-checked products of non-negative int64 values: 0 on success,
  * -1 if the product does not fit in int64 (or a factor is negative). */

@@ -22,7 +22,8 @@ const char *cn_status_str(cn_status s)
 
 const char *cn_last_error(void) { return last_error; }
 
-cn_status cn__err(cn_status s, const char *fmt, ...)
+/* The name in parentheses: src/core/internal.h may define a cn__err macro. */
+cn_status (cn__err)(cn_status s, const char *fmt, ...)
 {
     /* Format into a copy first: callers may pass cn_last_error() itself as
      * an argument to wrap a lower-level message. */

@@ -45,12 +45,18 @@ cn_status cn_shape_numel(int ndim, const int64_t *shape, size_t *out)
 {
     if (ndim < 0 || ndim > CN_MAX_DIMS)
         return cn__err(CN_ERR_INVALID_ARG, "tensor: ndim=%d outside 0..%d", ndim, CN_MAX_DIMS);
+    /* The product of the non-zero dimensions must fit even when a zero makes
+     * the element count 0: then every partial product of a valid shape (a
+     * stride, the rows before an axis) fits too, in any order, and
+     * [2^32,2^32,0] is refused as [0,2^32,2^32] is. */
     int64_t n = 1;
+    int empty = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return cn__err(CN_ERR_INVALID_ARG, "tensor: dimension %d is negative (%lld)", i,
                            (long long)shape[i]);
-        if (cn__mul_i64(n, shape[i], &n)) {
+        if (shape[i] == 0) empty = 1;
+        else if (cn__mul_i64(n, shape[i], &n)) {
             char s[160];
             return cn__err(CN_ERR_OVERFLOW, "tensor: element count of shape %s overflows",
                            cn_shape_str(ndim, shape, s, sizeof s));
@@ -62,7 +68,7 @@ cn_status cn_shape_numel(int ndim, const int64_t *shape, size_t *out)
         return cn__err(CN_ERR_OVERFLOW, "tensor: byte size of shape %s overflows",
                        cn_shape_str(ndim, shape, s, sizeof s));
     }
-    *out = (size_t)n;
+    *out = empty ? 0 : (size_t)n;
     return CN_OK;
 }
 

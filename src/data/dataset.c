@@ -26,7 +26,11 @@ static cn_status dataset_alloc(int64_t n, int64_t h, int64_t w, int64_t c, int n
     int64_t shape[4] = {n, h, w, c};
     size_t count, ybytes;
     cn_status s = cn_shape_numel(4, shape, &count);
-    if (s) return s;
+    if (s) {
+        char sh[160];
+        return cn__err(s, "dataset: [n,h,w,c] = %s: %s", cn_shape_str(4, shape, sh, sizeof sh),
+                       cn_last_error());
+    }
     if ((s = cn_size_mul((size_t)n, sizeof(int32_t), &ybytes, "dataset labels"))) return s;
     cn_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return cn__err(CN_ERR_NO_MEMORY, "dataset: out of memory");
@@ -130,7 +134,7 @@ cn_status cn_dataset_load_files(const char *images_path, const char *labels_path
                            &ds)))
         goto done;
     const uint8_t *px = img->data;
-    for (size_t i = 0; i < img->count; i++) ds->x[i] = px[i] / 255.0f;
+    for (size_t i = 0; i < img->count; i++) ds->x[i] = (float)px[i] / 255.0f;
     for (size_t i = 0; i < lab->count; i++) ds->y[i] = ly[i];
     *out = ds;
     ds = NULL;

@@ -68,7 +68,7 @@ static cn_status parse_dims(const unsigned char *h, const char *name, cn_idx *a,
     a->type = (cn_idx_type)h[2];
     a->ndim = h[3];
     for (int i = 0; i < CN_IDX_MAX_DIMS; i++)
-        a->dims[i] = i < a->ndim ? (int64_t)be32(h + 4 + 4 * i) : 1;
+        a->dims[i] = i < a->ndim ? (int64_t)be32(h + 4 + 4 * (size_t)i) : 1;
     char shape[96];
     cn_shape_str(a->ndim, a->dims, shape, sizeof shape);
     /* Sizes that cannot exist are a property of the file, hence FORMAT. */

@@ -25,8 +25,25 @@
  * (fuzz/regressions/image/jpeg_scan_uses_undefined_huffman_table). A zeroed
  * table decodes every code as symbol 0: a flat grey image instead. */
 #define STBI_MALLOC(size) calloc(1, size)
-#define STBI_REALLOC(p, size) realloc(p, size)
+#define STBI_REALLOC(p, size) stb_realloc(p, size)
 #define STBI_FREE(p) free(p)
+#include <stdlib.h>
+/* stb inflates a PNG's image data into a buffer that it doubles for as
+ * long as the stream goes on, whatever the header says: a 3.5 MB PNG of
+ * deflated zeros declaring 1x1 pixel had it allocate 2 GiB and inflate for
+ * 11 s (a decompression bomb; the bytes past the image are then ignored).
+ * Its reallocations come here and stop at the budget decode_stb sets from
+ * the header, per thread, for the one decode it runs. */
+static _Thread_local size_t stb_budget;   /* bytes; 0: no limit */
+static _Thread_local int stb_over_budget; /* a reallocation was refused */
+static void *stb_realloc(void *p, size_t size)
+{
+    if (stb_budget && size > stb_budget) {
+        stb_over_budget = 1;
+        return NULL;
+    }
+    return realloc(p, size);
+}
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
@@ -84,7 +101,8 @@
  * pixels (5 GiB once converted to floats; fuzz/regressions/image/). No
  * valid PNG, JPEG, GIF, BMP or TGA gets near this many pixels per byte of
  * file (a one-bit PNG at deflate's best ratio, 1032:1, gets 8,256), so a
- * larger claim is refused before stb allocates anything. */
+ * larger claim is refused before stb allocates anything; the other formats
+ * get tighter bounds (max_pixels_per_byte). */
 #define IMG_MAX_PIXELS_PER_BYTE 16384
 #define IMG_MAX_FILE ((size_t)256 << 20)   /* bytes of an encoded image file */
 
@@ -283,11 +301,40 @@ static cn_status decode(const void *buf, size_t len, int gray, const char *name,
     return s;
 }
 
-/* decode() after its checks: buf is what stb reads, file_len the size of
- * the file it came from. */
-static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_len, int gray,
-                            const char *name, cn_tensor **out)
+/* The most pixels a valid file of its format describes per byte, with a
+ * margin: stb fills the missing pixels of a truncated file with zeros, so
+ * without this a 606-byte TGA declaring 32639 x 127 pixels had it
+ * "decode" four million of them (found by tests/test_malformed_cli.c).
+ * PNG: deflate's 1032:1 of 1-bit pixels, 8,256; GIF: 12-bit LZW codes for
+ * runs of up to 4,096 pixels, 2,730, and a canvas may dwarf its frames
+ * (both IMG_MAX_PIXELS_PER_BYTE); JPEG: at least a bit per 8x8 block
+ * (progressive DC scans; baseline needs two), 512; TGA: a run-length
+ * packet of 128 pixels in 2 bytes, 64; BMP, which stb reads uncompressed,
+ * 8 (1 bit per pixel). Four to eight times those, by the first bytes as
+ * stb tells the formats apart (TGA, which has no signature, is tried last). */
+static int64_t max_pixels_per_byte(const unsigned char *p, size_t len)
 {
+    if (len >= 2 && p[0] == 0xFF && (p[1] == 0xD8 || p[1] == 0xFF)) return 2048;
+    if (len >= 4 && (!memcmp(p, "\x89PNG", 4) || !memcmp(p, "GIF8", 4)))
+        return IMG_MAX_PIXELS_PER_BYTE;
+    if (len >= 2 && p[0] == 'B' && p[1] == 'M') return 64;
+    return 256;
+}
+
+/* The header's width, height and channels, checked against the limits
+ * before anything is decoded: buf is what stb reads, file_len the size of
+ * the file it came from. */
+static cn_status header_size(const unsigned char *buf, size_t len, size_t file_len,
+                             const char *name, int64_t *w_out, int64_t *h_out, int64_t *c_out)
+{
+    /* stb refuses a PNG of 0 pixels or over 2^30 pixel bytes itself, but
+     * its reason is lost when it goes on to try the other formats ("unknown
+     * image type"): the IHDR's size is checked here first, so that the
+     * message names it. */
+    if (len >= 24 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8) && !memcmp(buf + 12, "IHDR", 4)) {
+        cn_status s = check_size(name, be32(buf + 16), be32(buf + 20), 1);
+        if (s) return s;
+    }
     int w, h, c;
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &c)) {
         const char *why = stbi_failure_reason();
@@ -298,13 +345,37 @@ static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_le
     int64_t info_h = h < 0 ? -(int64_t)h : h;
     cn_status s = check_size(name, w, info_h, c);
     if (s) return s;
-    if (w * info_h > (int64_t)file_len * IMG_MAX_PIXELS_PER_BYTE)
+    if (w * info_h > (int64_t)file_len * max_pixels_per_byte(buf, len))
         return cn__err(CN_ERR_FORMAT,
                        "%simage size %dx%lld (WxH) is implausible for a %zu-byte file "
                        "(truncated?)", name, w, (long long)info_h, file_len);
+    *w_out = w, *h_out = info_h, *c_out = c;
+    return CN_OK;
+}
 
-    int want = gray ? 1 : 0, got;
+/* decode() after its checks: buf is what stb reads, file_len the size of
+ * the file it came from. */
+static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_len, int gray,
+                            const char *name, cn_tensor **out)
+{
+    int64_t hw, hh, hc;
+    cn_status s = header_size(buf, len, file_len, name, &hw, &hh, &hc);
+    if (s) return s;
+
+    /* A PNG's inflated data is at most a filter byte and 2 bytes (16 bits)
+     * per sample per row; Adam7's passes add a filter byte and rounding per
+     * pass row, and stb doubles its buffer: twice that, plus slack. */
+    stb_budget = (size_t)hh * (size_t)(1 + 2 * hw * hc) * 2 + ((size_t)1 << 20);
+    stb_over_budget = 0;
+    int w, h, want = gray ? 1 : 0, got;
     unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &got, want);
+    const int over = stb_over_budget;
+    stb_budget = 0;
+    if (!px && over)
+        return cn__err(CN_ERR_FORMAT,
+                       "%scannot decode: the compressed pixel data inflates far past the size "
+                       "of the %lldx%lld (WxH) image its header declares (a decompression bomb?)",
+                       name, (long long)hw, (long long)hh);
     if (!px) {
         const char *why = stbi_failure_reason();
         /* stb reports allocation failures as "outofmem". */
@@ -344,6 +415,32 @@ static cn_status reprefix(cn_status s, const char *path)
     snprintf(why, sizeof why, "%s", cn_last_error());
     if (strstr(why, path)) return cn__err(s, "image: %s", why);
     return cn__err(s, "image: %s: %s", path, why);
+}
+
+cn_status cn_image_info(const char *path, int gray, int64_t *h, int64_t *w, int64_t *c)
+{
+    if (!path || !h || !w || !c)
+        return cn__err(CN_ERR_INVALID_ARG, "image: path or an output is NULL");
+    void *data;
+    size_t len;
+    cn_status s = cn_file_read_all(path, IMG_MAX_FILE, &data, &len);
+    if (s) return reprefix(s, path);
+    char name[300];
+    snprintf(name, sizeof name, "image: %s: ", path);
+    /* decode()'s checks, then the header; the pixels are left alone. */
+    if (len > INT_MAX - 1024)
+        s = cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
+    else if (!jpeg_tables_ok(data, len))
+        s = cn__err(CN_ERR_FORMAT, "%snot a readable image (a JPEG Huffman table has more "
+                    "than 256 codes)", name);
+    else if (!png_chunks_ok(data, len))
+        s = cn__err(CN_ERR_FORMAT,
+                    "%snot a readable image (a PNG IDAT chunk is empty or truncated)", name);
+    else
+        s = header_size(data, len, len, name, w, h, c);
+    if (!s && gray) *c = 1;
+    free(data);
+    return s;
 }
 
 cn_status cn_image_read(const char *path, int gray, cn_tensor **out)
@@ -408,6 +505,13 @@ cn_status cn_image_write_png(const char *path, const cn_tensor *img)
     snprintf(name, sizeof name, "image: %s: ", path);
     cn_status s = check_size(name, W, H, C);
     if (s) return s == CN_ERR_FORMAT ? cn__err(CN_ERR_INVALID_ARG, "%s", cn_last_error()) : s;
+    /* stb reads H*W*C bytes: the size must agree (a hand-filled struct may not). */
+    if (img->size != (size_t)(H * W * C) || !img->data) {
+        char sh[160];
+        return cn__err(CN_ERR_INVALID_ARG, "image: %s: shape %s has %lld elements, but size is %zu%s",
+                       path, cn_shape_str(img->ndim, img->shape, sh, sizeof sh),
+                       (long long)H * W * C, img->size, img->data ? "" : " and data is NULL");
+    }
 
     size_t n = img->size;
     unsigned char *px = malloc(n);

@@ -686,8 +686,7 @@ const char *cn_st_name(const cn_st_file *f, size_t i)
 static const r_tensor *find(const cn_st_file *f, const char *name)
 {
     if (!f || !name || !f->n) return NULL;
-    r_tensor key;
-    key.name = (char *)name;
+    r_tensor key = {.name = (char *)name};
     return bsearch(&key, f->t, f->n, sizeof *f->t, by_name);
 }
 

@@ -414,7 +414,7 @@ static int choose_grid(const problem *pb, int threads, int *tm, int *tn)
     const kernel *kr = pb->kr;
     const int64_t M = pb->M, N = pb->N, K = pb->K;
     const int64_t mt = cdiv(M, kr->mr), nt = cdiv(N, kr->nr);
-    const double pack_a = a_in_place(pb) ? 0.0 : 16.0, pack_b = b_in_place(pb) ? 0.0 : 16.0;
+    const double cost_pa = a_in_place(pb) ? 0.0 : 16.0, cost_pb = b_in_place(pb) ? 0.0 : 16.0;
     if ((double)M * (double)N * (double)K * 2.0 < PAR_MIN_FLOPS) threads = 1;
     for (int t = threads; t > 1; t--) {
         double best = -1;
@@ -422,8 +422,9 @@ static int choose_grid(const problem *pb, int threads, int *tm, int *tn)
             if (t % a || a > mt || t / a > nt) continue;
             const int b = t / a;
             const double b_cols = (double)N / (b == 1 && b_whole(pb, N) ? t : b);
-            double cost = (double)cdiv(mt, a) * kr->mr * (double)cdiv(nt, b) * kr->nr * K +
-                          (double)K * (pack_a * (double)M / a + pack_b * b_cols);
+            double cost = (double)cdiv(mt, a) * (double)kr->mr * (double)cdiv(nt, b) *
+                              (double)kr->nr * (double)K +
+                          (double)K * (cost_pa * (double)M / a + cost_pb * b_cols);
             if (best < 0 || cost < best) {
                 best = cost;
                 *tm = a;
@@ -492,7 +493,7 @@ cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b
                   .ldc = ldc,
                   .C = C};
 
-    int tm, tn;
+    int tm = 1, tn = 1;
     const int T = choose_grid(&pb, cn__threads(ctx), &tm, &tn);
     /* Row split with one packed op(B) for all columns: the threads pack it
      * together into one shared buffer instead of one copy each. */
@@ -510,7 +511,7 @@ cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, int trans_b
         owned = buf = cn_alloc((size_t)total * sizeof(float));
         if (!buf)
             return cn__err(CN_ERR_NO_MEMORY, "sgemm: cannot allocate %lld bytes of workspace",
-                           (long long)(total * (int64_t)sizeof(float)));
+                           (long long)total * (long long)sizeof(float));
     }
 
     int64_t cached = -1;

@@ -1,4 +1,5 @@
 /* Model checkpoints in safetensors: save, rebuild, restore. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,9 @@ cn_status cn_checkpoint_save(const char *path, const cn_model *m, const cn_optim
     return s;
 }
 
-/* Copies a float tensor of exactly the expected shape out of f. */
-static cn_status read_exact(const cn_st_file *f, const char *path, const char *name, int ndim,
-                            const int64_t *shape, float *dst, size_t n)
+/* CN_OK if f holds a tensor `name` of exactly the expected shape. */
+static cn_status check_exact(const cn_st_file *f, const char *path, const char *name, int ndim,
+                             const int64_t *shape)
 {
     cn_st_info info;
     if (cn_st_get(f, name, &info))
@@ -68,7 +69,15 @@ static cn_status read_exact(const cn_st_file *f, const char *path, const char *n
                        path, name, cn_shape_str(info.ndim, info.shape, a, sizeof a),
                        cn_shape_str(ndim, shape, b, sizeof b));
     }
-    return cn_st_read_f32(f, name, dst, n);
+    return CN_OK;
+}
+
+/* Copies a float tensor of exactly the expected shape out of f. */
+static cn_status read_exact(const cn_st_file *f, const char *path, const char *name, int ndim,
+                            const int64_t *shape, float *dst, size_t n)
+{
+    cn_status s = check_exact(f, path, name, ndim, shape);
+    return s ? s : cn_st_read_f32(f, name, dst, n);
 }
 
 static cn_status restore_open(const cn_st_file *f, const char *path, cn_model *m, cn_optim *o,
@@ -118,6 +127,21 @@ cn_status cn_checkpoint_restore(const char *path, cn_model *m, cn_optim *o, int6
     return s;
 }
 
+/* Exactly n comma-separated integers ("28,28,1"), read as sscanf's
+ * "%lld,%lld,..." would, except that a value out of range is refused
+ * (sscanf's behaviour is undefined there). 0, or -1 for anything else. */
+static int parse_lls(const char *s, long long *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtoll(s, &end, 10);
+        if (end == s || errno == ERANGE || *end != (i + 1 < n ? ',' : '\0')) return -1;
+        s = end + 1;
+    }
+    return 0;
+}
+
 cn_status cn_checkpoint_load_model(const char *path, cn_model **out)
 {
     *out = NULL;
@@ -126,10 +150,8 @@ cn_status cn_checkpoint_load_model(const char *path, cn_model **out)
     if (s) return s;
     const char *name = cn_st_meta(f, "model"), *shape = cn_st_meta(f, "input_shape"),
                *classes = cn_st_meta(f, "classes");
-    long long h, w, c, k;
-    char tail;
-    if (!name || !shape || !classes || sscanf(shape, "%lld,%lld,%lld%c", &h, &w, &c, &tail) != 3 ||
-        sscanf(classes, "%lld%c", &k, &tail) != 1) {
+    long long hwc[3], k;
+    if (!name || !shape || !classes || parse_lls(shape, hwc, 3) || parse_lls(classes, &k, 1)) {
         cn_st_close(f);
         return cn__err(CN_ERR_FORMAT,
                        "checkpoint: %s: __metadata__ lacks a valid model, input_shape or classes", path);
@@ -137,7 +159,12 @@ cn_status cn_checkpoint_load_model(const char *path, cn_model **out)
     cn_model *m;
     cn_ctx ctx;
     cn_ctx_init(&ctx);
-    s = cn_model_build(&m, name, h, w, c, k);
+    s = cn_model_build(&m, name, hwc[0], hwc[1], hwc[2], k);
+    /* The metadata sizes the model (classes=10^6 asks for gigabytes): every
+     * parameter must be in the file, shaped as the model needs, before the
+     * model's buffers are allocated, so they never outgrow the file. */
+    for (int i = 0; !s && i < m->n_tensors; i++)
+        s = check_exact(f, path, m->tensors[i].name, m->tensors[i].ndim, m->tensors[i].shape);
     if (!s) s = cn_model_init(m, &ctx);
     if (!s) s = restore_open(f, path, m, NULL, NULL, NULL);
     cn_st_close(f);

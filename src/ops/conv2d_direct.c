@@ -33,10 +33,7 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
  * keep a few threads busy, few enough that the partials stay small. */
 #define BWW_CHUNKS 16
 
-int cn__conv_dw_applies(const cn_conv2d_desc *d)
-{
-    return d->IC == d->G && d->OC == d->G;
-}
+int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
 /* The most input channels per group the small-group kernel takes; border
  * pixels read this many zeros instead of the input. */
@@ -88,7 +85,7 @@ ALWAYS void dw_fwd_quad(const cn_conv2d_desc *d, const float *x, const float *w,
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
 #pragma GCC unroll 2
-        for (int j = 0; j < 2; j++) a[r][j] = b ? LD(b + c + 8 * j) : (v8){0};
+        for (int j = 0; j < 2; j++) a[r][j] = b ? LD(b + c + 8 * (int64_t)j) : (v8){0};
     for (int64_t kh = 0; kh < d->KH; kh++) {
         const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
         if (ih < 0 || ih >= d->IH) continue;
@@ -213,7 +210,8 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
             }
             for (; c < C; c++) {
                 float a = 0.0f;
-                for (int64_t ow = lo; ow < hi; ow++) a += xr[(ow * d->SW + off) * C + c] * gyr[ow * C + c];
+                for (int64_t ow = lo; ow < hi; ow++)
+                    a += xr[(ow * d->SW + off) * C + c] * gyr[ow * C + c];
                 pr[c] += a;
             }
         }
@@ -244,7 +242,7 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) acc[r][j] = b ? LD(b + oc0 + 8 * j) : (v8){0};
+        for (int j = 0; j < NB; j++) acc[r][j] = b ? LD(b + oc0 + 8 * (int64_t)j) : (v8){0};
     for (int64_t kh = 0; kh < d->KH; kh++) {
         const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
         if (ih < 0 || ih >= d->IH || ih % ish) continue;
@@ -257,7 +255,7 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
                 for (int64_t i = 0; i < ICG; i++, wp += OC) {
                     v8 wv[4];
 #pragma GCC unroll 4
-                    for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * j);
+                    for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * (int64_t)j);
 #pragma GCC unroll 8
                     for (int r = 0; r < R; r++) {
                         const float xv = xp[r * d->SW * IC + i];
@@ -278,7 +276,7 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
             for (int64_t i = 0; i < ICG; i++, wp += OC) {
                 v8 wv[4];
 #pragma GCC unroll 4
-                for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * j);
+                for (int j = 0; j < NB; j++) wv[j] = LD(wp + 8 * (int64_t)j);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; r++) {
                     const float xv = xp[r][i];
@@ -293,7 +291,7 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
     for (int r = 0; r < R; r++)
         if (!check || r < nr)
 #pragma GCC unroll 4
-            for (int j = 0; j < NB; j++) ST(yp + r * OC + 8 * j, acc[r][j]);
+            for (int j = 0; j < NB; j++) ST(yp + (int64_t)r * OC + 8 * (int64_t)j, acc[r][j]);
 }
 
 /* A whole output row in R-wide tiles: interior tiles unchecked, the
@@ -313,14 +311,17 @@ ALWAYS void grp_fwd_row_nb(const cn_conv2d_desc *d, const float *x, const float 
     }
 }
 
-ALWAYS void grp_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                             float *y, int64_t n, int64_t oh, int64_t ish, int64_t isw)
+ALWAYS void grp_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int64_t n, int64_t oh, int64_t ish,
+                             int64_t isw)
 {
     const int64_t OCG = d->OC / d->G;
     for (int64_t g = 0; g < d->G; g++) {
         int64_t ob = 0;
-        for (; ob + 32 <= OCG; ob += 32) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 3, 4, ish, isw);
-        for (; ob + 16 <= OCG; ob += 16) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 6, 2, ish, isw);
+        for (; ob + 32 <= OCG; ob += 32)
+            grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 3, 4, ish, isw);
+        for (; ob + 16 <= OCG; ob += 16)
+            grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 6, 2, ish, isw);
         for (; ob + 8 <= OCG; ob += 8) grp_fwd_row_nb(d, x, w, b, y, n, oh, g, ob, 8, 1, ish, isw);
     }
 }
@@ -342,7 +343,7 @@ ALWAYS void grp_bww_tile(const cn_conv2d_desc *d, const float *xr, const float *
         const float *xq = xp + (ow * d->SW + off) * IC, *gq = gp + ow * OC;
         v8 gv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) gv[j] = LD(gq + 8 * j);
+        for (int j = 0; j < NB; j++) gv[j] = LD(gq + 8 * (int64_t)j);
 #pragma GCC unroll 4
         for (int i = 0; i < IB; i++) {
             const float xv = xq[i];
@@ -354,7 +355,9 @@ ALWAYS void grp_bww_tile(const cn_conv2d_desc *d, const float *xr, const float *
 #pragma GCC unroll 4
     for (int i = 0; i < IB; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) ST(p + i * OC + 8 * j, LD(p + i * OC + 8 * j) + acc[i][j]);
+        for (int j = 0; j < NB; j++)
+            ST(p + (int64_t)i * OC + 8 * (int64_t)j,
+               LD(p + (int64_t)i * OC + 8 * (int64_t)j) + acc[i][j]);
 }
 
 ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
@@ -376,13 +379,17 @@ ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const floa
                 int64_t i0 = 0;
                 for (; i0 + 4 <= ICG; i0 += 4) {
                     int64_t ob = 0;
-                    for (; ob + 16 <= OCG; ob += 16) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 2);
-                    for (; ob < OCG; ob += 8) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 1);
+                    for (; ob + 16 <= OCG; ob += 16)
+                        grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 2);
+                    for (; ob < OCG; ob += 8)
+                        grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 4, 1);
                 }
                 for (; i0 < ICG; i0++) {
                     int64_t ob = 0;
-                    for (; ob + 32 <= OCG; ob += 32) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 4);
-                    for (; ob < OCG; ob += 8) grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 1);
+                    for (; ob + 32 <= OCG; ob += 32)
+                        grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 4);
+                    for (; ob < OCG; ob += 8)
+                        grp_bww_tile(d, xr, gyr, pr, lo, hi, off, g, i0, ob, 1, 1);
                 }
             }
         }
@@ -394,44 +401,46 @@ ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const floa
 
 /* ---- one function per ISA and kernel ------------------------------------ */
 
-typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *, float *,
-                        int64_t, int64_t, int64_t, int64_t);
+typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *,
+                        float *, int64_t, int64_t, int64_t, int64_t);
 typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, float *,
                         int64_t, int64_t);
 
-#define CN_TGT_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-#define CN_TGT_AVX2 __attribute__((target("avx2,fma")))
-#define CN_TGT_BASE
+#define CN_TGT_avx512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define CN_TGT_avx2 __attribute__((target("avx2,fma")))
+#define CN_TGT_base
 
-#define ROW_FNS(isa, TGT)                                                                          \
-    static TGT void dw_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,     \
-                                     const float *b, float *y, int64_t n, int64_t oh, int64_t ish, \
-                                     int64_t isw)                                                  \
+#define ROW_FNS(isa)                                                                               \
+    static CN_TGT_##isa void dw_fwd_row_##isa(const cn_conv2d_desc *d, const float *x,             \
+                                              const float *w, const float *b, float *y, int64_t n, \
+                                              int64_t oh, int64_t ish, int64_t isw)                \
     {                                                                                              \
         dw_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                           \
     }                                                                                              \
-    static TGT void grp_fwd_row_##isa(const cn_conv2d_desc *d, const float *x, const float *w,    \
-                                      const float *b, float *y, int64_t n, int64_t oh,            \
-                                      int64_t ish, int64_t isw)                                    \
+    static CN_TGT_##isa void grp_fwd_row_##isa(const cn_conv2d_desc *d, const float *x,            \
+                                               const float *w, const float *b, float *y,           \
+                                               int64_t n, int64_t oh, int64_t ish, int64_t isw)    \
     {                                                                                              \
         grp_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                          \
     }                                                                                              \
-    static TGT void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x, const float *gy,    \
-                                     float *part, float *pb, int64_t n, int64_t oh)               \
+    static CN_TGT_##isa void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x,             \
+                                              const float *gy, float *part, float *pb, int64_t n,  \
+                                              int64_t oh)                                          \
     {                                                                                              \
         dw_bww_row_body(d, x, gy, part, pb, n, oh);                                                \
     }                                                                                              \
-    static TGT void grp_bww_row_##isa(const cn_conv2d_desc *d, const float *x, const float *gy,   \
-                                      float *part, float *pb, int64_t n, int64_t oh)              \
+    static CN_TGT_##isa void grp_bww_row_##isa(const cn_conv2d_desc *d, const float *x,            \
+                                               const float *gy, float *part, float *pb, int64_t n, \
+                                               int64_t oh)                                         \
     {                                                                                              \
         grp_bww_row_body(d, x, gy, part, pb, n, oh);                                               \
     }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-ROW_FNS(avx512, CN_TGT_AVX512)
-ROW_FNS(avx2, CN_TGT_AVX2)
+ROW_FNS(avx512)
+ROW_FNS(avx2)
 #endif
-ROW_FNS(base, CN_TGT_BASE)
+ROW_FNS(base)
 
 static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
 {

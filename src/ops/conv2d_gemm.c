@@ -69,7 +69,10 @@ int cn__conv_ws_threads(void)
     return n < 2 ? 2 : n > 16 ? 16 : n;
 }
 
-static int pass_threads(const cn_ctx *ctx) { return CN__MIN(cn__threads(ctx), cn__conv_ws_threads()); }
+static int pass_threads(const cn_ctx *ctx)
+{
+    return CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+}
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
@@ -160,7 +163,8 @@ CN__MULTIVERSION static void add_row(float *restrict p, const float *restrict c,
 }
 
 /* y[r, :] += b for R rows of n channels. */
-CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b, int64_t R, int64_t n)
+CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b, int64_t R,
+                                      int64_t n)
 {
     for (int64_t r = 0; r < R; r++)
 #pragma omp simd
@@ -174,7 +178,8 @@ CN__MULTIVERSION void cn__relu_inplace(float *y, int64_t n)
 }
 
 /* s[i] += sum over R rows of y[r, i]. */
-CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R, int64_t n)
+CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
+                                      int64_t n)
 {
     for (int64_t r = 0; r < R; r++)
 #pragma omp simd

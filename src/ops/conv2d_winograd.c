@@ -60,7 +60,8 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
-    const size_t g = CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1), cn__sgemm_ws_size(d->IC, d->OC, T, 1));
+    const size_t g =
+        CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1), cn__sgemm_ws_size(d->IC, d->OC, T, 1));
     return align64((size_t)(16 * T * (d->IC + d->OC)) * sizeof(float)) + align64(g);
 }
 
@@ -108,7 +109,7 @@ static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, 
                 t[3][b] = g[2][b];
             }
             for (int a = 0; a < 4; a++) {
-                float *u = U + (a * 4) * plane + ic * OC + oc;
+                float *u = U + (int64_t)(a * 4) * plane + ic * OC + oc;
                 u[0 * plane] = t[a][0];
                 u[1 * plane] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
                 u[2 * plane] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
@@ -118,17 +119,17 @@ static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, 
 }
 
 /* B^T d B on one 4x4 block of v8 (in place). */
-#define BT_D_B(q)                                                                                  \
-    do {                                                                                           \
-        for (int c_ = 0; c_ < 4; c_++) {                                                           \
-            const v8 a0 = q[0][c_], a1 = q[1][c_], a2 = q[2][c_], a3 = q[3][c_];                   \
-            q[0][c_] = a0 - a2, q[1][c_] = a1 + a2, q[2][c_] = a2 - a1, q[3][c_] = a1 - a3;        \
-        }                                                                                          \
-        for (int r_ = 0; r_ < 4; r_++) {                                                           \
-            const v8 a0 = q[r_][0], a1 = q[r_][1], a2 = q[r_][2], a3 = q[r_][3];                   \
-            q[r_][0] = a0 - a2, q[r_][1] = a1 + a2, q[r_][2] = a2 - a1, q[r_][3] = a1 - a3;        \
-        }                                                                                          \
-    } while (0)
+static inline void bt_d_b(v8 q[4][4])
+{
+    for (int c = 0; c < 4; c++) {
+        const v8 a0 = q[0][c], a1 = q[1][c], a2 = q[2][c], a3 = q[3][c];
+        q[0][c] = a0 - a2, q[1][c] = a1 + a2, q[2][c] = a2 - a1, q[3][c] = a1 - a3;
+    }
+    for (int r = 0; r < 4; r++) {
+        const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
+        q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
+    }
+}
 
 /* The input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
 CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0,
@@ -156,7 +157,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
                 v8 q[4][4];
                 for (int a = 0; a < 4; a++)
                     for (int b = 0; b < 4; b++) q[a][b] = LD(src[a][b] + c);
-                BT_D_B(q);
+                bt_d_b(q);
                 for (int a = 0; a < 4; a++)
                     for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
             }
@@ -164,7 +165,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
             v8 q[4][4];
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) q[a][b] = src[a][b] ? LD(src[a][b] + c) : z;
-            BT_D_B(q);
+            bt_d_b(q);
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
         }
@@ -177,7 +178,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
                 r[2][b] = q[2][b] - q[1][b], r[3][b] = q[1][b] - q[3][b];
             }
             for (int a = 0; a < 4; a++) {
-                float *v = vt + (a * 4) * plane + c;
+                float *v = vt + (size_t)(a * 4) * plane + c;
                 v[0 * plane] = r[a][0] - r[a][2], v[1 * plane] = r[a][1] + r[a][2];
                 v[2 * plane] = r[a][2] - r[a][1], v[3 * plane] = r[a][1] - r[a][3];
             }
@@ -294,7 +295,7 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
                 r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
             }
             for (int a = 0; a < 4; a++) {
-                float *m = mt + (a * 4) * plane + c;
+                float *m = mt + (size_t)(a * 4) * plane + c;
                 ST(m, r[a][0]), ST(m + plane, r[a][0] + r[a][1]);
                 ST(m + 2 * plane, r[a][0] - r[a][1]), ST(m + 3 * plane, -r[a][1]);
             }
@@ -308,7 +309,7 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
                 r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
             }
             for (int a = 0; a < 4; a++) {
-                float *m = mt + (a * 4) * plane + c;
+                float *m = mt + (size_t)(a * 4) * plane + c;
                 m[0] = r[a][0], m[plane] = r[a][0] + r[a][1];
                 m[2 * plane] = r[a][0] - r[a][1], m[3 * plane] = -r[a][1];
             }
@@ -337,7 +338,7 @@ static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts, i
                 t[2][b] = 0.5f * (u[1][b] + u[2][b]) + u[3][b];
             }
             for (int a = 0; a < 3; a++) {
-                float *g = gw + (a * 3) * plane + ic * OC + oc;
+                float *g = gw + (int64_t)(a * 3) * plane + ic * OC + oc;
                 g[0] = t[a][0] + 0.5f * (t[a][1] + t[a][2]);
                 g[plane] = 0.5f * (t[a][1] - t[a][2]);
                 g[2 * plane] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
@@ -346,7 +347,8 @@ static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts, i
 }
 
 /* s[i] += sum over R rows of y[r, i]. */
-CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R, int64_t n)
+CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
+                                      int64_t n)
 {
     for (int64_t r = 0; r < R; r++)
 #pragma omp simd

@@ -28,9 +28,12 @@ cn_status cn_conv_transpose2d_setup(cn_conv2d_desc *d, const cn_conv_transpose2d
             return cn__err(CN_ERR_OVERFLOW, "%s: %s=%lld is too large", op, names[i],
                            (long long)v[i]);
     }
-    if (c->pad_top < 0 || c->pad_bottom < 0 || c->pad_left < 0 || c->pad_right < 0)
-        return cn__err(CN_ERR_INVALID_ARG, "%s: negative padding (%d,%d,%d,%d)", op, c->pad_top,
-                       c->pad_bottom, c->pad_left, c->pad_right);
+    const char *const pad_names[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
+    const int pads[4] = {c->pad_top, c->pad_bottom, c->pad_left, c->pad_right};
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0)
+            return cn__err(CN_ERR_INVALID_ARG, "%s: %s=%d must be >= 0 (negative padding)", op,
+                           pad_names[i], pads[i]);
     if (p->out_pad_h < 0 || p->out_pad_w < 0 ||
         (p->out_pad_h >= c->stride_h && p->out_pad_h >= c->dil_h) ||
         (p->out_pad_w >= c->stride_w && p->out_pad_w >= c->dil_w))
@@ -53,13 +56,20 @@ cn_status cn_conv_transpose2d_setup(cn_conv2d_desc *d, const cn_conv_transpose2d
         return cn__err(CN_ERR_INVALID_ARG, "%s: output size %lldx%lld <= 0 (padding too large)",
                        op, (long long)oh, (long long)ow);
     /* The conv2d y -> x: its input is our output. The output padding enters
-     * as a smaller bottom/right pad, so that conv2d's output size is exactly H. */
+     * as a smaller bottom/right pad, so that conv2d's output size is exactly H.
+     * That pad may be negative (a crop), which setup refuses: it gets the pad
+     * clamped at 0, so that the sizes it checks bound the ones used. */
     cn_conv2d_params q = *c;
-    q.pad_bottom = 0, q.pad_right = 0;
+    q.pad_bottom = CN__MAX(c->pad_bottom - p->out_pad_h, 0);
+    q.pad_right = CN__MAX(c->pad_right - p->out_pad_w, 0);
     int64_t ys[4] = {x_shape[0], oh, ow, w_shape[2] * c->groups};
     int64_t ws[4] = {w_shape[0], w_shape[1], w_shape[2], x_shape[3]};
     cn_status s = cn_conv2d_setup(d, &q, ys, ws);
-    if (s) return s;
+    if (s) {
+        char sh[160];
+        return cn__err(s, "%s: output %s: %s", op, cn_shape_str(4, ys, sh, sizeof sh),
+                       cn_last_error());
+    }
     d->PB = c->pad_bottom - p->out_pad_h, d->PR = c->pad_right - p->out_pad_w;
     d->OH = (oh + d->PT + d->PB - d->DH * (d->KH - 1) - 1) / d->SH + 1;
     d->OW = (ow + d->PL + d->PR - d->DW * (d->KW - 1) - 1) / d->SW + 1;

@@ -39,7 +39,10 @@ static cn_status gaussian(float sigma, cn_tensor **out)
                        2 * r + 1, 2 * r + 1, FILTER_MAX_K);
     int R = (int)r, K = 2 * R + 1;
     double g[FILTER_MAX_K], sum = 0;
-    for (int i = -R; i <= R; i++) sum += g[i + R] = exp(-(double)i * i / (2.0 * sigma * sigma));
+    for (int i = 0; i < K; i++) {
+        const double d = i - R; /* -R..R */
+        sum += g[i] = exp(-d * d / (2.0 * sigma * sigma));
+    }
     for (int i = 0; i < K; i++) g[i] /= sum;
     cn_status s = kernel_from(K, K, NULL, out);
     if (s) return s;
@@ -109,13 +112,25 @@ cn_status cn_image_filter(cn_ctx *ctx, const cn_filter_spec *f, const cn_tensor 
     *out = NULL;
     if (!img) return cn__err(CN_ERR_INVALID_ARG, "filter: image is NULL");
     char sh[160];
+    /* The shape is what sizes every loop below: it must agree with the
+     * tensor's size (a hand-filled struct may not). */
+    size_t numel;
+    cn_status s = cn_shape_numel(img->ndim, img->shape, &numel);
+    if (s)
+        return cn__err(s, "filter: image shape %s: %s",
+                       cn_shape_str(img->ndim, img->shape, sh, sizeof sh), cn_last_error());
+    if (numel != img->size || (numel && !img->data))
+        return cn__err(CN_ERR_INVALID_ARG,
+                       "filter: image shape %s has %zu elements, but its size is %zu%s",
+                       cn_shape_str(img->ndim, img->shape, sh, sizeof sh), numel, img->size,
+                       img->data ? "" : " and data is NULL");
     if ((img->ndim != 2 && img->ndim != 3) || img->size == 0)
         return cn__err(CN_ERR_INVALID_ARG, "filter: image shape %s is not a non-empty [H,W,C]",
                        cn_shape_str(img->ndim, img->shape, sh, sizeof sh));
     int64_t H = img->shape[0], W = img->shape[1], C = img->ndim == 3 ? img->shape[2] : 1;
 
     cn_tensor *k;
-    cn_status s = cn_filter_kernel(f, &k);
+    s = cn_filter_kernel(f, &k);
     if (s) return s;
     int64_t KH = k->shape[0], KW = k->shape[1], PH = (KH - 1) / 2, PW = (KW - 1) / 2;
     /* Reflect padding mirrors without repeating the edge, so it needs more

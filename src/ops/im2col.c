@@ -64,7 +64,7 @@ cn_status cn_flip(int ndim, const int64_t *shape, unsigned axes_mask, const floa
         return cn__err(CN_ERR_INVALID_ARG, "flip: axes mask 0x%x names an axis >= ndim=%d",
                        axes_mask, ndim);
     /* Walk dst in order, carrying the source index along with a multi-index. */
-    int64_t idx[CN_MAX_DIMS] = {0}, stride[CN_MAX_DIMS];
+    int64_t idx[CN_MAX_DIMS] = {0}, stride[CN_MAX_DIMS] = {0};
     int64_t st = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = st;
@@ -80,14 +80,27 @@ cn_status cn_flip(int ndim, const int64_t *shape, unsigned axes_mask, const floa
     return CN_OK;
 }
 
+/* Checks both directions' arguments; y's shape [N,OH,OW,C] must be
+ * countable (cn_shape_numel) so that no index below wraps. */
 static cn_status check_dilate(int64_t N, int64_t H, int64_t W, int64_t C, int64_t dh, int64_t dw)
 {
-    if (N < 0 || H < 1 || W < 1 || C < 0)
-        return cn__err(CN_ERR_INVALID_ARG, "dilate2d: invalid shape [%lld,%lld,%lld,%lld]",
-                       (long long)N, (long long)H, (long long)W, (long long)C);
-    if (dh < 1 || dw < 1)
-        return cn__err(CN_ERR_INVALID_ARG, "dilate2d: dilation (%lld,%lld) must be >= 1",
-                       (long long)dh, (long long)dw);
+    const char *const names[6] = {"N", "H", "W", "C", "dh", "dw"};
+    const int64_t v[6] = {N, H, W, C, dh, dw}, least[6] = {0, 1, 1, 0, 1, 1};
+    for (int i = 0; i < 6; i++)
+        if (v[i] < least[i])
+            return cn__err(CN_ERR_INVALID_ARG, "dilate2d: %s=%lld must be >= %lld", names[i],
+                           (long long)v[i], (long long)least[i]);
+    int64_t oh, ow;
+    size_t n;
+    if (cn__mul_i64(H - 1, dh, &oh) || oh == INT64_MAX || cn__mul_i64(W - 1, dw, &ow) ||
+        ow == INT64_MAX ||
+        cn_shape_numel(4, (const int64_t[4]){N, H, W, C}, &n) ||
+        cn_shape_numel(4, (const int64_t[4]){N, oh + 1, ow + 1, C}, &n))
+        return cn__err(CN_ERR_OVERFLOW,
+                       "dilate2d: [%lld,%lld,%lld,%lld] dilated by dh=%lld dw=%lld: element "
+                       "count overflows",
+                       (long long)N, (long long)H, (long long)W, (long long)C, (long long)dh,
+                       (long long)dw);
     return CN_OK;
 }
 

@@ -48,9 +48,12 @@ cn_status cn_pad2d_check(int64_t H, int64_t W, int64_t pt, int64_t pb, int64_t p
 {
     if ((unsigned)m >= CN_PAD_MODE_COUNT)
         return cn__err(CN_ERR_INVALID_ARG, "%s: invalid padding mode %d", op, (int)m);
-    if (pt < 0 || pb < 0 || pl < 0 || pr < 0)
-        return cn__err(CN_ERR_INVALID_ARG, "%s: negative padding (%lld,%lld,%lld,%lld)", op,
-                       (long long)pt, (long long)pb, (long long)pl, (long long)pr);
+    const char *const pad_names[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
+    const int64_t pads[4] = {pt, pb, pl, pr};
+    for (int i = 0; i < 4; i++)
+        if (pads[i] < 0)
+            return cn__err(CN_ERR_INVALID_ARG, "%s: %s=%lld must be >= 0 (negative padding)", op,
+                           pad_names[i], (long long)pads[i]);
     int64_t hmax = 0, wmax = 0;  /* largest pad each mode allows; < 0: unlimited */
     const char *rule = "";
     switch (m) {
@@ -66,6 +69,35 @@ cn_status cn_pad2d_check(int64_t H, int64_t W, int64_t pt, int64_t pb, int64_t p
     if (CN__MAX(pl, pr) > wmax)
         return cn__err(CN_ERR_INVALID_ARG, "%s: %s padding %lld must be %s the input width W=%lld",
                        op, mode_names[m], (long long)CN__MAX(pl, pr), rule, (long long)W);
+    return CN_OK;
+}
+
+/* The checks both passes make before touching a buffer: the pads and mode
+ * (cn_pad2d_check), every dimension >= 1, and the padded sizes and y's
+ * element count countable (cn_shape_numel), so that no index wraps. */
+static cn_status check_pass(int64_t N, int64_t H, int64_t W, int64_t C, int64_t pt, int64_t pb,
+                            int64_t pl, int64_t pr, cn_pad_mode m, int64_t *PH, int64_t *PW)
+{
+    const char *const names[4] = {"N", "H", "W", "C"};
+    const int64_t dims[4] = {N, H, W, C};
+    for (int i = 0; i < 4; i++)
+        if (dims[i] < 1)
+            return cn__err(CN_ERR_INVALID_ARG, "pad2d: %s=%lld must be >= 1", names[i],
+                           (long long)dims[i]);
+    cn_status s = cn_pad2d_check(H, W, pt, pb, pl, pr, m, "pad2d");
+    if (s) return s;
+    if (__builtin_add_overflow(H, pt, PH) || __builtin_add_overflow(*PH, pb, PH))
+        return cn__err(CN_ERR_OVERFLOW, "pad2d: H=%lld + pad_top=%lld + pad_bottom=%lld overflows",
+                       (long long)H, (long long)pt, (long long)pb);
+    if (__builtin_add_overflow(W, pl, PW) || __builtin_add_overflow(*PW, pr, PW))
+        return cn__err(CN_ERR_OVERFLOW, "pad2d: W=%lld + pad_left=%lld + pad_right=%lld overflows",
+                       (long long)W, (long long)pl, (long long)pr);
+    const int64_t xs[4] = {N, H, W, C}, ys[4] = {N, *PH, *PW, C};
+    size_t n;
+    char bx[160], by[160];
+    if (cn_shape_numel(4, xs, &n) || cn_shape_numel(4, ys, &n))
+        return cn__err(CN_ERR_OVERFLOW, "pad2d: x %s padded to %s: element count overflows",
+                       cn_shape_str(4, xs, bx, sizeof bx), cn_shape_str(4, ys, by, sizeof by));
     return CN_OK;
 }
 
@@ -86,9 +118,9 @@ cn_status cn_pad2d_fwd(cn_ctx *ctx, int64_t N, int64_t H, int64_t W, int64_t C, 
                        int64_t pb, int64_t pl, int64_t pr, cn_pad_mode m, const float *x, float *y)
 {
     (void)ctx;
-    cn_status s = cn_pad2d_check(H, W, pt, pb, pl, pr, m, "pad2d");
+    int64_t PH, PW;
+    cn_status s = check_pass(N, H, W, C, pt, pb, pl, pr, m, &PH, &PW);
     if (s) return s;
-    int64_t PH = H + pt + pb, PW = W + pl + pr;
     float *mean = NULL;
     double *acc = NULL;
     if (m == CN_PAD_MEAN) {
@@ -122,9 +154,9 @@ cn_status cn_pad2d_bwd(cn_ctx *ctx, int64_t N, int64_t H, int64_t W, int64_t C, 
                        int64_t pb, int64_t pl, int64_t pr, cn_pad_mode m, const float *gy, float *gx)
 {
     (void)ctx;
-    cn_status s = cn_pad2d_check(H, W, pt, pb, pl, pr, m, "pad2d");
+    int64_t PH, PW;
+    cn_status s = check_pass(N, H, W, C, pt, pb, pl, pr, m, &PH, &PW);
     if (s) return s;
-    int64_t PH = H + pt + pb, PW = W + pl + pr;
     double *border = NULL;  /* mean mode: gradient reaching the border, per channel */
     if (m == CN_PAD_MEAN && !(border = cn_alloc((size_t)C * sizeof *border)))
         return cn__err(CN_ERR_NO_MEMORY, "pad2d: out of memory");

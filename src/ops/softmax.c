@@ -70,6 +70,10 @@ cn_status cn_xent_fwd(int64_t N, int64_t K, const float *x, const int32_t *label
     if (N < 1 || K < 1)
         return cn__err(CN_ERR_INVALID_ARG, "xent: N=%lld and K=%lld must be >= 1", (long long)N,
                        (long long)K);
+    size_t n_el;
+    if (cn_shape_numel(2, (const int64_t[2]){N, K}, &n_el))
+        return cn__err(CN_ERR_OVERFLOW, "xent: N=%lld x K=%lld logits: element count overflows",
+                       (long long)N, (long long)K);
     /* Every label is checked before anything is written. */
     for (int64_t n = 0; n < N; n++)
         if (labels[n] < 0 || labels[n] >= K)

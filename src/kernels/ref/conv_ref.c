@@ -27,9 +27,9 @@ static double channel_mean(const cn_conv2d_desc *d, const double *x, int64_t n, 
     return s / (double)(d->IH * d->IW);
 }
 
-#define X_AT(n, h, w, c) (((n) * d->IH + (h)) * d->IW + (w)) * d->IC + (c)
-#define W_AT(kh, kw, i, oc) (((kh) * d->KW + (kw)) * ICG + (i)) * d->OC + (oc)
-#define Y_AT(n, h, w, c) (((n) * d->OH + (h)) * d->OW + (w)) * d->OC + (c)
+#define X_AT(n, h, w, c) ((((n) * d->IH + (h)) * d->IW + (w)) * d->IC + (c))
+#define W_AT(kh, kw, i, oc) ((((kh) * d->KW + (kw)) * ICG + (i)) * d->OC + (oc))
+#define Y_AT(n, h, w, c) ((((n) * d->OH + (h)) * d->OW + (w)) * d->OC + (c))
 
 void cn__conv2d_ref_fwd(const cn_conv2d_desc *d, const double *x, const double *w, const double *b,
                         double *y)

@@ -49,7 +49,7 @@ static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __
         c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                                \
     }
 #define STORE(i)                                                                                   \
-    if (i < m) store_row(c + (int64_t)i * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
+    if ((i) < m) store_row(c + (int64_t)(i) * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
 
 TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
                               int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
