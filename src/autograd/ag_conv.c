@@ -83,28 +83,28 @@ static int check_rank(cn_graph *g, const char *op, const char *name, const cn_va
     return 0;
 }
 
-cn_var *cn_conv2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
+/* conv2d, with the ReLU fused in when relu. */
+static cn_var *conv2d_op(cn_graph *g, const char *op, int relu, cn_var *x, cn_var *w, cn_var *b,
+                         const cn_conv2d_params *p)
 {
     if (cn__bad(g, 2, x, w, NULL)) return NULL;
-    if (!check_rank(g, "conv2d", "x", x, 4, "[N,H,W,C_in]") ||
-        !check_rank(g, "conv2d", "weight", w, 4, "[KH,KW,C_in/G,C_out]"))
+    if (!check_rank(g, op, "x", x, 4, "[N,H,W,C_in]") ||
+        !check_rank(g, op, "weight", w, 4, "[KH,KW,C_in/G,C_out]"))
         return NULL;
     cn_conv2d_desc d;
     cn_status s = cn_conv2d_setup(&d, p, x->shape, w->shape);
     if (s) return cn__fail(g, s, "%s", cn_last_error());
-    return conv_common(g, "conv2d", &d, 0, 0, x, w, b, 4);
+    return conv_common(g, op, &d, 0, relu, x, w, b, 4);
+}
+
+cn_var *cn_conv2d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
+{
+    return conv2d_op(g, "conv2d", 0, x, w, b, p);
 }
 
 cn_var *cn_conv2d_relu(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
 {
-    if (cn__bad(g, 2, x, w, NULL)) return NULL;
-    if (!check_rank(g, "conv2d_relu", "x", x, 4, "[N,H,W,C_in]") ||
-        !check_rank(g, "conv2d_relu", "weight", w, 4, "[KH,KW,C_in/G,C_out]"))
-        return NULL;
-    cn_conv2d_desc d;
-    cn_status s = cn_conv2d_setup(&d, p, x->shape, w->shape);
-    if (s) return cn__fail(g, s, "%s", cn_last_error());
-    return conv_common(g, "conv2d_relu", &d, 0, 1, x, w, b, 4);
+    return conv2d_op(g, "conv2d_relu", 1, x, w, b, p);
 }
 
 cn_var *cn_conv1d(cn_graph *g, cn_var *x, cn_var *w, cn_var *b, const cn_conv2d_params *p)
