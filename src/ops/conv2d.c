@@ -354,7 +354,7 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
             cn__conv2d_vec_fwd(ctx, d, x, w, b, relu, y);
         } else {
             cn__conv2d_direct(ctx, d, x, w, b, y);
-            if (relu) cn__relu_inplace(y, d->MB * d->OH * d->OW * d->OC);
+            if (relu) cn_act_fwd(ctx, CN_ACT_RELU, 0.0f, (size_t)(d->MB * d->OH * d->OW * d->OC), y, y);
         }
         return CN_OK;
     }
@@ -374,7 +374,7 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
         cn__conv2d_vec_fwd(ctx, &p, src, w, b, relu, y);
     } else if (!s) {
         cn__conv2d_direct(ctx, &p, src, w, b, y);
-        if (relu) cn__relu_inplace(y, d->MB * d->OH * d->OW * d->OC);
+        if (relu) cn_act_fwd(ctx, CN_ACT_RELU, 0.0f, (size_t)(d->MB * d->OH * d->OW * d->OC), y, y);
     }
     cn_free(own);
     return s;

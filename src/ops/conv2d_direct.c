@@ -476,7 +476,10 @@ static void vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, 
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
         fwd(d, x, w, b, y, row / d->OH, row % d->OH, ish, isw);
-        if (relu) cn__relu_inplace(y + row * d->OW * d->OC, d->OW * d->OC);
+        if (relu) { /* this row, while it is in cache */
+            float *yr = y + row * d->OW * d->OC;
+            cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)(d->OW * d->OC), yr, yr);
+        }
     }
 }
 

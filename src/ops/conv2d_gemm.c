@@ -171,12 +171,6 @@ CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b
         for (int64_t i = 0; i < n; i++) y[r * n + i] += b[i];
 }
 
-CN__MULTIVERSION void cn__relu_inplace(float *y, int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = !(y[i] <= 0.0f) ? y[i] : 0.0f;
-}
-
 /* s[i] += sum over R rows of y[r, i]. */
 CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
                                       int64_t n)
@@ -224,7 +218,9 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
                       0.0f, y + r0 * d->OC + g * OCG, d->OC);
             }
             if (b) add_bias(y + r0 * d->OC, b, n, d->OC);
-            if (relu) cn__relu_inplace(y + r0 * d->OC, n * d->OC);
+            if (relu)
+                cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)(n * d->OC), y + r0 * d->OC,
+                           y + r0 * d->OC);
         }
     }
     return CN_OK;

@@ -3,6 +3,7 @@
 #define CONVNET_CONV_INTERNAL_H
 
 #include "convnet/conv.h"
+#include "convnet/ops.h"
 #include "internal.h"
 
 /* Source index of padded coordinate i (may be < 0 or >= n) in a line of n
@@ -83,10 +84,6 @@ CN__HIDDEN int cn__conv_ws_threads(void);
  * "grouped", "winograd"), as the passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
-
-/* y[i] = max(y[i], 0) for i < n, as cn_act_fwd's relu rounds it (NaN
- * stays NaN, -0 becomes +0). */
-CN__HIDDEN void cn__relu_inplace(float *y, int64_t n);
 
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
  * blocks, one after another); NULL base only measures. */
