@@ -279,9 +279,9 @@ static cn_status bmp_pad_palette(const unsigned char *p, size_t len, const char 
 static cn_status decode_stb(const unsigned char *buf, size_t len, size_t file_len, int gray,
                             const char *name, cn_tensor **out);
 
-static cn_status decode(const void *buf, size_t len, int gray, const char *name, cn_tensor **out)
+/* What a file must pass before stb looks at it (decode and cn_image_info). */
+static cn_status prechecks(const void *buf, size_t len, const char *name)
 {
-    *out = NULL;
     /* stb takes an int length (and a padded palette adds up to 1024 bytes). */
     if (len > INT_MAX - 1024)
         return cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
@@ -292,9 +292,17 @@ static cn_status decode(const void *buf, size_t len, int gray, const char *name,
     if (!png_chunks_ok(buf, len))
         return cn__err(CN_ERR_FORMAT,
                        "%snot a readable image (a PNG IDAT chunk is empty or truncated)", name);
+    return CN_OK;
+}
+
+static cn_status decode(const void *buf, size_t len, int gray, const char *name, cn_tensor **out)
+{
+    *out = NULL;
+    cn_status s = prechecks(buf, len, name);
+    if (s) return s;
     unsigned char *copy = NULL;
     size_t copy_len = 0;
-    cn_status s = png_pad_palette(buf, len, name, &copy, &copy_len);
+    s = png_pad_palette(buf, len, name, &copy, &copy_len);
     if (!s && !copy) s = bmp_pad_palette(buf, len, name, &copy, &copy_len);
     if (!s) s = decode_stb(copy ? copy : buf, copy ? copy_len : len, len, gray, name, out);
     free(copy);
@@ -428,16 +436,8 @@ cn_status cn_image_info(const char *path, int gray, int64_t *h, int64_t *w, int6
     char name[300];
     snprintf(name, sizeof name, "image: %s: ", path);
     /* decode()'s checks, then the header; the pixels are left alone. */
-    if (len > INT_MAX - 1024)
-        s = cn__err(CN_ERR_UNSUPPORTED, "%s%zu bytes is too large to decode", name, len);
-    else if (!jpeg_tables_ok(data, len))
-        s = cn__err(CN_ERR_FORMAT, "%snot a readable image (a JPEG Huffman table has more "
-                    "than 256 codes)", name);
-    else if (!png_chunks_ok(data, len))
-        s = cn__err(CN_ERR_FORMAT,
-                    "%snot a readable image (a PNG IDAT chunk is empty or truncated)", name);
-    else
-        s = header_size(data, len, len, name, w, h, c);
+    s = prechecks(data, len, name);
+    if (!s) s = header_size(data, len, len, name, w, h, c);
     if (!s && gray) *c = 1;
     free(data);
     return s;
