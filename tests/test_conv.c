@@ -98,14 +98,29 @@ static void every_pass_matches_reference_on_random_problems(void)
               per_kind[k]);
 }
 
+/* Every pass of c again on 2 threads must give exactly B's outputs (from
+ * run_all_passes on one). */
+static void same_bits_on_two_threads(const conv_cfg *c, const bufs *B)
+{
+    cn_ctx two;
+    cn_ctx_init(&two);
+    two.threads = 2;
+    float *y2 = calloc(B->ny + 1, 4), *gx2 = calloc(B->nx + 1, 4), *gw2 = calloc(B->nw + 1, 4),
+          *gb2 = calloc(B->nb + 1, 4);
+    CHECK_OK(cn_conv2d_fwd(&two, &c->d, B->x, B->w, c->bias ? B->b : NULL, y2, NULL));
+    CHECK_OK(cn_conv2d_bwd_data(&two, &c->d, B->gy, B->w, gx2, NULL));
+    CHECK_OK(cn_conv2d_bwd_weights(&two, &c->d, B->x, B->gy, gw2, gb2, NULL));
+    CHECK(!memcmp(y2, B->y, B->ny * 4) && !memcmp(gx2, B->gx, B->nx * 4) &&
+              !memcmp(gw2, B->gw, B->nw * 4) && !memcmp(gb2, B->gb, B->nb * 4),
+          "1 and 2 threads differ for %s", c->str);
+    free(y2), free(gx2), free(gw2), free(gb2);
+}
+
 /* The depthwise and small-group kernels vectorise along channels, so they
  * need problems wider than the generic generator's: full vectors, partial
  * ones and tails, on 1 and 2 threads with bit-identical results. */
 static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
 {
-    cn_ctx two;
-    cn_ctx_init(&two);
-    two.threads = 2;
     for (int i = 0; i < 120 && tl_ok(); i++) {
         conv_cfg c;
         conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
@@ -119,15 +134,7 @@ static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
                    agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
                    agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
                    agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
-            float *y2 = calloc(B.ny + 1, 4), *gx2 = calloc(B.nx + 1, 4), *gw2 = calloc(B.nw + 1, 4),
-                  *gb2 = calloc(B.nb + 1, 4);
-            CHECK_OK(cn_conv2d_fwd(&two, &c.d, B.x, B.w, c.bias ? B.b : NULL, y2, NULL));
-            CHECK_OK(cn_conv2d_bwd_data(&two, &c.d, B.gy, B.w, gx2, NULL));
-            CHECK_OK(cn_conv2d_bwd_weights(&two, &c.d, B.x, B.gy, gw2, gb2, NULL));
-            CHECK(!memcmp(y2, B.y, B.ny * 4) && !memcmp(gx2, B.gx, B.nx * 4) &&
-                      !memcmp(gw2, B.gw, B.nw * 4) && !memcmp(gb2, B.gb, B.nb * 4),
-                  "1 and 2 threads differ for %s", c.str);
-            free(y2), free(gx2), free(gw2), free(gb2);
+            same_bits_on_two_threads(&c, &B);
         }
         bufs_free(&B);
     }
@@ -214,19 +221,7 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
             }
             (void)agree("grad_bias", B.gb, B.gbd, B.nb, c.str);
             free(ay), free(agx), free(ax), free(aw), free(ab), free(agy), free(agw), free(agb);
-            /* and 2 threads give the same bits */
-            cn_ctx two;
-            cn_ctx_init(&two);
-            two.threads = 2;
-            float *y2 = calloc(B.ny + 1, 4), *gx2 = calloc(B.nx + 1, 4), *gw2 = calloc(B.nw + 1, 4),
-                  *gb2 = calloc(B.nb + 1, 4);
-            CHECK_OK(cn_conv2d_fwd(&two, &c.d, B.x, B.w, c.bias ? B.b : NULL, y2, NULL));
-            CHECK_OK(cn_conv2d_bwd_data(&two, &c.d, B.gy, B.w, gx2, NULL));
-            CHECK_OK(cn_conv2d_bwd_weights(&two, &c.d, B.x, B.gy, gw2, gb2, NULL));
-            CHECK(!memcmp(y2, B.y, B.ny * 4) && !memcmp(gx2, B.gx, B.nx * 4) &&
-                      !memcmp(gw2, B.gw, B.nw * 4) && !memcmp(gb2, B.gb, B.nb * 4),
-                  "1 and 2 threads differ for %s", c.str);
-            free(y2), free(gx2), free(gw2), free(gb2);
+            same_bits_on_two_threads(&c, &B);
         }
         bufs_free(&B);
     }

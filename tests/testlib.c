@@ -213,6 +213,20 @@ int tl_have_program(const char *name)
     return 0;
 }
 
+/* last's status from the child's wait status, and its captured output. */
+static const tl_cli_result *finish(int ws, const char *out_path, const char *err_path)
+{
+    if (WIFSIGNALED(ws)) {
+        last.crashed = 1;
+        last.status = 128 + WTERMSIG(ws);
+    } else {
+        last.status = WEXITSTATUS(ws);
+    }
+    slurp(out_path, last.out, sizeof last.out, NULL);
+    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
+    return &last;
+}
+
 const tl_cli_result *tl_spawn_argv(const char *const *args)
 {
     char out_path[512], err_path[512];
@@ -239,15 +253,7 @@ const tl_cli_result *tl_spawn_argv(const char *const *args)
     }
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0) {}
-    if (WIFSIGNALED(ws)) {
-        last.crashed = 1;
-        last.status = 128 + WTERMSIG(ws);
-    } else {
-        last.status = WEXITSTATUS(ws);
-    }
-    slurp(out_path, last.out, sizeof last.out, NULL);
-    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
-    return &last;
+    return finish(ws, out_path, err_path);
 }
 
 /* ---- running under limits --------------------------------------------- */
@@ -338,15 +344,7 @@ const tl_cli_result *tl_spawn_limited(const char *const *args, const tl_limits *
         nanosleep(&nap, NULL);
     }
     last.seconds = now_seconds() - t0;
-    if (WIFSIGNALED(ws)) {
-        last.crashed = 1;
-        last.status = 128 + WTERMSIG(ws);
-    } else {
-        last.status = WEXITSTATUS(ws);
-    }
-    slurp(out_path, last.out, sizeof last.out, NULL);
-    slurp(err_path, last.err, sizeof last.err, &last.err_lines);
-    return &last;
+    return finish(ws, out_path, err_path);
 }
 
 const tl_cli_result *tl_cli_limited(const char *const *args, const tl_limits *lim)
