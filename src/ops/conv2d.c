@@ -247,7 +247,10 @@ const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
     switch (choose_impl(&p, pass)) {
     case IMPL_VEC: return cn__conv_dw_applies(&p) ? "depthwise" : "grouped";
     case IMPL_GEMM: return "gemm";
-    case IMPL_WINOGRAD: return "winograd";
+    case IMPL_WINOGRAD: {
+        const cn_conv2d_desc t = transposed_desc(&p);
+        return cn__conv_winograd_name(pass == 1 ? &t : &p);
+    }
     default: return "direct";
     }
 }

@@ -1,20 +1,29 @@
-/* Winograd F(2x2, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions
- * (forward, and backward-data, which conv2d.c runs as the forward of the
- * transposed problem). Each 2x2 block of output pixels (a tile) comes from a
- * 4x4 block of input; in the transformed domain the convolution becomes 16
- * independent matrix products, with 16 multiplies per tile and channel pair
- * instead of 36:
+/* Winograd F(m x m, 3x3), m = 2 or 4, for 3x3, stride-1, undilated,
+ * ungrouped convolutions (forward, and backward-data, which conv2d.c runs as
+ * the forward of the transposed problem, and the weight gradient). Each
+ * m x m block of output pixels (a tile) comes from an a x a block of input,
+ * a = m + 2; in the transformed domain the convolution becomes a*a
+ * independent matrix products, with a*a multiplies per tile and channel pair
+ * instead of 9*m*m (16 for 4 outputs with m = 2, 36 for 16 with m = 4):
  *     V[xi] [tiles, IC] = (B^T d B)[xi]      input transform, per tile
  *     U[xi] [IC, OC]    = (G g G^T)[xi]      weight transform, once a call
- *     M[xi] [tiles, OC] = V[xi] U[xi]        16 GEMMs
+ *     M[xi] [tiles, OC] = V[xi] U[xi]        a*a GEMMs
  *     y                 = A^T M A + b        output transform, per tile
- * with
+ * F(2x2, 3x3) (points 0, 1, -1):
  *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
- *     A^T = [1 1 1 0; 0 1 -1 -1].
- * The transforms only add, subtract and halve, so the result stays close to
- * the direct sum (tests bound its error by a few ulps of sum |x w|); larger
- * tiles (F(4x4, 3x3)) save more multiplies but lose digits fast.
+ *     A^T = [1 1 1 0; 0 1 -1 -1]
+ * F(4x4, 3x3) (points 0, 1, -1, 2, -2):
+ *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *            0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+ *            1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+ * F(4x4) needs 2.25 multiplies per output instead of 4 and moves 2.25
+ * transformed values per input value instead of 4, but its transforms
+ * scale by up to 8 and lose a few more digits (the tests bound both
+ * variants' error by the direct sum's worst case). tile_m picks the variant
+ * with fewer transformed products for the output size, F(2x2) on a tie.
  *
  * Tiles are processed in chunks sized so that a chunk's V and M stay in L2;
  * a thread takes whole chunks with its own buffers and one-thread GEMMs, in
@@ -43,46 +52,62 @@ int cn__conv_winograd_applies(const cn_conv2d_desc *d)
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
-static int64_t tiles_h(const cn_conv2d_desc *d) { return cdiv(d->OH, 2); }
-static int64_t tiles_w(const cn_conv2d_desc *d) { return cdiv(d->OW, 2); }
+
+/* The output tile size: 4 where F(4x4) computes fewer transformed products
+ * (36 per 4x4 tile against 16 per 2x2 tile, counting the tiles that overhang
+ * the output), else 2. */
+static int tile_m(const cn_conv2d_desc *d)
+{
+    return 36 * cdiv(d->OH, 4) * cdiv(d->OW, 4) < 16 * cdiv(d->OH, 2) * cdiv(d->OW, 2) ? 4 : 2;
+}
+
+const char *cn__conv_winograd_name(const cn_conv2d_desc *d)
+{
+    return tile_m(d) == 4 ? "winograd4" : "winograd";
+}
+
+/* The a*a transformed points of a tile. */
+static int64_t npts(const cn_conv2d_desc *d) { return (int64_t)(tile_m(d) + 2) * (tile_m(d) + 2); }
+static int64_t tiles_h(const cn_conv2d_desc *d) { return cdiv(d->OH, tile_m(d)); }
+static int64_t tiles_w(const cn_conv2d_desc *d) { return cdiv(d->OW, tile_m(d)); }
 
 /* Tiles a chunk: a multiple of 42 (the GEMM micro-kernels' row counts, 14
  * and 6, divide it), at least 42. */
 static int64_t chunk_tiles(const cn_conv2d_desc *d)
 {
-    const int64_t t = CHUNK_BYTES / (16 * (int64_t)sizeof(float) * (d->IC + d->OC));
+    const int64_t t = CHUNK_BYTES / (npts(d) * (int64_t)sizeof(float) * (d->IC + d->OC));
     const int64_t all = d->MB * tiles_h(d) * tiles_w(d);
     return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
 }
 
-/* One thread's V [16, T, IC], M [16, T, OC] and GEMM packing buffers (for
+/* One thread's V [a*a, T, IC], M [a*a, T, OC] and GEMM packing buffers (for
  * the forward GEMM and the weight gradient's transposed one). */
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
     const size_t g =
         CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1), cn__sgemm_ws_size(d->IC, d->OC, T, 1));
-    return align64((size_t)(16 * T * (d->IC + d->OC)) * sizeof(float)) + align64(g);
+    return align64((size_t)(npts(d) * T * (d->IC + d->OC)) * sizeof(float)) + align64(g);
 }
 
-/* Weight-gradient parts: a fixed number (at most 8, at most 64 MiB), each a
- * [16, IC, OC] sum over its chunks plus an [OC] bias sum. */
+/* Weight-gradient parts: a fixed number (at most 8, at most 64 MiB), each an
+ * [a*a, IC, OC] sum over its chunks plus an [OC] bias sum. */
 static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(d->MB * tiles_h(d) * tiles_w(d), chunk_tiles(d));
-    const int64_t per = (16 * d->IC * d->OC + d->OC) * (int64_t)sizeof(float);
+    const int64_t per = (npts(d) * d->IC * d->OC + d->OC) * (int64_t)sizeof(float);
     return CN__MAX(1, CN__MIN(CN__MIN(8, nch), (((int64_t)64 << 20) / per)));
 }
 
 static size_t parts_bytes(const cn_conv2d_desc *d)
 {
-    return align64((size_t)(bww_parts(d) * (16 * d->IC * d->OC + d->OC)) * sizeof(float));
+    return align64((size_t)(bww_parts(d) * (npts(d) * d->IC * d->OC + d->OC)) * sizeof(float));
 }
 
 size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_winograd_applies(d)) return 0;
-    return align64((size_t)(16 * d->IC * d->OC) * sizeof(float)) +
+    return align64((size_t)(npts(d) * d->IC * d->OC) * sizeof(float)) +
            (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
@@ -92,6 +117,48 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
     return parts_bytes(d) + (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
+/* The one-dimensional transforms, in place on variables of any arithmetic
+ * type (float or v8). */
+#define TYPE(a) __typeof__(a)
+/* (G g) for g = (a0, a1, a2), into u[0..5 step s], F(4x4). */
+#define G6(u, s, a0, a1, a2)                                                                       \
+    do {                                                                                           \
+        const TYPE(a0) e = (a0) + (a2), q = (1.0f / 6) * (a1);                                     \
+        (u)[0] = 0.25f * (a0), (u)[(s)] = (-1.0f / 6) * e - q, (u)[2 * (s)] = (-1.0f / 6) * e + q; \
+        (u)[3 * (s)] = (1.0f / 24) * (a0) + (1.0f / 6) * (a2) + 0.5f * q;                          \
+        (u)[4 * (s)] = (1.0f / 24) * (a0) + (1.0f / 6) * (a2) - 0.5f * q, (u)[5 * (s)] = (a2);     \
+    } while (0)
+/* B^T d for d = (a0..a5), F(4x4). */
+#define BT6(a0, a1, a2, a3, a4, a5)                                                                \
+    do {                                                                                           \
+        const TYPE(a0) t1 = (a4)-4.0f * (a2), t2 = (a3)-4.0f * (a1), t3 = (a4) - (a2),             \
+                       t4 = 2.0f * ((a3) - (a1)), r0 = 4.0f * (a0)-5.0f * (a2) + (a4),             \
+                       r5 = 4.0f * (a1)-5.0f * (a3) + (a5);                                        \
+        a0 = r0, a1 = t1 + t2, a2 = t1 - t2, a3 = t3 + t4, a4 = t3 - t4, a5 = r5;                  \
+    } while (0)
+/* A^T m for m = (m0..m5) into y0..y3, F(4x4). */
+#define AT6(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                                                \
+    do {                                                                                           \
+        const TYPE(m0) s12 = (m1) + (m2), d12 = (m1) - (m2), s34 = (m3) + (m4), d34 = (m3) - (m4); \
+        y0 = (m0) + s12 + s34, y1 = d12 + 2.0f * d34, y2 = s12 + 4.0f * s34;                       \
+        y3 = d12 + 8.0f * d34 + (m5);                                                              \
+    } while (0)
+/* A g for g = (g0..g3) into r0..r5 (the gradient of A^T m), F(4x4). */
+#define A6(g0, g1, g2, g3, r0, r1, r2, r3, r4, r5)                                                 \
+    do {                                                                                           \
+        const TYPE(g0) e = (g0) + (g2), o = (g1) + (g3), e4 = (g0) + 4.0f * (g2),                  \
+                       o4 = 2.0f * (g1) + 8.0f * (g3);                                             \
+        r0 = (g0), r1 = e + o, r2 = e - o, r3 = e4 + o4, r4 = e4 - o4, r5 = (g3);                  \
+    } while (0)
+/* G^T u for u = (u0..u5) into g[0..2 step s] (the gradient of G g), F(4x4). */
+#define GT6(g, s, u0, u1, u2, u3, u4, u5)                                                          \
+    do {                                                                                           \
+        const TYPE(u0) e = (u1) + (u2), o = (u1) - (u2), e3 = (u3) + (u4), o3 = (u3) - (u4);       \
+        (g)[0] = 0.25f * (u0) - (1.0f / 6) * e + (1.0f / 24) * e3;                                 \
+        (g)[(s)] = (-1.0f / 6) * o + (1.0f / 12) * o3;                                             \
+        (g)[2 * (s)] = (-1.0f / 6) * e + (1.0f / 6) * e3 + (u5);                                   \
+    } while (0)
+
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
 static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, int64_t i0,
                              int64_t i1)
@@ -99,9 +166,15 @@ static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, 
     const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
     for (int64_t ic = i0; ic < i1; ic++)
         for (int64_t oc = 0; oc < OC; oc++) {
-            float g[3][3], t[4][3];
+            float g[3][3], t[6][3];
             for (int a = 0; a < 3; a++)
                 for (int b = 0; b < 3; b++) g[a][b] = w[((a * 3 + b) * IC + ic) * OC + oc];
+            if (tile_m(d) == 4) {
+                for (int b = 0; b < 3; b++) G6(&t[0][b], 3, g[0][b], g[1][b], g[2][b]);
+                for (int a = 0; a < 6; a++)
+                    G6(U + (int64_t)(a * 6) * plane + ic * OC + oc, plane, t[a][0], t[a][1], t[a][2]);
+                continue;
+            }
             for (int b = 0; b < 3; b++) {
                 t[0][b] = g[0][b];
                 t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
@@ -128,6 +201,134 @@ static inline void bt_d_b(v8 q[4][4])
     for (int r = 0; r < 4; r++) {
         const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
         q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
+    }
+}
+/* The first n <= 8 lanes of p (the rest zero), and their store: channel
+ * tails go through the same vector code as full blocks. */
+static inline void ldn(v8 *v, const float *p, int64_t n)
+{
+    if (n == 8) {
+        *v = LD(p);
+    } else {
+        *v = (v8){0};
+        memcpy(v, p, (size_t)n * sizeof(float));
+    }
+}
+
+static inline void stn(float *p, const v8 *v, int64_t n)
+{
+    if (n == 8) ST(p, *v);
+    else memcpy(p, v, (size_t)n * sizeof(float));
+}
+
+/* The F(4x4) input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
+CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const float *x, int64_t t0,
+                                              int64_t nt, int64_t ldv, float *V)
+{
+    const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldv * (size_t)IC;
+    const v8 z = {0};
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const int64_t ih0 = 4 * th - d->PT, iw0 = 4 * tw - d->PL;
+        const float *src[6][6];
+        for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 6; b++) {
+                const int64_t ih = ih0 + a, iw = iw0 + b;
+                src[a][b] = ih >= 0 && ih < d->IH && iw >= 0 && iw < d->IW
+                                ? x + ((n * d->IH + ih) * d->IW + iw) * IC
+                                : NULL;
+            }
+        float *vt = V + t * IC;
+        for (int64_t c = 0; c < IC; c += 8) {
+            const int64_t k = CN__MIN(8, IC - c);
+            v8 q[6][6];
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++)
+                    if (src[a][b]) ldn(&q[a][b], src[a][b] + c, k);
+                    else q[a][b] = z;
+            for (int b = 0; b < 6; b++) BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
+            for (int a = 0; a < 6; a++) {
+                BT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
+                for (int b = 0; b < 6; b++) stn(vt + (a * 6 + b) * plane + c, &q[a][b], k);
+            }
+        }
+    }
+}
+
+/* y of tiles [t0, t0+nt) = A^T M A (+ b), F(4x4), pixels past OH, OW
+ * dropped. */
+CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const float *M, int64_t t0,
+                                               int64_t nt, int64_t ldm, const float *b, int relu,
+                                               float *y)
+{
+    const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldm * (size_t)OC;
+    const v8 zero = {0};
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const int64_t oh0 = 4 * th, ow0 = 4 * tw;
+        float *dst[4][4];
+        for (int a = 0; a < 4; a++)
+            for (int e = 0; e < 4; e++)
+                dst[a][e] = oh0 + a < d->OH && ow0 + e < d->OW
+                                ? y + ((n * d->OH + oh0 + a) * d->OW + ow0 + e) * OC
+                                : NULL;
+        const float *mt = M + t * OC;
+        for (int64_t c = 0; c < OC; c += 8) {
+            const int64_t k = CN__MIN(8, OC - c);
+            v8 m[6][6], r[4][6], o[4];
+            for (int a = 0; a < 6; a++)
+                for (int e = 0; e < 6; e++) ldn(&m[a][e], mt + (a * 6 + e) * plane + c, k);
+            for (int e = 0; e < 6; e++)
+                AT6(m[0][e], m[1][e], m[2][e], m[3][e], m[4][e], m[5][e], r[0][e], r[1][e],
+                    r[2][e], r[3][e]);
+            v8 bv = zero;
+            if (b) ldn(&bv, b + c, k);
+            for (int a = 0; a < 4; a++) {
+                AT6(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], o[0], o[1], o[2], o[3]);
+                for (int e = 0; e < 4; e++) {
+                    v8 v = o[e] + bv;
+                    if (relu) v = (v8)((vi8)v & ~(v <= zero)); /* !(v <= 0) ? v : 0: NaN stays */
+                    if (dst[a][e]) stn(dst[a][e] + c, &v, k);
+                }
+            }
+        }
+    }
+}
+
+/* dM[xi][t - t0][oc] = (A g A^T)[xi] for the 4x4 output-gradient block g of
+ * each tile (pixels past OH, OW read as zero), F(4x4). */
+CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const float *gy, int64_t t0,
+                                             int64_t nt, int64_t ldm, float *dM)
+{
+    const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
+    const size_t plane = (size_t)ldm * (size_t)OC;
+    const v8 z = {0};
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const float *src[4][4];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++)
+                src[a][b] = 4 * th + a < d->OH && 4 * tw + b < d->OW
+                                ? gy + ((n * d->OH + 4 * th + a) * d->OW + 4 * tw + b) * OC
+                                : NULL;
+        float *mt = dM + t * OC;
+        for (int64_t c = 0; c < OC; c += 8) {
+            const int64_t k = CN__MIN(8, OC - c);
+            v8 g[4][4], r[6][4], q[6];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    if (src[a][b]) ldn(&g[a][b], src[a][b] + c, k);
+                    else g[a][b] = z;
+            for (int b = 0; b < 4; b++)
+                A6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
+                   r[5][b]);
+            for (int a = 0; a < 6; a++) {
+                A6(r[a][0], r[a][1], r[a][2], r[a][3], q[0], q[1], q[2], q[3], q[4], q[5]);
+                for (int e = 0; e < 6; e++) stn(mt + (a * 6 + e) * plane + c, &q[e], k);
+            }
+        }
     }
 }
 
@@ -243,26 +444,29 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                              const float *w, const float *b, int relu, float *y, void *ws)
 {
-    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d);
+    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), XI = npts(d);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
+    const int m4 = tile_m(d) == 4;
     float *U = ws;
-    char *threads = (char *)ws + align64((size_t)(16 * IC * OC) * sizeof(float));
+    char *threads = (char *)ws + align64((size_t)(XI * IC * OC) * sizeof(float));
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #pragma omp for schedule(static)
         for (int64_t ic = 0; ic < IC; ic++) weight_transform(d, w, U, ic, ic + 1);
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
-        float *V = (float *)mine, *M = V + 16 * T * IC;
-        void *gws = mine + align64((size_t)(16 * T * (IC + OC)) * sizeof(float));
+        float *V = (float *)mine, *M = V + XI * T * IC;
+        void *gws = mine + align64((size_t)(XI * T * (IC + OC)) * sizeof(float));
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-            input_transform(d, x, t0, n, T, V);
-            for (int xi = 0; xi < 16; xi++)
+            if (m4) input_transform4(d, x, t0, n, T, V);
+            else input_transform(d, x, t0, n, T, V);
+            for (int64_t xi = 0; xi < XI; xi++)
                 (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
                                    U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
-            output_transform(d, M, t0, n, T, b, relu, y);
+            if (m4) output_transform4(d, M, t0, n, T, b, relu, y);
+            else output_transform(d, M, t0, n, T, b, relu, y);
         }
     }
 }
@@ -318,30 +522,39 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
 }
 
 /* gw[:, :, ic, :] = G^T dU G for rows ic of [i0, i1), dU the sum of the
- * parts in part order, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+ * parts in part order; for F(2x2) G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
 static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts, int64_t np,
                                   int64_t i0, int64_t i1, float *gw)
 {
-    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, per = 16 * plane + OC;
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, XI = npts(d), per = XI * plane + OC;
+    const int a = tile_m(d) + 2;
     for (int64_t ic = i0; ic < i1; ic++)
         for (int64_t oc = 0; oc < OC; oc++) {
-            float u[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) {
+            float u[6][6], t[3][6];
+            for (int64_t xi = 0; xi < XI; xi++) {
                 const float *q = parts + xi * plane + ic * OC + oc;
                 float s = q[0];
                 for (int64_t p = 1; p < np; p++) s += q[p * per];
-                u[xi / 4][xi % 4] = s;
+                u[xi / a][xi % a] = s;
+            }
+            if (a == 6) {
+                for (int b = 0; b < 6; b++)
+                    GT6(&t[0][b], 6, u[0][b], u[1][b], u[2][b], u[3][b], u[4][b], u[5][b]);
+                for (int r = 0; r < 3; r++)
+                    GT6(gw + (int64_t)(r * 3) * plane + ic * OC + oc, plane, t[r][0], t[r][1],
+                        t[r][2], t[r][3], t[r][4], t[r][5]);
+                continue;
             }
             for (int b = 0; b < 4; b++) {
                 t[0][b] = u[0][b] + 0.5f * (u[1][b] + u[2][b]);
                 t[1][b] = 0.5f * (u[1][b] - u[2][b]);
                 t[2][b] = 0.5f * (u[1][b] + u[2][b]) + u[3][b];
             }
-            for (int a = 0; a < 3; a++) {
-                float *g = gw + (int64_t)(a * 3) * plane + ic * OC + oc;
-                g[0] = t[a][0] + 0.5f * (t[a][1] + t[a][2]);
-                g[plane] = 0.5f * (t[a][1] - t[a][2]);
-                g[2 * plane] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            for (int r = 0; r < 3; r++) {
+                float *g = gw + (int64_t)(r * 3) * plane + ic * OC + oc;
+                g[0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+                g[plane] = 0.5f * (t[r][1] - t[r][2]);
+                g[2 * plane] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
             }
         }
 }
@@ -358,26 +571,27 @@ CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y
 void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                      const float *gy, float *gw, float *gb, void *ws)
 {
-    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), np = bww_parts(d);
+    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), np = bww_parts(d), XI = npts(d);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
-    const int64_t per = 16 * IC * OC + OC, P = d->MB * d->OH * d->OW;
+    const int64_t per = XI * IC * OC + OC, P = d->MB * d->OH * d->OW;
+    const int m4 = tile_m(d) == 4;
     float *parts = ws;
     char *threads = (char *)ws + parts_bytes(d);
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
-        float *V = (float *)mine, *dM = V + 16 * T * IC;
-        void *gws = mine + align64((size_t)(16 * T * (IC + OC)) * sizeof(float));
+        float *V = (float *)mine, *dM = V + XI * T * IC;
+        void *gws = mine + align64((size_t)(XI * T * (IC + OC)) * sizeof(float));
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
-            float *dU = parts + p * per, *pb = dU + 16 * IC * OC;
+            float *dU = parts + p * per, *pb = dU + XI * IC * OC;
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
             for (int64_t c = c0; gw && c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-                input_transform(d, x, t0, n, T, V);
-                grad_transform(d, gy, t0, n, T, dM);
-                for (int xi = 0; xi < 16; xi++)
+                if (m4) input_transform4(d, x, t0, n, T, V), grad_transform4(d, gy, t0, n, T, dM);
+                else input_transform(d, x, t0, n, T, V), grad_transform(d, gy, t0, n, T, dM);
+                for (int64_t xi = 0; xi < XI; xi++)
                     (void)cn__sgemm_ws(NULL, 1, 0, IC, OC, n, 1.0f, V + xi * T * IC, IC,
                                        dM + xi * T * OC, OC, c == c0 ? 0.0f : 1.0f,
                                        dU + xi * IC * OC, OC, gws);
@@ -395,8 +609,8 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
         if (gb) {
 #pragma omp for schedule(static)
             for (int64_t oc = 0; oc < OC; oc++) {
-                float s = parts[16 * IC * OC + oc];
-                for (int64_t p = 1; p < np; p++) s += parts[p * per + 16 * IC * OC + oc];
+                float s = parts[XI * IC * OC + oc];
+                for (int64_t p = 1; p < np; p++) s += parts[p * per + XI * IC * OC + oc];
                 gb[oc] = s;
             }
         }

@@ -61,10 +61,12 @@ CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_de
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
 
-/* Winograd F(2x2, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
+/* Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
  * ws: cn__conv_winograd_ws(d) bytes (0 where it does not apply). */
 CN__HIDDEN int cn__conv_winograd_applies(const cn_conv2d_desc *d);
+/* "winograd4" where it runs F(4x4, 3x3), "winograd" for F(2x2, 3x3). */
+CN__HIDDEN const char *cn__conv_winograd_name(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                         const float *w, const float *b, int relu, float *y,
