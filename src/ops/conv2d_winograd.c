@@ -40,6 +40,10 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef int vi8 __attribute__((vector_size(32)));
 #define LD(p) (*(const v8 *)(p))
 #define ST(p, v) (*(v8 *)(p) = (v))
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int vi16 __attribute__((vector_size(64)));
+#define LD16(p) (*(const v16 *)(p))
+#define ST16(p, v) (*(v16 *)(p) = (v))
 
 /* V and M of a chunk together: about this many bytes. */
 #define CHUNK_BYTES ((int64_t)512 << 10)
@@ -159,6 +163,18 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
         (g)[2 * (s)] = (-1.0f / 6) * e + (1.0f / 6) * e3 + (u5);                                   \
     } while (0)
 
+/* Offsets (in floats) of the side x side pixels from (h0, w0) on in image n
+ * of an [N, H, W, C] tensor; -1 for those outside it. */
+static void window(int64_t n, int64_t h0, int64_t w0, int side, int64_t H, int64_t W, int64_t C,
+                   int64_t *off)
+{
+    for (int a = 0; a < side; a++)
+        for (int b = 0; b < side; b++) {
+            const int64_t h = h0 + a, w = w0 + b;
+            off[a * side + b] = h >= 0 && h < H && w >= 0 && w < W ? ((n * H + h) * W + w) * C : -1;
+        }
+}
+
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
 static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, int64_t i0,
                              int64_t i1)
@@ -203,21 +219,22 @@ static inline void bt_d_b(v8 q[4][4])
         q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
     }
 }
-/* The first n <= 8 lanes of p (the rest zero), and their store: channel
- * tails go through the same vector code as full blocks. */
-static inline void ldn(v8 *v, const float *p, int64_t n)
+/* F(4x4) works on 16 channels a step (one zmm where the CPU has them).
+ * ldn: the first n <= 16 lanes of p, the rest zero; stn stores them:
+ * channel tails go through the same vector code as full blocks. */
+static inline void ldn(v16 *v, const float *p, int64_t n)
 {
-    if (n == 8) {
-        *v = LD(p);
+    if (n == 16) {
+        *v = LD16(p);
     } else {
-        *v = (v8){0};
+        *v = (v16){0};
         memcpy(v, p, (size_t)n * sizeof(float));
     }
 }
 
-static inline void stn(float *p, const v8 *v, int64_t n)
+static inline void stn(float *p, const v16 *v, int64_t n)
 {
-    if (n == 8) ST(p, *v);
+    if (n == 16) ST16(p, *v);
     else memcpy(p, v, (size_t)n * sizeof(float));
 }
 
@@ -227,25 +244,18 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
 {
     const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)ldv * (size_t)IC;
-    const v8 z = {0};
+    const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
-        const int64_t ih0 = 4 * th - d->PT, iw0 = 4 * tw - d->PL;
-        const float *src[6][6];
-        for (int a = 0; a < 6; a++)
-            for (int b = 0; b < 6; b++) {
-                const int64_t ih = ih0 + a, iw = iw0 + b;
-                src[a][b] = ih >= 0 && ih < d->IH && iw >= 0 && iw < d->IW
-                                ? x + ((n * d->IH + ih) * d->IW + iw) * IC
-                                : NULL;
-            }
+        int64_t src[6][6];
+        window(n, 4 * th - d->PT, 4 * tw - d->PL, 6, d->IH, d->IW, IC, &src[0][0]);
         float *vt = V + t * IC;
-        for (int64_t c = 0; c < IC; c += 8) {
-            const int64_t k = CN__MIN(8, IC - c);
-            v8 q[6][6];
+        for (int64_t c = 0; c < IC; c += 16) {
+            const int64_t k = CN__MIN(16, IC - c);
+            v16 q[6][6];
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++)
-                    if (src[a][b]) ldn(&q[a][b], src[a][b] + c, k);
+                    if (src[a][b] >= 0) ldn(&q[a][b], x + src[a][b] + c, k);
                     else q[a][b] = z;
             for (int b = 0; b < 6; b++) BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
             for (int a = 0; a < 6; a++) {
@@ -264,33 +274,28 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)ldm * (size_t)OC;
-    const v8 zero = {0};
+    const v16 zero = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
-        const int64_t oh0 = 4 * th, ow0 = 4 * tw;
-        float *dst[4][4];
-        for (int a = 0; a < 4; a++)
-            for (int e = 0; e < 4; e++)
-                dst[a][e] = oh0 + a < d->OH && ow0 + e < d->OW
-                                ? y + ((n * d->OH + oh0 + a) * d->OW + ow0 + e) * OC
-                                : NULL;
+        int64_t dst[4][4];
+        window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &dst[0][0]);
         const float *mt = M + t * OC;
-        for (int64_t c = 0; c < OC; c += 8) {
-            const int64_t k = CN__MIN(8, OC - c);
-            v8 m[6][6], r[4][6], o[4];
+        for (int64_t c = 0; c < OC; c += 16) {
+            const int64_t k = CN__MIN(16, OC - c);
+            v16 m[6][6], r[4][6], o[4];
             for (int a = 0; a < 6; a++)
                 for (int e = 0; e < 6; e++) ldn(&m[a][e], mt + (a * 6 + e) * plane + c, k);
             for (int e = 0; e < 6; e++)
                 AT6(m[0][e], m[1][e], m[2][e], m[3][e], m[4][e], m[5][e], r[0][e], r[1][e],
                     r[2][e], r[3][e]);
-            v8 bv = zero;
+            v16 bv = zero;
             if (b) ldn(&bv, b + c, k);
             for (int a = 0; a < 4; a++) {
                 AT6(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], o[0], o[1], o[2], o[3]);
                 for (int e = 0; e < 4; e++) {
-                    v8 v = o[e] + bv;
-                    if (relu) v = (v8)((vi8)v & ~(v <= zero)); /* !(v <= 0) ? v : 0: NaN stays */
-                    if (dst[a][e]) stn(dst[a][e] + c, &v, k);
+                    v16 v = o[e] + bv;
+                    if (relu) v = (v16)((vi16)v & ~(v <= zero)); /* !(v <= 0) ? v : 0: NaN stays */
+                    if (dst[a][e] >= 0) stn(y + dst[a][e] + c, &v, k);
                 }
             }
         }
@@ -304,22 +309,18 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)ldm * (size_t)OC;
-    const v8 z = {0};
+    const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
-        const float *src[4][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++)
-                src[a][b] = 4 * th + a < d->OH && 4 * tw + b < d->OW
-                                ? gy + ((n * d->OH + 4 * th + a) * d->OW + 4 * tw + b) * OC
-                                : NULL;
+        int64_t src[4][4];
+        window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &src[0][0]);
         float *mt = dM + t * OC;
-        for (int64_t c = 0; c < OC; c += 8) {
-            const int64_t k = CN__MIN(8, OC - c);
-            v8 g[4][4], r[6][4], q[6];
+        for (int64_t c = 0; c < OC; c += 16) {
+            const int64_t k = CN__MIN(16, OC - c);
+            v16 g[4][4], r[6][4], q[6];
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++)
-                    if (src[a][b]) ldn(&g[a][b], src[a][b] + c, k);
+                    if (src[a][b] >= 0) ldn(&g[a][b], gy + src[a][b] + c, k);
                     else g[a][b] = z;
             for (int b = 0; b < 4; b++)
                 A6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
@@ -342,14 +343,8 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         const int64_t ih0 = 2 * th - d->PT, iw0 = 2 * tw - d->PL;
-        const float *src[4][4];
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++) {
-                const int64_t ih = ih0 + a, iw = iw0 + b;
-                src[a][b] = ih >= 0 && ih < d->IH && iw >= 0 && iw < d->IW
-                                ? x + ((n * d->IH + ih) * d->IW + iw) * IC
-                                : NULL;
-            }
+        int64_t src[4][4];
+        window(n, ih0, iw0, 4, d->IH, d->IW, IC, &src[0][0]);
         float *vt = V + t * IC;
         int64_t c = 0;
         const int inside = ih0 >= 0 && ih0 + 4 <= d->IH && iw0 >= 0 && iw0 + 4 <= d->IW;
@@ -357,7 +352,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
             for (; c + 8 <= IC; c += 8) {
                 v8 q[4][4];
                 for (int a = 0; a < 4; a++)
-                    for (int b = 0; b < 4; b++) q[a][b] = LD(src[a][b] + c);
+                    for (int b = 0; b < 4; b++) q[a][b] = LD(x + src[a][b] + c);
                 bt_d_b(q);
                 for (int a = 0; a < 4; a++)
                     for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
@@ -365,7 +360,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
         for (; c + 8 <= IC; c += 8) {
             v8 q[4][4];
             for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] ? LD(src[a][b] + c) : z;
+                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] >= 0 ? LD(x + src[a][b] + c) : z;
             bt_d_b(q);
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) ST(vt + (a * 4 + b) * plane + c, q[a][b]);
@@ -373,7 +368,7 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
         for (; c < IC; c++) {
             float q[4][4], r[4][4];
             for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] ? src[a][b][c] : 0.0f;
+                for (int b = 0; b < 4; b++) q[a][b] = src[a][b] >= 0 ? x[src[a][b] + c] : 0.0f;
             for (int b = 0; b < 4; b++) {
                 r[0][b] = q[0][b] - q[2][b], r[1][b] = q[1][b] + q[2][b];
                 r[2][b] = q[2][b] - q[1][b], r[3][b] = q[1][b] - q[3][b];
@@ -396,13 +391,8 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
     const size_t plane = (size_t)ldm * (size_t)OC;
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
-        const int64_t oh0 = 2 * th, ow0 = 2 * tw;
-        float *dst[2][2];
-        for (int a = 0; a < 2; a++)
-            for (int c2 = 0; c2 < 2; c2++)
-                dst[a][c2] = oh0 + a < d->OH && ow0 + c2 < d->OW
-                                 ? y + ((n * d->OH + oh0 + a) * d->OW + ow0 + c2) * OC
-                                 : NULL;
+        int64_t dst[2][2];
+        window(n, 2 * th, 2 * tw, 2, d->OH, d->OW, OC, &dst[0][0]);
         const float *mt = M + t * OC;
         int64_t c = 0;
         for (; c + 8 <= OC; c += 8) {
@@ -418,8 +408,8 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
                 v8 y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
                 if (relu) /* !(v <= 0) ? v : 0, as cn_act_fwd: NaN stays */
                     y0 = (v8)((vi8)y0 & ~(y0 <= zero)), y1 = (v8)((vi8)y1 & ~(y1 <= zero));
-                if (dst[a][0]) ST(dst[a][0] + c, y0);
-                if (dst[a][1]) ST(dst[a][1] + c, y1);
+                if (dst[a][0] >= 0) ST(y + dst[a][0] + c, y0);
+                if (dst[a][1] >= 0) ST(y + dst[a][1] + c, y1);
             }
         }
         for (; c < OC; c++) {
@@ -434,8 +424,8 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
             for (int a = 0; a < 2; a++) {
                 float y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
                 if (relu) y0 = !(y0 <= 0.0f) ? y0 : 0.0f, y1 = !(y1 <= 0.0f) ? y1 : 0.0f;
-                if (dst[a][0]) dst[a][0][c] = y0;
-                if (dst[a][1]) dst[a][1][c] = y1;
+                if (dst[a][0] >= 0) y[dst[a][0] + c] = y0;
+                if (dst[a][1] >= 0) y[dst[a][1] + c] = y1;
             }
         }
     }
@@ -482,18 +472,14 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
     const v8 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
-        const float *src[2][2];
-        for (int a = 0; a < 2; a++)
-            for (int b = 0; b < 2; b++)
-                src[a][b] = 2 * th + a < d->OH && 2 * tw + b < d->OW
-                                ? gy + ((n * d->OH + 2 * th + a) * d->OW + 2 * tw + b) * OC
-                                : NULL;
+        int64_t src[2][2];
+        window(n, 2 * th, 2 * tw, 2, d->OH, d->OW, OC, &src[0][0]);
         float *mt = dM + t * OC;
         int64_t c = 0;
         for (; c + 8 <= OC; c += 8) {
             v8 g[2][2], r[4][2];
             for (int a = 0; a < 2; a++)
-                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] ? LD(src[a][b] + c) : z;
+                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] >= 0 ? LD(gy + src[a][b] + c) : z;
             for (int b = 0; b < 2; b++) {
                 r[0][b] = g[0][b], r[1][b] = g[0][b] + g[1][b];
                 r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
@@ -507,7 +493,7 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
         for (; c < OC; c++) {
             float g[2][2], r[4][2];
             for (int a = 0; a < 2; a++)
-                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] ? src[a][b][c] : 0.0f;
+                for (int b = 0; b < 2; b++) g[a][b] = src[a][b] >= 0 ? gy[src[a][b] + c] : 0.0f;
             for (int b = 0; b < 2; b++) {
                 r[0][b] = g[0][b], r[1][b] = g[0][b] + g[1][b];
                 r[2][b] = g[0][b] - g[1][b], r[3][b] = -g[1][b];
