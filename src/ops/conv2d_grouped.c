@@ -1,0 +1,256 @@
+/* The AVX-512 forward kernel for groups of 8 output channels (ResNeXt's
+ * 32x8d layers), also backward-data of those at stride 1.
+ *
+ * 8 output channels fill half a zmm register, so two adjacent groups share
+ * one: lane 2*o+h holds output channel o of group 2*gp+h. An input pixel
+ * then contributes, for each of its ICG channels i, the pair (x[g0, i],
+ * x[g1, i]) to every lane, which one vbroadcastsd loads when the pair sits
+ * in 8 adjacent bytes. Per (image, group pair, block of output rows) the
+ * input rows the block reads are copied pair-interleaved, with the zero
+ * padding written out, into a per-thread buffer:
+ *   xs [rows, Wp, ICG, 2]      rows and columns of the padded input
+ *   wv [KH, KW, ICG, 8, 2]     the pair's filter, lanes interleaved alike
+ * so the inner loop has no bounds checks: acc[r] += bcast(x pair) * wv for
+ * R pixels of a row, R + 1 loads per R FMAs. One permute puts the lanes of
+ * a pixel back in NHWC order (channels g0*8 .. g0*8+15) at the store.
+ *
+ * Every output is bias + the taps in (kh, kw, i) order, whatever the
+ * blocking, so results do not depend on the thread count. */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/conv_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <omp.h>
+
+#define TGT __attribute__((target("avx512f")))
+#define ALWAYS static inline __attribute__((always_inline)) TGT
+
+/* Largest input copy per thread a row block aims for (it stays in L2). */
+#define XS_BYTES (256 * 1024)
+
+int cn__conv_grp8_applies(const cn_conv2d_desc *d)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    return cn__isa_detect() == CN_ISA_AVX512 && d->G % 2 == 0 && OCG == 8 && ICG <= 16 &&
+           d->OH > 0 && d->OW > 0;
+}
+
+/* Geometry of one call: padded width, output rows per block, input rows
+ * per block, floats of a thread's input copy and of the shared filter copy
+ * (with the bias). */
+typedef struct grp8_plan {
+    int64_t Wp, RB, rows, xs_floats, wv_floats;
+} grp8_plan;
+
+static grp8_plan plan(const cn_conv2d_desc *d, int nt)
+{
+    grp8_plan p;
+    p.Wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+    const int64_t row_bytes = p.Wp * d->IC * (int64_t)sizeof(float);
+    p.RB = d->OH;
+    while (p.RB > 1 && ((p.RB - 1) * d->SH + (d->KH - 1) * d->DH + 1) * row_bytes > XS_BYTES)
+        p.RB = (p.RB + 1) / 2;
+    /* enough blocks for every thread */
+    while (p.RB > 1 && d->MB * ((d->OH + p.RB - 1) / p.RB) < 4 * nt) p.RB = (p.RB + 1) / 2;
+    p.rows = (p.RB - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+    p.xs_floats = (p.rows * p.Wp * d->IC + 15) / 16 * 16;
+    p.wv_floats = (d->KH * d->KW * (d->IC / d->G) + 1) * d->OC;
+    return p;
+}
+
+/* lane 2*o+h <- element h*8+o of 16 consecutive channels (two groups) */
+ALWAYS __m512i interleave_idx(void)
+{
+    return _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+
+/* xs [pair, rows, Wp, ICG, 2] <- the input rows of output rows [oh0, oh0 +
+ * nrows), pairs (x[g0*ICG+i], x[g1*ICG+i]) adjacent, zeros outside. Reads
+ * x row by row, each pixel's channels once. */
+static TGT void copy_input(const cn_conv2d_desc *d, const grp8_plan *p, const float *x, int64_t n,
+                           int64_t oh0, int64_t nrows, float *xs)
+{
+    const int64_t ICG = d->IC / d->G, px = 2 * ICG, pairs = d->G / 2, plane = p->rows * p->Wp * px;
+    const __mmask16 lo = (__mmask16)((1u << (px < 16 ? px : 16)) - 1),
+                    hi = (__mmask16)(px > 16 ? (1u << (px - 16)) - 1 : 0),
+                    in = (__mmask16)((1u << ICG) - 1);
+    /* pairs of channel i of a (g0) and of b (g1) */
+    const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                  i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(8)), i8 = interleave_idx();
+    const int64_t c_lo = CN__MIN(CN__MAX(d->PL, 0), p->Wp), /* columns inside the input */
+        c_hi = CN__MAX(c_lo, CN__MIN(p->Wp, d->IW + d->PL));
+    const int64_t used = (nrows - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+    for (int64_t r = 0; r < used; r++) {
+        const int64_t ih = oh0 * d->SH - d->PT + r;
+        float *xr = xs + r * p->Wp * px;
+        const int inside = ih >= 0 && ih < d->IH;
+        for (int64_t gp = 0; gp < pairs; gp++) {
+            float *q = xr + gp * plane;
+            if (!inside) {
+                memset(q, 0, (size_t)(p->Wp * px) * sizeof(float));
+                continue;
+            }
+            memset(q, 0, (size_t)(c_lo * px) * sizeof(float));
+            memset(q + c_hi * px, 0, (size_t)((p->Wp - c_hi) * px) * sizeof(float));
+        }
+        if (!inside) continue;
+        const float *src = x + ((n * d->IH + ih) * d->IW + c_lo - d->PL) * d->IC;
+        for (int64_t c = c_lo; c < c_hi; c++, src += d->IC) {
+            float *q = xr + c * px;
+            if (ICG == 8) { /* the common case: two groups are one vector */
+                for (int64_t gp = 0; gp < pairs; gp++, q += plane)
+                    _mm512_storeu_ps(q, _mm512_permutexvar_ps(i8, _mm512_loadu_ps(src + 16 * gp)));
+                continue;
+            }
+            for (int64_t gp = 0; gp < pairs; gp++, q += plane) {
+                const float *s = src + 2 * gp * ICG;
+                const __m512 a = _mm512_maskz_loadu_ps(in, s), b = _mm512_maskz_loadu_ps(in, s + ICG);
+                _mm512_mask_storeu_ps(q, lo, _mm512_permutex2var_ps(a, i0, b));
+                if (hi) _mm512_mask_storeu_ps(q + 16, hi, _mm512_permutex2var_ps(a, i1, b));
+            }
+        }
+    }
+}
+
+/* wv [pair, KH, KW, ICG, 16] <- the filter of groups 2gp, 2gp+1 in lane
+ * order, then bv [pair, 16] <- their bias. */
+static TGT void copy_filter(const cn_conv2d_desc *d, const float *w, const float *b, int64_t gp,
+                            float *wv)
+{
+    const int64_t ICG = d->IC / d->G, n = d->KH * d->KW * ICG;
+    const __m512i idx = interleave_idx();
+    float *wp = wv + gp * n * 16, *bv = wv + d->G / 2 * n * 16 + gp * 16;
+    for (int64_t k = 0; k < n; k++)
+        _mm512_storeu_ps(wp + 16 * k, _mm512_permutexvar_ps(idx, _mm512_loadu_ps(w + k * d->OC + 16 * gp)));
+    _mm512_storeu_ps(bv, b ? _mm512_permutexvar_ps(idx, _mm512_loadu_ps(b + 16 * gp)) : _mm512_setzero_ps());
+}
+
+ALWAYS __m512 bcast_pair(const float *p)
+{
+    double v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+}
+
+/* y[n, oh, ow0 .. ow0+R) channels 16gp .. +16: R pixels, one accumulator
+ * each; xr is the buffer row of tap row 0. ICGc, SWc: ICG and SW when
+ * known at compile time (constant addressing), else 0. */
+ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, const float *wv,
+                 __m512 bias, int relu, float *yp, int64_t ow0, const int R, const int ICGc,
+                 const int SWc)
+{
+    const int64_t ICG = ICGc ? ICGc : d->IC / d->G, SW = SWc ? SWc : d->SW, px = 2 * ICG,
+                  step = SW * px;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) acc[r] = bias;
+    for (int64_t kh = 0; kh < d->KH; kh++)
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            const float *xp = xr + (kh * d->DH * p->Wp + ow0 * SW + kw * d->DW) * px;
+            const float *wp = wv + (kh * d->KW + kw) * ICG * 16;
+#pragma GCC unroll 16
+            for (int64_t i = 0; i < ICG; i++, xp += 2, wp += 16) {
+                const __m512 w = _mm512_loadu_ps(wp);
+#pragma GCC unroll 16
+                for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(bcast_pair(xp + r * step), w, acc[r]);
+            }
+        }
+    /* back to channel order: lane h*8+o <- lane 2*o+h */
+    const __m512i out = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        __m512 v = _mm512_permutexvar_ps(out, acc[r]);
+        /* relu as cn_act_fwd's: v <= 0 (so -0, not NaN) becomes +0 */
+        if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                         _mm512_setzero_ps());
+        _mm512_storeu_ps(yp + (ow0 + r) * d->OC, v);
+    }
+}
+
+ALWAYS void block_body(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
+                      const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
+                      int64_t oh0, int64_t nrows, const int ICGc, const int SWc)
+{
+    const int64_t px = 2 * (d->IC / d->G);
+    const __m512 bias = _mm512_loadu_ps(bv);
+    for (int64_t r = 0; r < nrows; r++) {
+        const float *xr = xs + r * d->SH * p->Wp * px;
+        float *yp = y + (n * d->OH + oh0 + r) * d->OW * d->OC + 16 * gp;
+        int64_t ow = 0;
+        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, 14, ICGc, SWc);
+        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 8, ICGc, SWc), ow += 8;
+        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 4, ICGc, SWc), ow += 4;
+        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 2, ICGc, SWc), ow += 2;
+        if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 1, ICGc, SWc);
+    }
+}
+
+/* The common shapes with constant addressing, the rest generic. */
+static TGT void block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
+                      const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
+                      int64_t oh0, int64_t nrows)
+{
+    const int64_t ICG = d->IC / d->G;
+    if (ICG == 8 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 8, 1);
+    else if (ICG == 16 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 16, 1);
+    else block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 0, 0);
+}
+
+/* The shared filter copy, then per-thread input copies for as many
+ * threads as the workspace holds; the row blocks of plan(d, 1) are the
+ * tallest. */
+size_t cn__conv_grp8_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_grp8_applies(d)) return 0;
+    const grp8_plan p = plan(d, 1);
+    return (size_t)(p.wv_floats + cn__conv_ws_threads() * p.xs_floats) * sizeof(float);
+}
+
+void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                         const float *w, const float *b, int relu, float *y, void *ws)
+{
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+    const grp8_plan p = plan(d, nt);
+    const int64_t pairs = d->G / 2, nblk = (d->OH + p.RB - 1) / p.RB, tasks = d->MB * nblk;
+    const int64_t wpair = d->KH * d->KW * (d->IC / d->G) * 16, plane = p.rows * p.Wp * (d->IC / pairs);
+    float *wv = ws, *bv = wv + pairs * wpair;
+#pragma omp parallel num_threads(nt) if (nt > 1 && tasks > 1)
+    {
+        float *xs = wv + p.wv_floats + omp_get_thread_num() * p.xs_floats;
+#pragma omp for schedule(static)
+        for (int64_t gp = 0; gp < pairs; gp++) copy_filter(d, w, b, gp, wv);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tasks; t++) {
+            const int64_t n = t / nblk, oh0 = t % nblk * p.RB, nrows = CN__MIN(p.RB, d->OH - oh0);
+            copy_input(d, &p, x, n, oh0, nrows, xs);
+            for (int64_t gp = 0; gp < pairs; gp++)
+                block(d, &p, xs + gp * plane, wv + gp * wpair, bv + gp * 16, relu, y, n, gp, oh0,
+                      nrows);
+        }
+    }
+}
+
+#else
+
+int cn__conv_grp8_applies(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+size_t cn__conv_grp8_ws(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                         const float *w, const float *b, int relu, float *y, void *ws)
+{
+    (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)ws;
+}
+
+#endif
