@@ -137,17 +137,37 @@ ALWAYS __m512 bcast_pair(const float *p)
 
 /* y[n, oh, ow0 .. ow0+R) channels 16gp .. +16: R pixels, one accumulator
  * each; xr is the buffer row of tap row 0. ICGc, SWc: ICG and SW when
- * known at compile time (constant addressing), else 0. */
+ * known at compile time (constant addressing), else 0. K3: KW = 3, SW =
+ * DW = 1, where each input pair broadcast serves the three taps of a row
+ * that read it (R + 2 broadcasts for 3R FMAs), summing in (kh, i, kw)
+ * order; else each broadcast serves one FMA, in (kh, kw, i) order. */
 ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, const float *wv,
                  __m512 bias, int relu, float *yp, int64_t ow0, const int R, const int ICGc,
-                 const int SWc)
+                 const int SWc, const int K3)
 {
     const int64_t ICG = ICGc ? ICGc : d->IC / d->G, SW = SWc ? SWc : d->SW, px = 2 * ICG,
                   step = SW * px;
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) acc[r] = bias;
-    for (int64_t kh = 0; kh < d->KH; kh++)
+    if (K3)
+        for (int64_t kh = 0; kh < d->KH; kh++) {
+            const float *xp = xr + (kh * d->DH * p->Wp + ow0) * px;
+            const float *wp = wv + kh * 3 * ICG * 16;
+#pragma GCC unroll 16
+            for (int64_t i = 0; i < ICG; i++, xp += 2, wp += 16) {
+                const __m512 w0 = _mm512_loadu_ps(wp), w1 = _mm512_loadu_ps(wp + ICG * 16),
+                             w2 = _mm512_loadu_ps(wp + 2 * ICG * 16);
+#pragma GCC unroll 18
+                for (int c = 0; c < R + 2; c++) {
+                    const __m512 v = bcast_pair(xp + c * px);
+                    if (c < R) acc[c] = _mm512_fmadd_ps(v, w0, acc[c]);
+                    if (c >= 1 && c - 1 < R) acc[c - 1] = _mm512_fmadd_ps(v, w1, acc[c - 1]);
+                    if (c >= 2) acc[c - 2] = _mm512_fmadd_ps(v, w2, acc[c - 2]);
+                }
+            }
+        }
+    for (int64_t kh = 0; kh < (K3 ? 0 : d->KH); kh++)
         for (int64_t kw = 0; kw < d->KW; kw++) {
             const float *xp = xr + (kh * d->DH * p->Wp + ow0 * SW + kw * d->DW) * px;
             const float *wp = wv + (kh * d->KW + kw) * ICG * 16;
@@ -170,33 +190,41 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
     }
 }
 
+/* The output rows [oh0, oh0 + nrows) of pair gp from its copy xs; pf: pf_bytes
+ * of x to fetch into L2 meanwhile, a share per row. */
 ALWAYS void block_body(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
                       const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
-                      int64_t oh0, int64_t nrows, const int ICGc, const int SWc)
+                      int64_t oh0, int64_t nrows, const char *pf, int64_t pf_bytes,
+                      const int ICGc, const int SWc, const int K3)
 {
+    const int64_t share = (pf_bytes + nrows - 1) / nrows;
     const int64_t px = 2 * (d->IC / d->G);
     const __m512 bias = _mm512_loadu_ps(bv);
     for (int64_t r = 0; r < nrows; r++) {
+        for (int64_t o = r * share; o < CN__MIN((r + 1) * share, pf_bytes); o += 64)
+            _mm_prefetch(pf + o, _MM_HINT_T1);
         const float *xr = xs + r * d->SH * p->Wp * px;
         float *yp = y + (n * d->OH + oh0 + r) * d->OW * d->OC + 16 * gp;
         int64_t ow = 0;
-        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, 14, ICGc, SWc);
-        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 8, ICGc, SWc), ow += 8;
-        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 4, ICGc, SWc), ow += 4;
-        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 2, ICGc, SWc), ow += 2;
-        if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 1, ICGc, SWc);
+        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, 14, ICGc, SWc, K3);
+        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 8, ICGc, SWc, K3), ow += 8;
+        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 4, ICGc, SWc, K3), ow += 4;
+        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 2, ICGc, SWc, K3), ow += 2;
+        if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 1, ICGc, SWc, K3);
     }
 }
 
 /* The common shapes with constant addressing, the rest generic. */
 static TGT void block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
                       const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
-                      int64_t oh0, int64_t nrows)
+                      int64_t oh0, int64_t nrows, const char *pf, int64_t pf_bytes)
 {
     const int64_t ICG = d->IC / d->G;
-    if (ICG == 8 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 8, 1);
-    else if (ICG == 16 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 16, 1);
-    else block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, 0, 0);
+    const int k3 = d->KW == 3 && d->SW == 1 && d->DW == 1;
+    if (ICG == 8 && k3) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 1);
+    else if (k3) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 1, 1);
+    else if (ICG == 8 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 0);
+    else block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 0, 0);
 }
 
 /* The shared filter copy, then per-thread input copies for as many
@@ -226,9 +254,22 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
         for (int64_t t = 0; t < tasks; t++) {
             const int64_t n = t / nblk, oh0 = t % nblk * p.RB, nrows = CN__MIN(p.RB, d->OH - oh0);
             copy_input(d, &p, x, n, oh0, nrows, xs);
+            /* The next task's input rows stream in while this one computes,
+             * a slice per pair: the copy then finds them in cache. */
+            int64_t lo = 0, hi = 0;
+            if (t + 1 < tasks) {
+                const int64_t n1 = (t + 1) / nblk, oh1 = (t + 1) % nblk * p.RB;
+                const int64_t used = (CN__MIN(p.RB, d->OH - oh1) - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+                lo = CN__MAX(oh1 * d->SH - d->PT, 0) + n1 * d->IH;
+                hi = CN__MIN(oh1 * d->SH - d->PT + used, d->IH) + n1 * d->IH;
+            }
+            const int64_t row = d->IW * d->IC * (int64_t)sizeof(float),
+                          pf_bytes = hi > lo ? (hi - lo) * row : 0,
+                          slice = (pf_bytes / pairs + 63) / 64 * 64;
+            const char *pf = (const char *)x + lo * row;
             for (int64_t gp = 0; gp < pairs; gp++)
                 block(d, &p, xs + gp * plane, wv + gp * wpair, bv + gp * 16, relu, y, n, gp, oh0,
-                      nrows);
+                      nrows, pf + gp * slice, CN__MAX(CN__MIN(slice, pf_bytes - gp * slice), 0));
         }
     }
 }
