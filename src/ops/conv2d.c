@@ -168,7 +168,8 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
  *   part  the vectorised kernels' partial weight gradients
  *   wino  the Winograd path's transformed weights and per-thread tiles
- *   grp8  the 8-channel-group kernel's per-thread input copies */
+ *   grp8  the 8-channel-group kernel's per-thread input copies (and its
+ *         partial weight gradients) */
 typedef struct conv_ws {
     float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8;
     double *gw64, *gb64;
@@ -285,7 +286,7 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(wf, wb), ww));
     const size_t gf = (passes & WS_FWD) ? cn__conv_grp8_ws(&p) : 0,
                  gb = bd && d->SH == 1 && d->SW == 1 ? cn__conv_grp8_ws(&t) : 0;
-    l.grp8 = cn__ws_take(base, &at, CN__MAX(gf, gb));
+    l.grp8 = cn__ws_take(base, &at, CN__MAX(CN__MAX(gf, gb), bw ? cn__conv_grp8_bww_ws(&p) : 0));
     if (out) *out = l;
     return at;
 }
@@ -466,6 +467,10 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
         xs = l.xpad;
     }
     const conv_impl impl = choose_impl(&src, 2);
+    if (impl == IMPL_VEC && cn__conv_grp8_bww_applies(&src)) {
+        cn__conv2d_grp8_bwd_weights(ctx, &src, xs, gy, gw, gb, l.grp8);
+        goto done;
+    }
     if (impl == IMPL_VEC) {
         cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
         goto done;

@@ -274,6 +274,132 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
     }
 }
 
+/* ---- weight gradient ------------------------------------------------------ */
+
+/* Fixed number of chunks of the MB*OH output rows the weight gradient sums
+ * separately (then adds in chunk order): results do not depend on the
+ * thread count. */
+#define BWW_CHUNKS 16
+
+int cn__conv_grp8_bww_applies(const cn_conv2d_desc *d)
+{
+    return cn__conv_grp8_applies(d) && d->IC / d->G == 8 && d->KW == 3 && d->SW == 1 && d->DW == 1;
+}
+
+size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_grp8_bww_applies(d)) return 0;
+    const grp8_plan p = plan(d, 1);
+    const int64_t nw = d->KH * d->KW * 8 * d->OC;
+    return (size_t)(BWW_CHUNKS * (nw + d->OC) + cn__conv_ws_threads() * p.xs_floats) * sizeof(float);
+}
+
+/* acc[kw][i] += x pair (column c + kw... ) : input column c serves output
+ * pixel c - kw of tap kw, for the kw in [K0, K1). */
+#define BWW_COL(K0, K1)                                                                            \
+    do {                                                                                           \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                                       \
+        {                                                                                          \
+            const __m512 v = bcast_pair(xc + 2 * i);                                               \
+            if (0 >= (K0) && 0 < (K1)) a0[i] = _mm512_fmadd_ps(v, g0, a0[i]);                      \
+            if (1 >= (K0) && 1 < (K1)) a1[i] = _mm512_fmadd_ps(v, g1, a1[i]);                      \
+            if (2 >= (K0) && 2 < (K1)) a2[i] = _mm512_fmadd_ps(v, g2, a2[i]);                      \
+        }                                                                                          \
+    } while (0)
+
+/* part [KH, 3, 8, OC] (tap row kh, pair gp's channels) += sum over output
+ * rows [oh0, oh0 + nrows) of image n of x * gy, and pb [OC] += their gy
+ * when pb: three taps per broadcast, 24 accumulators in registers, gy of
+ * the last three pixels rolling through g0..g2. xs: the pair's copy. */
+static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
+                          const float *gy, float *part, float *pb, int64_t n, int64_t gp,
+                          int64_t oh0, int64_t nrows)
+{
+    const int64_t OC = d->OC, OW = d->OW;
+    const __m512i idx = interleave_idx(),
+                  back = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    __m512 sb = _mm512_setzero_ps();
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        __m512 a0[8], a1[8], a2[8];
+        for (int i = 0; i < 8; i++) a0[i] = a1[i] = a2[i] = _mm512_setzero_ps();
+        for (int64_t r = 0; r < nrows; r++) {
+            const float *xr = xs + ((r * d->SH + kh * d->DH) * p->Wp) * 16;
+            const float *gr = gy + ((n * d->OH + oh0 + r) * OW) * OC + 16 * gp;
+            __m512 g0 = _mm512_setzero_ps(), g1 = g0, g2 = g0;
+            const float *xc = xr;
+            /* column c: g0 = gy[c], g1 = gy[c-1], g2 = gy[c-2] */
+            for (int64_t c = 0; c < OW + 2; c++, xc += 16) {
+                g2 = g1, g1 = g0;
+                if (c < OW) {
+                    g0 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(gr + c * OC));
+                    if (kh == 0) sb = _mm512_add_ps(sb, g0);
+                }
+                if (c >= 2 && c < OW) BWW_COL(0, 3);
+                else if (c == 0) BWW_COL(0, 1);
+                else if (c == 1 && OW > 1) BWW_COL(0, 2);
+                else if (c == 1) BWW_COL(1, 2);
+                else if (c == OW && OW > 1) BWW_COL(1, 3);
+                else if (c == OW) BWW_COL(2, 3);
+                else BWW_COL(2, 3); /* c == OW + 1 */
+            }
+        }
+        float *pk = part + kh * 3 * 8 * OC + 16 * gp;
+        for (int i = 0; i < 8; i++) {
+            float *q = pk + i * OC;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a0[i])));
+            q += 8 * OC;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a1[i])));
+            q += 8 * OC;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a2[i])));
+        }
+    }
+    if (pb) {
+        float *q = pb + 16 * gp;
+        _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, sb)));
+    }
+}
+
+void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                 const float *gy, float *gw, float *gb, void *ws)
+{
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+    /* the row blocks of plan(d, 1), whatever nt: they set the order of the sums */
+    const grp8_plan p = plan(d, 1);
+    const int64_t nw = d->KH * d->KW * 8 * d->OC, stride = nw + d->OC, pairs = d->G / 2,
+                  plane = p.rows * p.Wp * 16, rows = d->MB * d->OH;
+    float *part = ws, *xbase = part + BWW_CHUNKS * stride;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *xs = xbase + omp_get_thread_num() * p.xs_floats;
+#pragma omp for schedule(static)
+        for (int k = 0; k < BWW_CHUNKS; k++) {
+            float *pk = part + k * stride;
+            memset(pk, 0, (size_t)stride * sizeof *pk);
+            const int64_t r1 = rows * (k + 1) / BWW_CHUNKS;
+            for (int64_t r = rows * k / BWW_CHUNKS; r < r1;) {
+                /* a block of rows of one image */
+                const int64_t n = r / d->OH, oh0 = r % d->OH,
+                              nrows = CN__MIN(CN__MIN(p.RB, d->OH - oh0), r1 - r);
+                copy_input(d, &p, x, n, oh0, nrows, xs);
+                for (int64_t gp = 0; gp < pairs; gp++)
+                    bww_block(d, &p, xs + gp * plane, gy, pk, gb ? pk + nw : NULL, n, gp, oh0, nrows);
+                r += nrows;
+            }
+        }
+        /* then every element is the sum of its chunks in chunk order */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < stride; i++) {
+            float s = 0.0f;
+            for (int k = 0; k < BWW_CHUNKS; k++) s += part[k * stride + i];
+            if (i < nw) {
+                if (gw) gw[i] = s;
+            } else if (gb) {
+                gb[i - nw] = s;
+            }
+        }
+    }
+}
+
 #else
 
 int cn__conv_grp8_applies(const cn_conv2d_desc *d)
@@ -292,6 +418,24 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
                          const float *w, const float *b, int relu, float *y, void *ws)
 {
     (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)ws;
+}
+
+int cn__conv_grp8_bww_applies(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                 const float *gy, float *gw, float *gb, void *ws)
+{
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)ws;
 }
 
 #endif

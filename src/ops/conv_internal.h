@@ -70,6 +70,14 @@ CN__HIDDEN int cn__conv_grp8_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_grp8_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                     const float *w, const float *b, int relu, float *y, void *ws);
+/* Its weight gradient, for 8 input channels a group and 3-wide, stride-1,
+ * undilated kernel rows (gw and gb overwritten, either may be NULL), in
+ * cn__conv_grp8_bww_ws(d) bytes of ws. */
+CN__HIDDEN int cn__conv_grp8_bww_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                            const float *x, const float *gy, float *gw, float *gb,
+                                            void *ws);
 
 /* Winograd F(2x2, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
