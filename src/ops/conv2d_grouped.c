@@ -142,9 +142,11 @@ ALWAYS __m512 bcast_pair(const float *p)
  * that read it (R + 2 broadcasts for 3R FMAs), summing in (kh, i, kw)
  * order; else each broadcast serves one FMA, in (kh, kw, i) order. */
 ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, const float *wv,
-                 __m512 bias, int relu, float *yp, int64_t ow0, const int R, const int ICGc,
-                 const int SWc, const int K3)
+                 __m512 bias, int relu, float *yp, int64_t ow0, const char **pf,
+                 const char *pf_end, const int R, const int ICGc, const int SWc, const int K3)
 {
+    /* one line of the next block's input a tap step, never a burst */
+#define PF_ONE() (*pf < pf_end ? _mm_prefetch(*pf, _MM_HINT_T1), *pf += 64 : 0)
     const int64_t ICG = ICGc ? ICGc : d->IC / d->G, SW = SWc ? SWc : d->SW, px = 2 * ICG,
                   step = SW * px;
     __m512 acc[16];
@@ -156,6 +158,7 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
             const float *wp = wv + kh * 3 * ICG * 16;
 #pragma GCC unroll 16
             for (int64_t i = 0; i < ICG; i++, xp += 2, wp += 16) {
+                PF_ONE();
                 const __m512 w0 = _mm512_loadu_ps(wp), w1 = _mm512_loadu_ps(wp + ICG * 16),
                              w2 = _mm512_loadu_ps(wp + 2 * ICG * 16);
 #pragma GCC unroll 18
@@ -171,6 +174,7 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
         for (int64_t kw = 0; kw < d->KW; kw++) {
             const float *xp = xr + (kh * d->DH * p->Wp + ow0 * SW + kw * d->DW) * px;
             const float *wp = wv + (kh * d->KW + kw) * ICG * 16;
+            PF_ONE();
 #pragma GCC unroll 16
             for (int64_t i = 0; i < ICG; i++, xp += 2, wp += 16) {
                 const __m512 w = _mm512_loadu_ps(wp);
@@ -188,6 +192,7 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
                                          _mm512_setzero_ps());
         _mm512_storeu_ps(yp + (ow0 + r) * d->OC, v);
     }
+#undef PF_ONE
 }
 
 /* The output rows [oh0, oh0 + nrows) of pair gp from its copy xs; pf: pf_bytes
@@ -201,16 +206,17 @@ ALWAYS void block_body(const cn_conv2d_desc *d, const grp8_plan *p, const float 
     const int64_t px = 2 * (d->IC / d->G);
     const __m512 bias = _mm512_loadu_ps(bv);
     for (int64_t r = 0; r < nrows; r++) {
-        for (int64_t o = r * share; o < CN__MIN((r + 1) * share, pf_bytes); o += 64)
-            _mm_prefetch(pf + o, _MM_HINT_T1);
+        const char *pf_next = pf + CN__MIN(r * share, pf_bytes),
+                   *pf_end = pf + CN__MIN((r + 1) * share, pf_bytes);
         const float *xr = xs + r * d->SH * p->Wp * px;
         float *yp = y + (n * d->OH + oh0 + r) * d->OW * d->OC + 16 * gp;
         int64_t ow = 0;
-        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, 14, ICGc, SWc, K3);
-        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 8, ICGc, SWc, K3), ow += 8;
-        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 4, ICGc, SWc, K3), ow += 4;
-        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 2, ICGc, SWc, K3), ow += 2;
-        if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, 1, ICGc, SWc, K3);
+        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 14, ICGc, SWc, K3);
+        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 8, ICGc, SWc, K3), ow += 8;
+        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 4, ICGc, SWc, K3), ow += 4;
+        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 2, ICGc, SWc, K3), ow += 2;
+        if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 1, ICGc, SWc, K3);
+        for (; pf_next < pf_end; pf_next += 64) _mm_prefetch(pf_next, _MM_HINT_T1);
     }
 }
 
