@@ -197,10 +197,11 @@ static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(voi
         bufs_free(&B);
     }
     const char *impl = getenv("CN_CONV_IMPL");
-    if (cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec")))
-    {
-        CHECK(reached >= n * 3 / 4, "only %d of %d problems ran the paired-group kernel", reached, n);
-        CHECK(reached_bww >= n / 4, "only %d of %d problems ran its weight gradient", reached_bww, n);
+    if (cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"))) {
+        CHECK(reached >= n * 3 / 4, "only %d of %d problems ran the paired-group kernel", reached,
+              n);
+        CHECK(reached_bww >= n / 4, "only %d of %d problems ran its weight gradient", reached_bww,
+              n);
     }
 }
 

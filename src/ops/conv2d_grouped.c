@@ -1,21 +1,25 @@
-/* The AVX-512 forward kernel for groups of 8 output channels (ResNeXt's
- * 32x8d layers), also backward-data of those at stride 1.
+/* AVX-512 kernels for groups of 8 output channels (ResNeXt's 32x8d
+ * layers): the forward pass, backward-data at stride 1 (the forward of the
+ * flipped problem) and, for 3-wide kernel rows, the weight gradient.
  *
  * 8 output channels fill half a zmm register, so two adjacent groups share
  * one: lane 2*o+h holds output channel o of group 2*gp+h. An input pixel
  * then contributes, for each of its ICG channels i, the pair (x[g0, i],
  * x[g1, i]) to every lane, which one vbroadcastsd loads when the pair sits
- * in 8 adjacent bytes. Per (image, group pair, block of output rows) the
- * input rows the block reads are copied pair-interleaved, with the zero
- * padding written out, into a per-thread buffer:
- *   xs [rows, Wp, ICG, 2]      rows and columns of the padded input
- *   wv [KH, KW, ICG, 8, 2]     the pair's filter, lanes interleaved alike
- * so the inner loop has no bounds checks: acc[r] += bcast(x pair) * wv for
- * R pixels of a row, R + 1 loads per R FMAs. One permute puts the lanes of
- * a pixel back in NHWC order (channels g0*8 .. g0*8+15) at the store.
+ * in 8 adjacent bytes. Per (image, block of output rows) the input rows the
+ * block reads are copied pair-interleaved, with the zero padding written
+ * out, into a per-thread buffer, and the filter once per call:
+ *   xs [pair, rows, Wp, ICG, 2]    rows and columns of the padded input
+ *   wv [pair, KH, KW, ICG, 8, 2]   the filter, lanes interleaved alike
+ * so the inner loops have no bounds checks: acc[r] += bcast(x pair) * wv
+ * for R pixels of a row. With 3-wide rows at stride 1 each broadcast serves
+ * the three taps that read it (R + 5 loads for 3R FMAs). One permute puts
+ * a pixel's lanes back in NHWC order (channels 16gp .. 16gp+15) at the
+ * store. The next block's input rows are prefetched during the compute.
  *
- * Every output is bias + the taps in (kh, kw, i) order, whatever the
- * blocking, so results do not depend on the thread count. */
+ * Each output sums its bias and taps in an order fixed by the problem's
+ * shape, whatever the blocking; the weight gradient sums fixed row chunks
+ * and adds them in order: results do not depend on the thread count. */
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -107,7 +111,8 @@ static TGT void copy_input(const cn_conv2d_desc *d, const grp8_plan *p, const fl
             }
             for (int64_t gp = 0; gp < pairs; gp++, q += plane) {
                 const float *s = src + 2 * gp * ICG;
-                const __m512 a = _mm512_maskz_loadu_ps(in, s), b = _mm512_maskz_loadu_ps(in, s + ICG);
+                const __m512 a = _mm512_maskz_loadu_ps(in, s),
+                             b = _mm512_maskz_loadu_ps(in, s + ICG);
                 _mm512_mask_storeu_ps(q, lo, _mm512_permutex2var_ps(a, i0, b));
                 if (hi) _mm512_mask_storeu_ps(q + 16, hi, _mm512_permutex2var_ps(a, i1, b));
             }
@@ -124,8 +129,10 @@ static TGT void copy_filter(const cn_conv2d_desc *d, const float *w, const float
     const __m512i idx = interleave_idx();
     float *wp = wv + gp * n * 16, *bv = wv + d->G / 2 * n * 16 + gp * 16;
     for (int64_t k = 0; k < n; k++)
-        _mm512_storeu_ps(wp + 16 * k, _mm512_permutexvar_ps(idx, _mm512_loadu_ps(w + k * d->OC + 16 * gp)));
-    _mm512_storeu_ps(bv, b ? _mm512_permutexvar_ps(idx, _mm512_loadu_ps(b + 16 * gp)) : _mm512_setzero_ps());
+        _mm512_storeu_ps(wp + 16 * k,
+                         _mm512_permutexvar_ps(idx, _mm512_loadu_ps(w + k * d->OC + 16 * gp)));
+    _mm512_storeu_ps(bv, b ? _mm512_permutexvar_ps(idx, _mm512_loadu_ps(b + 16 * gp))
+                           : _mm512_setzero_ps());
 }
 
 ALWAYS __m512 bcast_pair(const float *p)
@@ -142,8 +149,8 @@ ALWAYS __m512 bcast_pair(const float *p)
  * that read it (R + 2 broadcasts for 3R FMAs), summing in (kh, i, kw)
  * order; else each broadcast serves one FMA, in (kh, kw, i) order. */
 ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, const float *wv,
-                 __m512 bias, int relu, float *yp, int64_t ow0, const char **pf,
-                 const char *pf_end, const int R, const int ICGc, const int SWc, const int K3)
+                 __m512 bias, int relu, float *yp, int64_t ow0, const char **pf, const char *pf_end,
+                 const int R, const int ICGc, const int SWc, const int K3)
 {
     /* one line of the next block's input a tap step, never a burst */
 #define PF_ONE() (*pf < pf_end ? _mm_prefetch(*pf, _MM_HINT_T1), *pf += 64 : 0)
@@ -179,7 +186,8 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
             for (int64_t i = 0; i < ICG; i++, xp += 2, wp += 16) {
                 const __m512 w = _mm512_loadu_ps(wp);
 #pragma GCC unroll 16
-                for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(bcast_pair(xp + r * step), w, acc[r]);
+                for (int r = 0; r < R; r++)
+                    acc[r] = _mm512_fmadd_ps(bcast_pair(xp + r * step), w, acc[r]);
             }
         }
     /* back to channel order: lane h*8+o <- lane 2*o+h */
@@ -188,8 +196,9 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
     for (int r = 0; r < R; r++) {
         __m512 v = _mm512_permutexvar_ps(out, acc[r]);
         /* relu as cn_act_fwd's: v <= 0 (so -0, not NaN) becomes +0 */
-        if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ),
-                                         _mm512_setzero_ps());
+        if (relu)
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                   _mm512_setzero_ps());
         _mm512_storeu_ps(yp + (ow0 + r) * d->OC, v);
     }
 #undef PF_ONE
@@ -198,9 +207,9 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
 /* The output rows [oh0, oh0 + nrows) of pair gp from its copy xs; pf: pf_bytes
  * of x to fetch into L2 meanwhile, a share per row. */
 ALWAYS void block_body(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
-                      const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
-                      int64_t oh0, int64_t nrows, const char *pf, int64_t pf_bytes,
-                      const int ICGc, const int SWc, const int K3)
+                       const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
+                       int64_t oh0, int64_t nrows, const char *pf, int64_t pf_bytes, const int ICGc,
+                       const int SWc, const int K3)
 {
     const int64_t share = (pf_bytes + nrows - 1) / nrows;
     const int64_t px = 2 * (d->IC / d->G);
@@ -211,26 +220,34 @@ ALWAYS void block_body(const cn_conv2d_desc *d, const grp8_plan *p, const float 
         const float *xr = xs + r * d->SH * p->Wp * px;
         float *yp = y + (n * d->OH + oh0 + r) * d->OW * d->OC + 16 * gp;
         int64_t ow = 0;
-        for (; ow + 14 <= d->OW; ow += 14) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 14, ICGc, SWc, K3);
-        if (ow + 8 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 8, ICGc, SWc, K3), ow += 8;
-        if (ow + 4 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 4, ICGc, SWc, K3), ow += 4;
-        if (ow + 2 <= d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 2, ICGc, SWc, K3), ow += 2;
+        for (; ow + 14 <= d->OW; ow += 14)
+            tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 14, ICGc, SWc, K3);
+        if (ow + 8 <= d->OW)
+            tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 8, ICGc, SWc, K3), ow += 8;
+        if (ow + 4 <= d->OW)
+            tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 4, ICGc, SWc, K3), ow += 4;
+        if (ow + 2 <= d->OW)
+            tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 2, ICGc, SWc, K3), ow += 2;
         if (ow < d->OW) tile(d, p, xr, wv, bias, relu, yp, ow, &pf_next, pf_end, 1, ICGc, SWc, K3);
         for (; pf_next < pf_end; pf_next += 64) _mm_prefetch(pf_next, _MM_HINT_T1);
     }
 }
 
 /* The common shapes with constant addressing, the rest generic. */
-static TGT void block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
-                      const float *wv, const float *bv, int relu, float *y, int64_t n, int64_t gp,
-                      int64_t oh0, int64_t nrows, const char *pf, int64_t pf_bytes)
+static TGT void block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs, const float *wv,
+                      const float *bv, int relu, float *y, int64_t n, int64_t gp, int64_t oh0,
+                      int64_t nrows, const char *pf, int64_t pf_bytes)
 {
     const int64_t ICG = d->IC / d->G;
     const int k3 = d->KW == 3 && d->SW == 1 && d->DW == 1;
-    if (ICG == 8 && k3) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 1);
-    else if (k3) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 1, 1);
-    else if (ICG == 8 && d->SW == 1) block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 0);
-    else block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 0, 0);
+    if (ICG == 8 && k3)
+        block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 1);
+    else if (k3)
+        block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 1, 1);
+    else if (ICG == 8 && d->SW == 1)
+        block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 8, 1, 0);
+    else
+        block_body(d, p, xs, wv, bv, relu, y, n, gp, oh0, nrows, pf, pf_bytes, 0, 0, 0);
 }
 
 /* The shared filter copy, then per-thread input copies for as many
@@ -243,13 +260,14 @@ size_t cn__conv_grp8_ws(const cn_conv2d_desc *d)
     return (size_t)(p.wv_floats + cn__conv_ws_threads() * p.xs_floats) * sizeof(float);
 }
 
-void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                         const float *w, const float *b, int relu, float *y, void *ws)
+void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                         const float *b, int relu, float *y, void *ws)
 {
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
     const grp8_plan p = plan(d, nt);
     const int64_t pairs = d->G / 2, nblk = (d->OH + p.RB - 1) / p.RB, tasks = d->MB * nblk;
-    const int64_t wpair = d->KH * d->KW * (d->IC / d->G) * 16, plane = p.rows * p.Wp * (d->IC / pairs);
+    const int64_t wpair = d->KH * d->KW * (d->IC / d->G) * 16,
+                  plane = p.rows * p.Wp * (d->IC / pairs);
     float *wv = ws, *bv = wv + pairs * wpair;
 #pragma omp parallel num_threads(nt) if (nt > 1 && tasks > 1)
     {
@@ -265,7 +283,8 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
             int64_t lo = 0, hi = 0;
             if (t + 1 < tasks) {
                 const int64_t n1 = (t + 1) / nblk, oh1 = (t + 1) % nblk * p.RB;
-                const int64_t used = (CN__MIN(p.RB, d->OH - oh1) - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+                const int64_t used =
+                    (CN__MIN(p.RB, d->OH - oh1) - 1) * d->SH + (d->KH - 1) * d->DH + 1;
                 lo = CN__MAX(oh1 * d->SH - d->PT, 0) + n1 * d->IH;
                 hi = CN__MIN(oh1 * d->SH - d->PT + used, d->IH) + n1 * d->IH;
             }
@@ -297,14 +316,15 @@ size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
     if (!cn__conv_grp8_bww_applies(d)) return 0;
     const grp8_plan p = plan(d, 1);
     const int64_t nw = d->KH * d->KW * 8 * d->OC;
-    return (size_t)(BWW_CHUNKS * (nw + d->OC) + cn__conv_ws_threads() * p.xs_floats) * sizeof(float);
+    return (size_t)(BWW_CHUNKS * (nw + d->OC) + cn__conv_ws_threads() * p.xs_floats) *
+           sizeof(float);
 }
 
-/* acc[kw][i] += x pair (column c + kw... ) : input column c serves output
- * pixel c - kw of tap kw, for the kw in [K0, K1). */
+/* a<kw>[i] += x pair (input column c, channel i) * gy of output pixel
+ * c - kw, for the taps kw in [K0, K1) whose pixel c - kw exists. */
 #define BWW_COL(K0, K1)                                                                            \
     do {                                                                                           \
-        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                                       \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                                        \
         {                                                                                          \
             const __m512 v = bcast_pair(xc + 2 * i);                                               \
             if (0 >= (K0) && 0 < (K1)) a0[i] = _mm512_fmadd_ps(v, g0, a0[i]);                      \
@@ -340,23 +360,33 @@ static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const flo
                     g0 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(gr + c * OC));
                     if (kh == 0) sb = _mm512_add_ps(sb, g0);
                 }
-                if (c >= 2 && c < OW) BWW_COL(0, 3);
-                else if (c == 0) BWW_COL(0, 1);
-                else if (c == 1 && OW > 1) BWW_COL(0, 2);
-                else if (c == 1) BWW_COL(1, 2);
-                else if (c == OW && OW > 1) BWW_COL(1, 3);
-                else if (c == OW) BWW_COL(2, 3);
-                else BWW_COL(2, 3); /* c == OW + 1 */
+                if (c >= 2 && c < OW)
+                    BWW_COL(0, 3);
+                else if (c == 0)
+                    BWW_COL(0, 1);
+                else if (c == 1 && OW > 1)
+                    BWW_COL(0, 2);
+                else if (c == 1)
+                    BWW_COL(1, 2);
+                else if (c == OW && OW > 1)
+                    BWW_COL(1, 3);
+                else if (c == OW)
+                    BWW_COL(2, 3);
+                else
+                    BWW_COL(2, 3); /* c == OW + 1 */
             }
         }
         float *pk = part + kh * 3 * 8 * OC + 16 * gp;
         for (int i = 0; i < 8; i++) {
             float *q = pk + i * OC;
-            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a0[i])));
+            _mm512_storeu_ps(q,
+                             _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a0[i])));
             q += 8 * OC;
-            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a1[i])));
+            _mm512_storeu_ps(q,
+                             _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a1[i])));
             q += 8 * OC;
-            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a2[i])));
+            _mm512_storeu_ps(q,
+                             _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a2[i])));
         }
     }
     if (pb) {
@@ -388,7 +418,8 @@ void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, con
                               nrows = CN__MIN(CN__MIN(p.RB, d->OH - oh0), r1 - r);
                 copy_input(d, &p, x, n, oh0, nrows, xs);
                 for (int64_t gp = 0; gp < pairs; gp++)
-                    bww_block(d, &p, xs + gp * plane, gy, pk, gb ? pk + nw : NULL, n, gp, oh0, nrows);
+                    bww_block(d, &p, xs + gp * plane, gy, pk, gb ? pk + nw : NULL, n, gp, oh0,
+                              nrows);
                 r += nrows;
             }
         }
@@ -420,8 +451,8 @@ size_t cn__conv_grp8_ws(const cn_conv2d_desc *d)
     return 0;
 }
 
-void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                         const float *w, const float *b, int relu, float *y, void *ws)
+void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
+                         const float *b, int relu, float *y, void *ws)
 {
     (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)ws;
 }
