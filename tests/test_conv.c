@@ -8,6 +8,7 @@
 
 #include "conv_cfg.h"
 #include "ops/conv_internal.h"
+#include "kernels/gemm.h"
 #include "kernels/ref/conv_ref.h"
 
 static void run_all(void);
@@ -140,6 +141,70 @@ static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
     }
 }
 
+/* A random problem for the AVX-512 kernel of 8-channel groups taken in
+ * pairs (conv2d_grouped.c): 2, 4 or 6 groups of 8 output channels over 1-16
+ * input channels, rows up to 15 pixels (full 14-pixel tiles and every
+ * remainder; 4 for 1x1 outputs), geometry and edge class as
+ * conv_cfg_random draws them. bww: the shapes its weight gradient takes, 8
+ * input channels a group and 3-wide kernel rows at stride 1, undilated. */
+static void conv_cfg_random_pairs(conv_cfg *c, int kind, int bww)
+{
+    for (;;) {
+        conv_cfg t;
+        /* a 1x1 output's kernel covers the input: keep its sums short */
+        conv_cfg_random(&t, kind, kind == CFG_1X1_OUTPUT ? 4 : 15, 4);
+        const int G = 2 * tl_randint(1, 3), icg = bww ? 8 : tl_randint(1, 16);
+        if (bww) {
+            t.ws[1] = 3, t.p.stride_w = t.p.dil_w = 1;
+            if (kind == CFG_1X1_OUTPUT) t.xs[2] = 3;
+        }
+        t.p.groups = G;
+        t.xs[3] = (int64_t)G * icg;
+        t.ws[2] = icg, t.ws[3] = (int64_t)G * 8;
+        if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+        conv_cfg_describe(&t);
+        *c = t;
+        return;
+    }
+}
+
+/* That kernel against the reference on every pass, 1 and 2 threads bit for
+ * bit; backward-data at stride 1 runs it on the flipped problem, whose pads
+ * are negative where the forward pads exceed the kernel's reach. Where the
+ * CPU has AVX-512 and the default kernels run, most problems must reach it
+ * and a quarter its weight gradient. */
+static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(void)
+{
+    int reached = 0, reached_bww = 0, n = 128;
+    for (int i = 0; i < n && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 2);
+        reached += cn__conv_grp8_applies(&c.d) && !strcmp(cn__conv2d_impl_name(&c.d, 0), "grouped");
+        reached_bww += cn__conv_grp8_bww_applies(&c.d) &&
+                       !strcmp(cn__conv2d_impl_name(&c.d, 2), "grouped");
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (run_all_passes(&c, &B)) {
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
+            (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
+                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
+                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
+                   agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
+            same_bits_on_two_threads(&c, &B);
+        }
+        bufs_free(&B);
+    }
+    const char *impl = getenv("CN_CONV_IMPL");
+    if (cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"))) {
+        CHECK(reached >= n * 3 / 4, "only %d of %d problems ran the paired-group kernel", reached,
+              n);
+        CHECK(reached_bww >= n / 4, "only %d of %d problems ran its weight gradient", reached_bww,
+              n);
+    }
+}
+
 /* Winograd F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, >= 16 channels each
  * way; F(4x4) on outputs of 3x3 and more) add and scale by small constants
  * in their transforms, which mix the pixels (and taps) of a tile, so they
@@ -235,12 +300,14 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
 
 /* cn_conv2d_fwd_relu applies the ReLU as each kernel writes its output: bit
  * for bit cn_conv2d_fwd then cn_act_fwd's relu, NaN included, whichever
- * kernel runs (generic, wide-channel and Winograd-sized problems). */
+ * kernel runs (generic, wide-channel, paired-group and Winograd-sized
+ * problems). */
 static void fused_relu_forward_equals_relu_of_the_forward(void)
 {
     for (int i = 0; i < 90 && tl_ok(); i++) {
         conv_cfg c;
-        if (i % 3 == 0) conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
+        if (i % 3 == 0 && i % 2) conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 4 == 1);
+        else if (i % 3 == 0) conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
         else if (i % 3 == 1) conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
         else {
             for (;;) {
@@ -762,6 +829,7 @@ static void run_all(void)
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);

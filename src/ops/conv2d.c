@@ -167,9 +167,11 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
  *   part  the vectorised kernels' partial weight gradients
- *   wino  the Winograd path's transformed weights and per-thread tiles */
+ *   wino  the Winograd path's transformed weights and per-thread tiles
+ *   grp8  the 8-channel-group kernel's per-thread input copies (and its
+ *         partial weight gradients) */
 typedef struct conv_ws {
-    float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino;
+    float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8;
     double *gw64, *gb64;
 } conv_ws;
 
@@ -285,6 +287,9 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
                  wb = bd ? cn__conv_winograd_ws(&t) : 0;
     const size_t ww = bw ? cn__conv_winograd_bww_ws(&p) : 0;
     l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(wf, wb), ww));
+    const size_t gf = (passes & WS_FWD) ? cn__conv_grp8_ws(&p) : 0,
+                 gb = bd && d->SH == 1 && d->SW == 1 ? cn__conv_grp8_ws(&t) : 0;
+    l.grp8 = cn__ws_take(base, &at, CN__MAX(CN__MAX(gf, gb), bw ? cn__conv_grp8_bww_ws(&p) : 0));
     if (out) *out = l;
     return at;
 }
@@ -352,7 +357,8 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
     const int explicit_pad = cn__conv_pads_explicitly(d);
     const cn_conv2d_desc p = kernel_desc(d);
     const conv_impl impl = choose_impl(&p, 0);
-    if (!explicit_pad && (impl == IMPL_VEC || impl == IMPL_DIRECT)) {
+    const int grp8 = impl == IMPL_VEC && cn__conv_grp8_applies(&p);
+    if (!explicit_pad && !grp8 && (impl == IMPL_VEC || impl == IMPL_DIRECT)) {
         if (impl == IMPL_VEC) {
             cn__conv2d_vec_fwd(ctx, d, x, w, b, relu, y);
         } else {
@@ -373,6 +379,8 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
         s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, relu, y, l.gcols);
     } else if (!s && impl == IMPL_WINOGRAD) {
         cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, y, l.wino);
+    } else if (!s && grp8) {
+        cn__conv2d_grp8_fwd(ctx, &p, src, w, b, relu, y, l.grp8);
     } else if (!s && impl == IMPL_VEC) {
         cn__conv2d_vec_fwd(ctx, &p, src, w, b, relu, y);
     } else if (!s) {
@@ -431,6 +439,8 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
         else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);
+        else if (impl == IMPL_VEC && d->SH == 1 && d->SW == 1 && cn__conv_grp8_applies(&t))
+            cn__conv2d_grp8_fwd(ctx, &t, gy, l.wt, NULL, 0, out, l.grp8);
         else if (impl == IMPL_VEC) cn__conv2d_vec_fwd_dilated(ctx, &t, gy, l.wt, d->SH, d->SW, out);
         else cn__conv2d_direct(ctx, &t, gyd, l.wt, NULL, out);
     }
@@ -460,6 +470,10 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
         xs = l.xpad;
     }
     const conv_impl impl = choose_impl(&src, 2);
+    if (impl == IMPL_VEC && cn__conv_grp8_bww_applies(&src)) {
+        cn__conv2d_grp8_bwd_weights(ctx, &src, xs, gy, gw, gb, l.grp8);
+        goto done;
+    }
     if (impl == IMPL_VEC) {
         cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
         goto done;

@@ -61,6 +61,24 @@ CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_de
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
 
+/* The AVX-512 kernel for groups of 8 output channels, taken two groups a
+ * zmm (conv2d_grouped.c): an even number of groups, up to 16 input channels
+ * each, any stride, dilation and zero padding (pads may be negative); on
+ * other CPUs (or CN_ISA below avx512) it does not apply. Needs
+ * cn__conv_grp8_ws(d) bytes of ws (0 where it does not apply). */
+CN__HIDDEN int cn__conv_grp8_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_grp8_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                    const float *w, const float *b, int relu, float *y, void *ws);
+/* Its weight gradient, for 8 input channels a group and 3-wide, stride-1,
+ * undilated kernel rows (gw and gb overwritten, either may be NULL), in
+ * cn__conv_grp8_bww_ws(d) bytes of ws. */
+CN__HIDDEN int cn__conv_grp8_bww_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                            const float *x, const float *gy, float *gw, float *gb,
+                                            void *ws);
+
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
  * ws: cn__conv_winograd_ws(d) bytes (0 where it does not apply). */
