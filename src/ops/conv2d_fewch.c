@@ -1,0 +1,358 @@
+/* Few-input-channel convolution (conv2d_fewch.c): G = 1, C_in <= 4, C_out a
+ * multiple of 16, on AVX-512 (a first layer over 1-3 channels: LeNet, the
+ * ImageNet 7x7 stem). With so few input channels a GEMM's K is just
+ * KH*KW*C_in and the small-group kernel's 8-float vectors leave half the
+ * FMA width unused; this file works with 16-float zmm vectors along the
+ * output channels and treats the KH*KW*C_in (tap, channel) pairs as the
+ * rows of one table:
+ *   forward           y[p, o] = b[o] + sum_k xrow[p, k] * w[k, o]
+ *                     a register tile of R pixels x NB zmm of o; each w
+ *                     vector is loaded once per row k and used R times, x
+ *                     is broadcast; bias added at the start, ReLU at the
+ *                     store.
+ *   backward-weights  gw[k, o] = sum_p xrow[p, k] * gy[p, o]
+ *                     a block of RB rows x NB zmm of accumulators streamed
+ *                     over a row of pixels: every gy vector is loaded once
+ *                     for RB rows.
+ * xrow[p, k] is the input under tap k of output pixel p. For one output row
+ * the KH input rows it reads are first copied into a stack buffer with the
+ * padding written as zeros, so the inner loops never test bounds: row k
+ * of pixel p is buf[p * SW * C_in + off[k]].
+ *
+ * Backward-weights splits the MB*OH output rows into FEW_CHUNKS fixed
+ * chunks, each summed into its own partial gradient, and adds the partials
+ * in chunk order: the result does not depend on the thread count. Other
+ * ISAs keep the small-group kernels of conv2d_direct.c (cn__conv_fewch_applies
+ * is false there). */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/conv_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FEW_X86 1
+#include <immintrin.h>
+#else
+#define FEW_X86 0
+#endif
+
+#define FEW_MAX_IC 4
+/* Rows of the tap table (KH*KW*C_in): the offsets live on the stack. */
+#define FEW_MAX_K 1024
+/* Floats of padded input rows a thread keeps on its stack (32 KiB, in L1
+ * with the filter); a row wider than that is done in column segments. */
+#define FEW_BUF 8192
+/* Fixed row chunks of the backward-weights reduction. */
+#define FEW_CHUNKS 16
+
+/* Pixel tile widths: 6 for 4 zmm of channels (24 accumulators), 12 or 14
+ * for 2 (24 or 28), up to 24 for 1. */
+static int tile_r(const cn_conv2d_desc *d)
+{
+    if (d->OC >= 64) return 6;
+    static const int r2[] = {14, 12}, r1[] = {24, 14, 12};
+    const int *rs = d->OC >= 32 ? r2 : r1, nrs = d->OC >= 32 ? 2 : 3;
+    /* the one with the fewest wasted pixels in a row, the widest on ties */
+    int best = rs[0];
+    int64_t bw = (d->OW + best - 1) / best * best;
+    for (int i = 1; i < nrs; i++) {
+        int64_t w = (d->OW + rs[i] - 1) / rs[i] * rs[i];
+        if (w < bw) best = rs[i], bw = w;
+    }
+    return best;
+}
+
+/* Padded columns a segment of np output pixels reads. */
+static int64_t seg_cols(const cn_conv2d_desc *d, int64_t np)
+{
+    return (np - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+}
+
+/* Output pixels per column segment: whole R-tiles whose KH padded rows fit
+ * in FEW_BUF floats (0 if not even one does). */
+static int64_t seg_pixels(const cn_conv2d_desc *d, int R)
+{
+    int64_t per = d->KH * d->IC, room = FEW_BUF / per;
+    if (seg_cols(d, R) > room) return 0;
+    int64_t tiles = ((room - seg_cols(d, 1)) / d->SW + 1) / R;
+    int64_t need = (d->OW + R - 1) / R;
+    return CN__MIN(tiles, need) * R;
+}
+
+int cn__conv_fewch_applies(const cn_conv2d_desc *d)
+{
+    if (!FEW_X86 || cn__isa_detect() != CN_ISA_AVX512) return 0;
+    if (d->G != 1 || d->IC > FEW_MAX_IC || d->OC % 16) return 0;
+    if (d->KH * d->KW * d->IC > FEW_MAX_K || d->SW > FEW_BUF || d->DW > FEW_BUF) return 0;
+    return seg_pixels(d, tile_r(d)) > 0;
+}
+
+size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d)
+{
+    return (size_t)(FEW_CHUNKS * (d->KH * d->KW * d->IC * d->OC + d->OC)) * sizeof(float);
+}
+
+#if FEW_X86
+
+#define ALWAYS static inline __attribute__((always_inline))
+#define TGT __attribute__((target("avx512f")))
+
+/* The plan shared by every row: pixel tile width, segment length, buffer
+ * row stride and the tap table off[k] = kh*ld + kw*DW*C_in + i. */
+typedef struct few_plan {
+    int R;
+    int64_t S, ld, K;
+    int off[FEW_MAX_K];
+} few_plan;
+
+static void plan_init(const cn_conv2d_desc *d, few_plan *pl)
+{
+    pl->R = tile_r(d);
+    pl->S = seg_pixels(d, pl->R);
+    pl->ld = seg_cols(d, pl->S) * d->IC;
+    pl->K = d->KH * d->KW * d->IC;
+    for (int64_t kh = 0, k = 0; kh < d->KH; kh++)
+        for (int64_t kw = 0; kw < d->KW; kw++)
+            for (int64_t i = 0; i < d->IC; i++)
+                pl->off[k++] = (int)(kh * pl->ld + kw * d->DW * d->IC + i);
+}
+
+/* buf[kh*ld + c] = padded input row oh*SH-PT+kh*DH of image n, columns
+ * from iw0 on (ld / C_in of them): zeros outside the input. */
+static void fill_rows(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
+                      int64_t oh, int64_t iw0, float *buf)
+{
+    const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC;
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        float *row = buf + kh * ld;
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW);
+        if (ih < 0 || ih >= d->IH || lo >= hi) {
+            memset(row, 0, (size_t)ld * sizeof *row);
+            continue;
+        }
+        memset(row, 0, (size_t)((lo - iw0) * IC) * sizeof *row);
+        memcpy(row + (lo - iw0) * IC, x + ((n * d->IH + ih) * d->IW + lo) * IC,
+               (size_t)((hi - lo) * IC) * sizeof *row);
+        memset(row + (hi - iw0) * IC, 0, (size_t)((iw0 + cols - hi) * IC) * sizeof *row);
+    }
+}
+
+/* y[p, 0..16*NB) for the nr <= R pixels p of a tile (R computed, nr
+ * stored): xb is the tile's first pixel in the buffer, xs the buffer step
+ * between pixels, w and b already offset to the channel block. */
+ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K, const float *w,
+                     int64_t OC, const float *b, int relu, float *y, int nr, const int R,
+                     const int NB)
+{
+    __m512 acc[24][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) {
+        const __m512 bj = b ? _mm512_loadu_ps(b + 16 * j) : _mm512_setzero_ps();
+#pragma GCC unroll 24
+        for (int r = 0; r < R; r++) acc[r][j] = bj;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *wp = w + k * OC, *xp = xb + off[k];
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(wp + 16 * j);
+#pragma GCC unroll 24
+        for (int r = 0; r < R; r++) {
+            const __m512 xv = _mm512_set1_ps(xp[r * xs]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
+        }
+    }
+    const __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++)
+        if (r < nr)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) {
+                __m512 v = acc[r][j];
+                /* cn_act_fwd's relu: v <= 0 gives +0, NaN stays NaN */
+                if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ), z);
+                _mm512_storeu_ps(y + (int64_t)r * OC + 16 * j, v);
+            }
+}
+
+/* Output row (n, oh), segment by segment, channel block by channel block. */
+static TGT void fwd_row(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                        const float *w, const float *b, int relu, float *y, int64_t n, int64_t oh,
+                        float *buf)
+{
+    const int64_t OC = d->OC, xs = d->SW * d->IC;
+    const int R = pl->R;
+    float *yrow = y + (n * d->OH + oh) * d->OW * OC;
+    for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
+        const int64_t s1 = CN__MIN(s0 + pl->S, d->OW);
+        fill_rows(d, pl, x, n, oh, s0 * d->SW - d->PL, buf);
+        for (int64_t ob = 0; ob < OC;) {
+            const int NB = OC - ob >= 64 && R == 6 ? 4 : OC - ob >= 32 ? 2 : 1;
+            for (int64_t t = s0; t < s1; t += R) {
+                const float *xb = buf + (t - s0) * xs;
+                const float *bb = b ? b + ob : NULL;
+                float *yp = yrow + t * OC + ob;
+                const int nr = (int)CN__MIN(R, s1 - t);
+                const int64_t K = pl->K;
+#define FEW_FWD(r, nb) fwd_tile(xb, xs, pl->off, K, w + ob, OC, bb, relu, yp, nr, r, nb)
+                if (NB == 4) FEW_FWD(6, 4);
+                else if (NB == 2 && R == 6) FEW_FWD(6, 2);
+                else if (NB == 2 && R == 12) FEW_FWD(12, 2);
+                else if (NB == 2) FEW_FWD(14, 2);
+                else if (R == 6) FEW_FWD(6, 1);
+                else if (R == 12) FEW_FWD(12, 1);
+                else if (R == 14) FEW_FWD(14, 1);
+                else FEW_FWD(24, 1);
+#undef FEW_FWD
+            }
+            ob += 16 * NB;
+        }
+    }
+}
+
+/* part[k0+i, 0..16*NB) += sum over the np pixels p of xb[p*xs + off[i]] *
+ * gy[p, 0..16*NB), i < RB. */
+ALWAYS TGT void bww_tile(const float *xb, int64_t xs, const int *off, const float *gy, int64_t OC,
+                     int64_t np, float *part, const int RB, const int NB)
+{
+    __m512 acc[12][4];
+    int o[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < RB; i++) {
+        o[i] = off[i];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < np; p++) {
+        const float *xq = xb + p * xs, *gq = gy + p * OC;
+        __m512 gv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) gv[j] = _mm512_loadu_ps(gq + 16 * j);
+#pragma GCC unroll 12
+        for (int i = 0; i < RB; i++) {
+            const __m512 xv = _mm512_set1_ps(xq[o[i]]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) acc[i][j] = _mm512_fmadd_ps(xv, gv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            float *q = part + (int64_t)i * OC + 16 * j;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[i][j]));
+        }
+}
+
+/* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
+ * unrolled tile. */
+ALWAYS TGT void bww_block(const float *xb, int64_t xs, const int *off, const float *gy, int64_t OC,
+                      int64_t np, float *part, int rb, const int NB)
+{
+#define FEW_BWW(r)                                                                                 \
+    case r: bww_tile(xb, xs, off, gy, OC, np, part, (r) < 7 || NB < 4 ? (r) : 6, NB); break
+    switch (rb) {
+        FEW_BWW(1); FEW_BWW(2); FEW_BWW(3); FEW_BWW(4); FEW_BWW(5); FEW_BWW(6);
+        FEW_BWW(7); FEW_BWW(8); FEW_BWW(9); FEW_BWW(10); FEW_BWW(11); FEW_BWW(12);
+    }
+#undef FEW_BWW
+}
+
+/* part[K, OC] += the weight gradient of output row (n, oh); pb[OC] += its
+ * gy (when pb). */
+static TGT void bww_row(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                        const float *gy, float *part, float *pb, int64_t n, int64_t oh, float *buf)
+{
+    const int64_t OC = d->OC, xs = d->SW * d->IC, K = pl->K;
+    const float *gyr = gy + (n * d->OH + oh) * d->OW * OC;
+    for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
+        const int64_t np = CN__MIN(pl->S, d->OW - s0);
+        fill_rows(d, pl, x, n, oh, s0 * d->SW - d->PL, buf);
+        for (int64_t ob = 0; ob < OC;) {
+            const int NB = OC - ob >= 64 ? 4 : OC - ob >= 32 ? 2 : 1, rmax = NB == 4 ? 6 : 12;
+            /* K rows in nblk blocks as even as possible */
+            const int64_t nblk = (K + rmax - 1) / rmax;
+            for (int64_t bi = 0, k0 = 0; bi < nblk; bi++) {
+                const int64_t k1 = K * (bi + 1) / nblk;
+                const float *g = gyr + s0 * OC + ob;
+                float *pr = part + k0 * OC + ob;
+                if (NB == 4) bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 4);
+                else if (NB == 2) bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 2);
+                else bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 1);
+                k0 = k1;
+            }
+            ob += 16 * NB;
+        }
+        if (pb)
+            for (int64_t p = 0; p < np; p++)
+                for (int64_t c = 0; c < OC; c += 16)
+                    _mm512_storeu_ps(pb + c, _mm512_add_ps(_mm512_loadu_ps(pb + c),
+                                                           _mm512_loadu_ps(gyr + (s0 + p) * OC + c)));
+    }
+}
+
+void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y)
+{
+    few_plan pl;
+    plan_init(d, &pl);
+    const int nt = cn__threads(ctx);
+    const int64_t rows = d->MB * d->OH;
+#pragma omp parallel num_threads(nt) if (nt > 1 && rows > 1)
+    {
+        float buf[FEW_BUF] __attribute__((aligned(64)));
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < rows; row++)
+            fwd_row(d, &pl, x, w, b, relu, y, row / d->OH, row % d->OH, buf);
+    }
+}
+
+void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, float *part)
+{
+    few_plan pl;
+    plan_init(d, &pl);
+    const int64_t nw = pl.K * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float buf[FEW_BUF] __attribute__((aligned(64)));
+        /* each chunk's rows summed, in order, by the one thread that owns it */
+#pragma omp for schedule(static)
+        for (int k = 0; k < FEW_CHUNKS; k++) {
+            float *pk = part + k * stride;
+            memset(pk, 0, (size_t)stride * sizeof *pk);
+            for (int64_t row = rows * k / FEW_CHUNKS; row < rows * (k + 1) / FEW_CHUNKS; row++)
+                bww_row(d, &pl, x, gy, pk, gb ? pk + nw : NULL, row / d->OH, row % d->OH, buf);
+        }
+        /* then every element is the sum of its chunks in chunk order */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < stride; i++) {
+            float s = 0.0f;
+            for (int k = 0; k < FEW_CHUNKS; k++) s += part[k * stride + i];
+            if (i < nw) {
+                if (gw) gw[i] = s;
+            } else if (gb) {
+                gb[i - nw] = s;
+            }
+        }
+    }
+}
+
+#else /* cn__conv_fewch_applies is 0: never called */
+
+void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y)
+{
+    (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y;
+}
+
+void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, float *part)
+{
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)part;
+}
+
+#endif
