@@ -14,10 +14,12 @@
  *                     a block of RB rows x NB zmm of accumulators streamed
  *                     over a row of pixels: every gy vector is loaded once
  *                     for RB rows.
- * xrow[p, k] is the input under tap k of output pixel p. For one output row
- * the KH input rows it reads are first copied into a stack buffer with the
- * padding written as zeros, so the inner loops never test bounds: row k
- * of pixel p is buf[p * SW * C_in + off[k]].
+ * xrow[p, k] is the input under tap k of output pixel p. For a band of
+ * output rows the input rows it reads are first copied into a stack buffer
+ * with the padding written as zeros, so the inner loops never test bounds:
+ * row k of pixel (oh, ow) is buf[(oh - oh0) * SH * ld + ow * SW * C_in +
+ * off[k]]. A band of a small image is the whole image, which keeps the
+ * weight-gradient accumulators in registers over all its pixels.
  *
  * Backward-weights splits the MB*OH output rows into FEW_CHUNKS fixed
  * chunks, each summed into its own partial gradient, and adds the partials
@@ -68,11 +70,17 @@ static int64_t seg_cols(const cn_conv2d_desc *d, int64_t np)
     return (np - 1) * d->SW + (d->KW - 1) * d->DW + 1;
 }
 
-/* Output pixels per column segment: whole R-tiles whose KH padded rows fit
- * in FEW_BUF floats (0 if not even one does). */
+/* Padded input rows a band of nb output rows reads. */
+static int64_t band_rows(const cn_conv2d_desc *d, int64_t nb)
+{
+    return (nb - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+}
+
+/* Output pixels per column segment: whole R-tiles whose padded rows for one
+ * output row fit in FEW_BUF floats (0 if not even one tile does). */
 static int64_t seg_pixels(const cn_conv2d_desc *d, int R)
 {
-    int64_t per = d->KH * d->IC, room = FEW_BUF / per;
+    int64_t per = band_rows(d, 1) * d->IC, room = FEW_BUF / per;
     if (seg_cols(d, R) > room) return 0;
     int64_t tiles = ((room - seg_cols(d, 1)) / d->SW + 1) / R;
     int64_t need = (d->OW + R - 1) / R;
@@ -83,7 +91,9 @@ int cn__conv_fewch_applies(const cn_conv2d_desc *d)
 {
     if (!FEW_X86 || cn__isa_detect() != CN_ISA_AVX512) return 0;
     if (d->G != 1 || d->IC > FEW_MAX_IC || d->OC % 16) return 0;
-    if (d->KH * d->KW * d->IC > FEW_MAX_K || d->SW > FEW_BUF || d->DW > FEW_BUF) return 0;
+    if (d->KH * d->KW * d->IC > FEW_MAX_K || d->SW > FEW_BUF || d->DW > FEW_BUF ||
+        d->SH > FEW_BUF || d->DH > FEW_BUF)
+        return 0;
     return seg_pixels(d, tile_r(d)) > 0;
 }
 
@@ -97,11 +107,12 @@ size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d)
 #define ALWAYS static inline __attribute__((always_inline))
 #define TGT __attribute__((target("avx512f")))
 
-/* The plan shared by every row: pixel tile width, segment length, buffer
- * row stride and the tap table off[k] = kh*ld + kw*DW*C_in + i. */
+/* The plan shared by every band: pixel tile width R, segment length S,
+ * band height B, buffer row stride ld and the tap table off[k] =
+ * kh*DH*ld + kw*DW*C_in + i. */
 typedef struct few_plan {
     int R;
-    int64_t S, ld, K;
+    int64_t S, B, ld, K;
     int off[FEW_MAX_K];
 } few_plan;
 
@@ -110,22 +121,25 @@ static void plan_init(const cn_conv2d_desc *d, few_plan *pl)
     pl->R = tile_r(d);
     pl->S = seg_pixels(d, pl->R);
     pl->ld = seg_cols(d, pl->S) * d->IC;
+    pl->B = 1;
+    while (pl->B < d->OH && band_rows(d, pl->B + 1) * pl->ld <= FEW_BUF) pl->B++;
     pl->K = d->KH * d->KW * d->IC;
     for (int64_t kh = 0, k = 0; kh < d->KH; kh++)
         for (int64_t kw = 0; kw < d->KW; kw++)
             for (int64_t i = 0; i < d->IC; i++)
-                pl->off[k++] = (int)(kh * pl->ld + kw * d->DW * d->IC + i);
+                pl->off[k++] = (int)(kh * d->DH * pl->ld + kw * d->DW * d->IC + i);
 }
 
-/* buf[kh*ld + c] = padded input row oh*SH-PT+kh*DH of image n, columns
- * from iw0 on (ld / C_in of them): zeros outside the input. */
-static void fill_rows(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
-                      int64_t oh, int64_t iw0, float *buf)
+/* buf[r*ld + c] = padded input row oh0*SH-PT+r of image n, columns from
+ * iw0 on (ld / C_in of them), for the rows of nb output rows from oh0:
+ * zeros outside the input. */
+static void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
+                      int64_t oh0, int64_t nb, int64_t iw0, float *buf)
 {
     const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC;
-    for (int64_t kh = 0; kh < d->KH; kh++) {
-        float *row = buf + kh * ld;
-        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+    for (int64_t r = 0; r < band_rows(d, nb); r++) {
+        float *row = buf + r * ld;
+        const int64_t ih = oh0 * d->SH - d->PT + r;
         const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW);
         if (ih < 0 || ih >= d->IH || lo >= hi) {
             memset(row, 0, (size_t)ld * sizeof *row);
@@ -177,21 +191,23 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
             }
 }
 
-/* Output row (n, oh), segment by segment, channel block by channel block. */
-static TGT void fwd_row(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
-                        const float *w, const float *b, int relu, float *y, int64_t n, int64_t oh,
-                        float *buf)
+/* Output rows [oh0, oh0+nb) of image n, segment by segment, channel block
+ * by channel block. */
+static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                         const float *w, const float *b, int relu, float *y, int64_t n,
+                         int64_t oh0, int64_t nb, float *buf)
 {
     const int64_t OC = d->OC, xs = d->SW * d->IC;
     const int R = pl->R;
-    float *yrow = y + (n * d->OH + oh) * d->OW * OC;
     for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
         const int64_t s1 = CN__MIN(s0 + pl->S, d->OW);
-        fill_rows(d, pl, x, n, oh, s0 * d->SW - d->PL, buf);
+        fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
         for (int64_t ob = 0; ob < OC;) {
             const int NB = OC - ob >= 64 && R == 6 ? 4 : OC - ob >= 32 ? 2 : 1;
+            for (int64_t oh = oh0; oh < oh0 + nb; oh++)
             for (int64_t t = s0; t < s1; t += R) {
-                const float *xb = buf + (t - s0) * xs;
+                float *yrow = y + (n * d->OH + oh) * d->OW * OC;
+                const float *xb = buf + (oh - oh0) * d->SH * pl->ld + (t - s0) * xs;
                 const float *bb = b ? b + ob : NULL;
                 float *yp = yrow + t * OC + ob;
                 const int nr = (int)CN__MIN(R, s1 - t);
@@ -212,10 +228,11 @@ static TGT void fwd_row(const cn_conv2d_desc *d, const few_plan *pl, const float
     }
 }
 
-/* part[k0+i, 0..16*NB) += sum over the np pixels p of xb[p*xs + off[i]] *
- * gy[p, 0..16*NB), i < RB. */
-ALWAYS TGT void bww_tile(const float *xb, int64_t xs, const int *off, const float *gy, int64_t OC,
-                     int64_t np, float *part, const int RB, const int NB)
+/* part[k0+i, 0..16*NB) += sum over the nb x np pixels (h, p) of
+ * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB. */
+ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
+                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, const int RB,
+                         const int NB)
 {
     __m512 acc[12][4];
     int o[12];
@@ -225,8 +242,9 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xs, const int *off, const floa
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
     }
+    for (int64_t h = 0; h < nb; h++)
     for (int64_t p = 0; p < np; p++) {
-        const float *xq = xb + p * xs, *gq = gy + p * OC;
+        const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
         __m512 gv[4];
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) gv[j] = _mm512_loadu_ps(gq + 16 * j);
@@ -248,11 +266,14 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xs, const int *off, const floa
 
 /* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
  * unrolled tile. */
-ALWAYS TGT void bww_block(const float *xb, int64_t xs, const int *off, const float *gy, int64_t OC,
-                      int64_t np, float *part, int rb, const int NB)
+ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off,
+                          const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np,
+                          float *part, int rb, const int NB)
 {
 #define FEW_BWW(r)                                                                                 \
-    case r: bww_tile(xb, xs, off, gy, OC, np, part, (r) < 7 || NB < 4 ? (r) : 6, NB); break
+    case r:                                                                                        \
+        bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, (r) < 7 || NB < 4 ? (r) : 6, NB);     \
+        break
     switch (rb) {
         FEW_BWW(1); FEW_BWW(2); FEW_BWW(3); FEW_BWW(4); FEW_BWW(5); FEW_BWW(6);
         FEW_BWW(7); FEW_BWW(8); FEW_BWW(9); FEW_BWW(10); FEW_BWW(11); FEW_BWW(12);
@@ -260,16 +281,18 @@ ALWAYS TGT void bww_block(const float *xb, int64_t xs, const int *off, const flo
 #undef FEW_BWW
 }
 
-/* part[K, OC] += the weight gradient of output row (n, oh); pb[OC] += its
- * gy (when pb). */
-static TGT void bww_row(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
-                        const float *gy, float *part, float *pb, int64_t n, int64_t oh, float *buf)
+/* part[K, OC] += the weight gradient of output rows [oh0, oh0+nb) of
+ * image n; pb[OC] += their gy (when pb). */
+static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                         const float *gy, float *part, float *pb, int64_t n, int64_t oh0,
+                         int64_t nb, float *buf)
 {
-    const int64_t OC = d->OC, xs = d->SW * d->IC, K = pl->K;
-    const float *gyr = gy + (n * d->OH + oh) * d->OW * OC;
+    const int64_t OC = d->OC, xs = d->SW * d->IC, K = pl->K, xh = d->SH * pl->ld,
+                  gh = d->OW * OC;
+    const float *gyr = gy + (n * d->OH + oh0) * d->OW * OC;
     for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
         const int64_t np = CN__MIN(pl->S, d->OW - s0);
-        fill_rows(d, pl, x, n, oh, s0 * d->SW - d->PL, buf);
+        fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
         for (int64_t ob = 0; ob < OC;) {
             const int NB = OC - ob >= 64 ? 4 : OC - ob >= 32 ? 2 : 1, rmax = NB == 4 ? 6 : 12;
             /* K rows in nblk blocks as even as possible */
@@ -278,18 +301,22 @@ static TGT void bww_row(const cn_conv2d_desc *d, const few_plan *pl, const float
                 const int64_t k1 = K * (bi + 1) / nblk;
                 const float *g = gyr + s0 * OC + ob;
                 float *pr = part + k0 * OC + ob;
-                if (NB == 4) bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 4);
-                else if (NB == 2) bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 2);
-                else bww_block(buf, xs, pl->off + k0, g, OC, np, pr, (int)(k1 - k0), 1);
+                const int rb = (int)(k1 - k0);
+                const int *o = pl->off + k0;
+                if (NB == 4) bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 4);
+                else if (NB == 2) bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 2);
+                else bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 1);
                 k0 = k1;
             }
             ob += 16 * NB;
         }
         if (pb)
-            for (int64_t p = 0; p < np; p++)
-                for (int64_t c = 0; c < OC; c += 16)
-                    _mm512_storeu_ps(pb + c, _mm512_add_ps(_mm512_loadu_ps(pb + c),
-                                                           _mm512_loadu_ps(gyr + (s0 + p) * OC + c)));
+            for (int64_t h = 0; h < nb; h++)
+                for (int64_t p = 0; p < np; p++)
+                    for (int64_t c = 0; c < OC; c += 16)
+                        _mm512_storeu_ps(pb + c,
+                                         _mm512_add_ps(_mm512_loadu_ps(pb + c),
+                                                       _mm512_loadu_ps(gyr + h * gh + (s0 + p) * OC + c)));
     }
 }
 
@@ -299,13 +326,15 @@ void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     few_plan pl;
     plan_init(d, &pl);
     const int nt = cn__threads(ctx);
-    const int64_t rows = d->MB * d->OH;
-#pragma omp parallel num_threads(nt) if (nt > 1 && rows > 1)
+    const int64_t per = (d->OH + pl.B - 1) / pl.B, bands = d->MB * per;
+#pragma omp parallel num_threads(nt) if (nt > 1 && bands > 1)
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
 #pragma omp for schedule(static)
-        for (int64_t row = 0; row < rows; row++)
-            fwd_row(d, &pl, x, w, b, relu, y, row / d->OH, row % d->OH, buf);
+        for (int64_t u = 0; u < bands; u++) {
+            const int64_t oh0 = u % per * pl.B;
+            fwd_band(d, &pl, x, w, b, relu, y, u / per, oh0, CN__MIN(pl.B, d->OH - oh0), buf);
+        }
     }
 }
 
@@ -324,8 +353,13 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
         for (int k = 0; k < FEW_CHUNKS; k++) {
             float *pk = part + k * stride;
             memset(pk, 0, (size_t)stride * sizeof *pk);
-            for (int64_t row = rows * k / FEW_CHUNKS; row < rows * (k + 1) / FEW_CHUNKS; row++)
-                bww_row(d, &pl, x, gy, pk, gb ? pk + nw : NULL, row / d->OH, row % d->OH, buf);
+            /* the chunk's rows in bands that stay inside one image */
+            const int64_t r1 = rows * (k + 1) / FEW_CHUNKS;
+            for (int64_t row = rows * k / FEW_CHUNKS, nb; row < r1; row += nb) {
+                const int64_t n = row / d->OH, oh = row % d->OH;
+                nb = CN__MIN(CN__MIN(pl.B, d->OH - oh), r1 - row);
+                bww_band(d, &pl, x, gy, pk, gb ? pk + nw : NULL, n, oh, nb, buf);
+            }
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
