@@ -51,10 +51,9 @@
  * for 2 (24 or 28), up to 24 for 1. */
 static int tile_r(const cn_conv2d_desc *d)
 {
-    if (d->OC >= 64) return 6;
-    static const int r2[] = {14, 12}, r1[] = {24, 14, 12};
-    const int *rs = d->OC >= 32 ? r2 : r1, nrs = d->OC >= 32 ? 2 : 3;
-    /* the one with the fewest wasted pixels in a row, the widest on ties */
+    static const int r4[] = {6, 14, 12}, r2[] = {14, 12}, r1[] = {24, 14, 12};
+    const int *rs = d->OC >= 64 ? r4 : d->OC >= 32 ? r2 : r1, nrs = d->OC >= 32 && d->OC < 64 ? 2 : 3;
+    /* the one with the fewest wasted pixels in a row, the first on ties */
     int best = rs[0];
     int64_t bw = (d->OW + best - 1) / best * best;
     for (int i = 1; i < nrs; i++) {
@@ -62,6 +61,16 @@ static int tile_r(const cn_conv2d_desc *d)
         if (w < bw) best = rs[i], bw = w;
     }
     return best;
+}
+
+/* Taps rows [lo, hi) of the filter that output row oh reads inside the
+ * input (the others read zeros and are skipped). */
+static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *lo, int64_t *hi)
+{
+    const int64_t top = oh * d->SH - d->PT; /* ih of kh = 0 */
+    int64_t a = top >= 0 ? 0 : (-top + d->DH - 1) / d->DH;
+    int64_t b = d->IH - top <= 0 ? 0 : (d->IH - top + d->DH - 1) / d->DH;
+    *lo = CN__MIN(a, d->KH), *hi = CN__MAX(CN__MIN(b, d->KH), *lo);
 }
 
 /* Padded columns a segment of np output pixels reads. */
@@ -133,22 +142,26 @@ static void plan_init(const cn_conv2d_desc *d, few_plan *pl)
 /* buf[r*ld + c] = padded input row oh0*SH-PT+r of image n, columns from
  * iw0 on (ld / C_in of them), for the rows of nb output rows from oh0:
  * zeros outside the input. */
-static void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
-                      int64_t oh0, int64_t nb, int64_t iw0, float *buf)
+static TGT void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                          int64_t n, int64_t oh0, int64_t nb, int64_t iw0, float *buf)
 {
-    const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC;
-    for (int64_t r = 0; r < band_rows(d, nb); r++) {
-        float *row = buf + r * ld;
+    const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC, rows = band_rows(d, nb);
+    const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW), len = (hi - lo) * IC;
+    /* one memset and inline row copies: a 28-float row is too short for
+     * three library calls */
+    memset(buf, 0, (size_t)(rows * ld) * sizeof *buf);
+    if (lo >= hi) return;
+    for (int64_t r = 0; r < rows; r++) {
         const int64_t ih = oh0 * d->SH - d->PT + r;
-        const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW);
-        if (ih < 0 || ih >= d->IH || lo >= hi) {
-            memset(row, 0, (size_t)ld * sizeof *row);
-            continue;
+        if (ih < 0 || ih >= d->IH) continue;
+        float *dst = buf + r * ld + (lo - iw0) * IC;
+        const float *src = x + ((n * d->IH + ih) * d->IW + lo) * IC;
+        int64_t c = 0;
+        for (; c + 16 <= len; c += 16) _mm512_storeu_ps(dst + c, _mm512_loadu_ps(src + c));
+        if (c < len) { /* masked lanes neither read nor write */
+            const __mmask16 m = (__mmask16)((1u << (len - c)) - 1);
+            _mm512_mask_storeu_ps(dst + c, m, _mm512_maskz_loadu_ps(m, src + c));
         }
-        memset(row, 0, (size_t)((lo - iw0) * IC) * sizeof *row);
-        memcpy(row + (lo - iw0) * IC, x + ((n * d->IH + ih) * d->IW + lo) * IC,
-               (size_t)((hi - lo) * IC) * sizeof *row);
-        memset(row + (hi - iw0) * IC, 0, (size_t)((iw0 + cols - hi) * IC) * sizeof *row);
     }
 }
 
@@ -211,8 +224,11 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
                 const float *bb = b ? b + ob : NULL;
                 float *yp = yrow + t * OC + ob;
                 const int nr = (int)CN__MIN(R, s1 - t);
-                const int64_t K = pl->K;
-#define FEW_FWD(r, nb) fwd_tile(xb, xs, pl->off, K, w + ob, OC, bb, relu, yp, nr, r, nb)
+                int64_t k0, k1;
+                kh_range(d, oh, &k0, &k1);
+                k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
+#define FEW_FWD(r, nb)                                                                             \
+    fwd_tile(xb, xs, pl->off + k0, k1 - k0, w + k0 * OC + ob, OC, bb, relu, yp, nr, r, nb)
                 if (NB == 4) FEW_FWD(6, 4);
                 else if (NB == 2 && R == 6) FEW_FWD(6, 2);
                 else if (NB == 2 && R == 12) FEW_FWD(12, 2);
@@ -229,12 +245,15 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
 }
 
 /* part[k0+i, 0..16*NB) += sum over the nb x np pixels (h, p) of
- * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB. */
+ * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB; with BIAS
+ * also pb[0..16*NB) += sum of gy, on the gy vectors already loaded. */
 ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
-                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, const int RB,
-                         const int NB)
+                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
+                         const int RB, const int NB, const int BIAS)
 {
-    __m512 acc[12][4];
+    __m512 acc[12][4], bacc[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) bacc[j] = _mm512_setzero_ps();
     int o[12];
 #pragma GCC unroll 12
     for (int i = 0; i < RB; i++) {
@@ -247,7 +266,10 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
         const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
         __m512 gv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) gv[j] = _mm512_loadu_ps(gq + 16 * j);
+        for (int j = 0; j < NB; j++) {
+            gv[j] = _mm512_loadu_ps(gq + 16 * j);
+            if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
+        }
 #pragma GCC unroll 12
         for (int i = 0; i < RB; i++) {
             const __m512 xv = _mm512_set1_ps(xq[o[i]]);
@@ -262,23 +284,84 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
             float *q = part + (int64_t)i * OC + 16 * j;
             _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[i][j]));
         }
+    if (BIAS)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++)
+            _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), bacc[j]));
 }
 
 /* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
- * unrolled tile. */
+ * unrolled tile; the bias sum rides along where pb (NB <= 2: registers
+ * left for it). */
 ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off,
                           const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np,
-                          float *part, int rb, const int NB)
+                          float *part, float *pb, int rb, const int NB)
 {
+#define FEW_RB(r) ((r) < 7 || NB < 4 ? (r) : 6)
 #define FEW_BWW(r)                                                                                 \
     case r:                                                                                        \
-        bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, (r) < 7 || NB < 4 ? (r) : 6, NB);     \
+        if (NB <= 2 && pb)                                                                         \
+            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, NB <= 2);       \
+        else                                                                                       \
+            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, 0);             \
         break
     switch (rb) {
         FEW_BWW(1); FEW_BWW(2); FEW_BWW(3); FEW_BWW(4); FEW_BWW(5); FEW_BWW(6);
         FEW_BWW(7); FEW_BWW(8); FEW_BWW(9); FEW_BWW(10); FEW_BWW(11); FEW_BWW(12);
     }
 #undef FEW_BWW
+#undef FEW_RB
+}
+
+/* pb[0..16*NB) += the sum of gy[h*gh + p*OC, 0..16*NB) over nb x np
+ * pixels, one register chain per vector: for NB = 4, whose tile has no
+ * registers left for it, and rows that read no input. */
+ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np,
+                         float *pb, const int NB)
+{
+    __m512 a[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) a[j] = _mm512_setzero_ps();
+    for (int64_t h = 0; h < nb; h++)
+        for (int64_t p = 0; p < np; p++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++)
+                a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(gy + h * gh + p * OC + 16 * j));
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+        _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), a[j]));
+}
+
+/* part[k0..k1, OC] += the weight gradient of nb x np pixels from xb (in
+ * the buffer) and gy; pb[OC] += their gy (when pb). */
+static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const float *xb,
+                         const float *gy, int64_t nb, int64_t np, int64_t k0, int64_t k1,
+                         float *part, float *pb)
+{
+    const int64_t OC = d->OC, xs = d->SW * d->IC, xh = d->SH * pl->ld, gh = d->OW * OC;
+    for (int64_t ob = 0; ob < OC;) {
+        const int NB = OC - ob >= 64 ? 4 : OC - ob >= 32 ? 2 : 1, rmax = NB == 4 ? 6 : 12;
+        /* rows k0..k1 in nblk blocks as even as possible */
+        const int64_t nblk = (k1 - k0 + rmax - 1) / rmax;
+        for (int64_t bi = 0, ka = k0; bi < nblk; bi++) {
+            const int64_t kb = k0 + (k1 - k0) * (bi + 1) / nblk;
+            const float *g = gy + ob;
+            float *pr = part + ka * OC + ob;
+            const int rb = (int)(kb - ka);
+            const int *o = pl->off + ka;
+            float *pbb = pb && bi == 0 ? pb + ob : NULL;
+            if (NB == 4) bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, NULL, rb, 4);
+            else if (NB == 2) bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 2);
+            else bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 1);
+            ka = kb;
+        }
+        if (pb && (NB == 4 || nblk == 0)) {
+            if (NB == 4) bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 4);
+            else if (NB == 2) bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 2);
+            else bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
+        }
+        ob += 16 * NB;
+    }
 }
 
 /* part[K, OC] += the weight gradient of output rows [oh0, oh0+nb) of
@@ -287,39 +370,25 @@ static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
                          const float *gy, float *part, float *pb, int64_t n, int64_t oh0,
                          int64_t nb, float *buf)
 {
-    const int64_t OC = d->OC, xs = d->SW * d->IC, K = pl->K, xh = d->SH * pl->ld,
-                  gh = d->OW * OC;
+    const int64_t OC = d->OC, xh = d->SH * pl->ld, gh = d->OW * OC;
     const float *gyr = gy + (n * d->OH + oh0) * d->OW * OC;
     for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
         const int64_t np = CN__MIN(pl->S, d->OW - s0);
         fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
-        for (int64_t ob = 0; ob < OC;) {
-            const int NB = OC - ob >= 64 ? 4 : OC - ob >= 32 ? 2 : 1, rmax = NB == 4 ? 6 : 12;
-            /* K rows in nblk blocks as even as possible */
-            const int64_t nblk = (K + rmax - 1) / rmax;
-            for (int64_t bi = 0, k0 = 0; bi < nblk; bi++) {
-                const int64_t k1 = K * (bi + 1) / nblk;
-                const float *g = gyr + s0 * OC + ob;
-                float *pr = part + k0 * OC + ob;
-                const int rb = (int)(k1 - k0);
-                const int *o = pl->off + k0;
-                if (NB == 4) bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 4);
-                else if (NB == 2) bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 2);
-                else bww_block(buf, xh, xs, o, g, gh, OC, nb, np, pr, rb, 1);
-                k0 = k1;
+        /* rows whose taps reach the same filter rows [kh0, kh1) together:
+         * the taps over the top and bottom padding are skipped */
+        for (int64_t h0 = 0, h1; h0 < nb; h0 = h1) {
+            int64_t a0, a1, b0, b1;
+            kh_range(d, oh0 + h0, &a0, &a1);
+            for (h1 = h0 + 1; h1 < nb; h1++) {
+                kh_range(d, oh0 + h1, &b0, &b1);
+                if (b0 != a0 || b1 != a1) break;
             }
-            ob += 16 * NB;
+            bww_rows(d, pl, buf + h0 * xh, gyr + h0 * gh + s0 * OC, h1 - h0, np,
+                     a0 * d->KW * d->IC, a1 * d->KW * d->IC, part, pb);
         }
-        if (pb)
-            for (int64_t h = 0; h < nb; h++)
-                for (int64_t p = 0; p < np; p++)
-                    for (int64_t c = 0; c < OC; c += 16)
-                        _mm512_storeu_ps(pb + c,
-                                         _mm512_add_ps(_mm512_loadu_ps(pb + c),
-                                                       _mm512_loadu_ps(gyr + h * gh + (s0 + p) * OC + c)));
     }
 }
-
 void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                           const float *w, const float *b, int relu, float *y)
 {
