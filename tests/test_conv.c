@@ -155,8 +155,8 @@ static void few_input_channel_problems_match_reference_on_one_and_two_threads(vo
         if (fewch)
             CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 0), "fewch") &&
                       !strcmp(cn__conv2d_impl_name(&c.d, 2), "fewch"),
-                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0),
-                  cn__conv2d_impl_name(&c.d, 2), c.str);
+                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0), cn__conv2d_impl_name(&c.d, 2),
+                  c.str);
         bufs B;
         bufs_init(&B, &c.d);
         if (run_all_passes(&c, &B)) {

@@ -41,8 +41,9 @@
 #define FEW_MAX_IC 4
 /* Rows of the tap table (KH*KW*C_in): the offsets live on the stack. */
 #define FEW_MAX_K 1024
-/* Floats of padded input rows a thread keeps on its stack (32 KiB, in L1
- * with the filter); a row wider than that is done in column segments. */
+/* Floats of padded input rows a thread keeps on its stack (64 KiB: taller
+ * bands copy each input row fewer times; a tile reads only its KH rows);
+ * a row wider than that is done in column segments. */
 #define FEW_BUF 16384
 /* Fixed row chunks of the backward-weights reduction. */
 #define FEW_CHUNKS 16
@@ -52,7 +53,12 @@
 static int tile_r(const cn_conv2d_desc *d)
 {
     static const int r4[] = {6, 14, 12}, r2[] = {14, 12}, r1[] = {24, 14, 12};
-    const int *rs = d->OC >= 64 ? r4 : d->OC >= 32 ? r2 : r1, nrs = d->OC >= 32 && d->OC < 64 ? 2 : 3;
+    const int *rs = r1;
+    int nrs = 3;
+    if (d->OC >= 64)
+        rs = r4;
+    else if (d->OC >= 32)
+        rs = r2, nrs = 2;
     /* the one with the fewest wasted pixels in a row, the first on ties */
     int best = rs[0];
     int64_t bw = (d->OW + best - 1) / best * best;
@@ -148,8 +154,8 @@ static void plan_init(const cn_conv2d_desc *d, few_plan *pl)
 /* buf[r*ld + c] = padded input row oh0*SH-PT+r of image n, columns from
  * iw0 on (ld / C_in of them), for the rows of nb output rows from oh0:
  * zeros outside the input. */
-static TGT void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
-                          int64_t n, int64_t oh0, int64_t nb, int64_t iw0, float *buf)
+static TGT void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
+                          int64_t oh0, int64_t nb, int64_t iw0, float *buf)
 {
     const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC, rows = band_rows(d, nb);
     const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW), len = (hi - lo) * IC;
@@ -175,8 +181,8 @@ static TGT void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const flo
  * stored): xb is the tile's first pixel in the buffer, xs the buffer step
  * between pixels, w and b already offset to the channel block. */
 ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K, const float *w,
-                     int64_t OC, const float *b, int relu, float *y, int nr, const int R,
-                     const int NB)
+                         int64_t OC, const float *b, int relu, float *y, int nr, const int R,
+                         const int NB)
 {
     __m512 acc[24][4];
 #pragma GCC unroll 4
@@ -211,8 +217,8 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
 /* Output rows [oh0, oh0+nb) of image n, segment by segment, channel block
  * by channel block. */
 static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
-                         const float *w, const float *b, int relu, float *y, int64_t n,
-                         int64_t oh0, int64_t nb, float *buf)
+                         const float *w, const float *b, int relu, float *y, int64_t n, int64_t oh0,
+                         int64_t nb, float *buf)
 {
     const int64_t OC = d->OC, xs = d->SW * d->IC;
     const int R = pl->R;
@@ -222,27 +228,35 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
         for (int64_t ob = 0; ob < OC;) {
             const int NB = OC - ob >= 64 && R == 6 ? 4 : OC - ob >= 32 ? 2 : 1;
             for (int64_t oh = oh0; oh < oh0 + nb; oh++)
-            for (int64_t t = s0; t < s1; t += R) {
-                float *yrow = y + (n * d->OH + oh) * d->OW * OC;
-                const float *xb = buf + (oh - oh0) * d->SH * pl->ld + (t - s0) * xs;
-                const float *bb = b ? b + ob : NULL;
-                float *yp = yrow + t * OC + ob;
-                const int nr = (int)CN__MIN(R, s1 - t);
-                int64_t k0, k1;
-                kh_range(d, oh, &k0, &k1);
-                k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
+                for (int64_t t = s0; t < s1; t += R) {
+                    float *yrow = y + (n * d->OH + oh) * d->OW * OC;
+                    const float *xb = buf + (oh - oh0) * d->SH * pl->ld + (t - s0) * xs;
+                    const float *bb = b ? b + ob : NULL;
+                    float *yp = yrow + t * OC + ob;
+                    const int nr = (int)CN__MIN(R, s1 - t);
+                    int64_t k0, k1;
+                    kh_range(d, oh, &k0, &k1);
+                    k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
 #define FEW_FWD(r, nb)                                                                             \
     fwd_tile(xb, xs, pl->off + k0, k1 - k0, w + k0 * OC + ob, OC, bb, relu, yp, nr, r, nb)
-                if (NB == 4) FEW_FWD(6, 4);
-                else if (NB == 2 && R == 6) FEW_FWD(6, 2);
-                else if (NB == 2 && R == 12) FEW_FWD(12, 2);
-                else if (NB == 2) FEW_FWD(14, 2);
-                else if (R == 6) FEW_FWD(6, 1);
-                else if (R == 12) FEW_FWD(12, 1);
-                else if (R == 14) FEW_FWD(14, 1);
-                else FEW_FWD(24, 1);
+                    if (NB == 4)
+                        FEW_FWD(6, 4);
+                    else if (NB == 2 && R == 6)
+                        FEW_FWD(6, 2);
+                    else if (NB == 2 && R == 12)
+                        FEW_FWD(12, 2);
+                    else if (NB == 2)
+                        FEW_FWD(14, 2);
+                    else if (R == 6)
+                        FEW_FWD(6, 1);
+                    else if (R == 12)
+                        FEW_FWD(12, 1);
+                    else if (R == 14)
+                        FEW_FWD(14, 1);
+                    else
+                        FEW_FWD(24, 1);
 #undef FEW_FWD
-            }
+                }
             ob += 16 * NB;
         }
     }
@@ -266,19 +280,19 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
         for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
     }
     for (int64_t h = 0; h < nb; h++)
-    for (int64_t p = 0; p < np; p++) {
-        const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
-        __m512 gv[4];
+        for (int64_t p = 0; p < np; p++) {
+            const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
+            __m512 gv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) {
-            gv[j] = _mm512_loadu_ps(gq + 16 * j);
-            if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
-        }
+            for (int j = 0; j < NB; j++) {
+                gv[j] = _mm512_loadu_ps(gq + 16 * j);
+                if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
+            }
 #pragma GCC unroll 12
-        for (int i = 0; i < RB; i++)
+            for (int i = 0; i < RB; i++)
 #pragma GCC unroll 4
-            for (int j = 0; j < NB; j++) FMA_BCAST(acc[i][j], xq + o[i], gv[j]);
-    }
+                for (int j = 0; j < NB; j++) FMA_BCAST(acc[i][j], xq + o[i], gv[j]);
+        }
 #pragma GCC unroll 12
     for (int i = 0; i < RB; i++)
 #pragma GCC unroll 4
@@ -295,9 +309,9 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
 /* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
  * unrolled tile; the bias sum rides along where pb (NB <= 2: registers
  * left for it). */
-ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off,
-                          const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np,
-                          float *part, float *pb, int rb, const int NB)
+ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
+                          int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
+                          int rb, const int NB)
 {
 #define FEW_RB(r) ((r) < 7 || NB < 4 ? (r) : 6)
 #define FEW_BWW(r)                                                                                 \
@@ -308,8 +322,18 @@ ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *of
             bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, 0);             \
         break
     switch (rb) {
-        FEW_BWW(1); FEW_BWW(2); FEW_BWW(3); FEW_BWW(4); FEW_BWW(5); FEW_BWW(6);
-        FEW_BWW(7); FEW_BWW(8); FEW_BWW(9); FEW_BWW(10); FEW_BWW(11); FEW_BWW(12);
+        FEW_BWW(1);
+        FEW_BWW(2);
+        FEW_BWW(3);
+        FEW_BWW(4);
+        FEW_BWW(5);
+        FEW_BWW(6);
+        FEW_BWW(7);
+        FEW_BWW(8);
+        FEW_BWW(9);
+        FEW_BWW(10);
+        FEW_BWW(11);
+        FEW_BWW(12);
     }
 #undef FEW_BWW
 #undef FEW_RB
@@ -318,8 +342,8 @@ ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *of
 /* pb[0..16*NB) += the sum of gy[h*gh + p*OC, 0..16*NB) over nb x np
  * pixels, one register chain per vector: for NB = 4, whose tile has no
  * registers left for it, and rows that read no input. */
-ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np,
-                         float *pb, const int NB)
+ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np, float *pb,
+                         const int NB)
 {
     __m512 a[4];
 #pragma GCC unroll 4
@@ -352,15 +376,21 @@ static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const floa
             const int rb = (int)(kb - ka);
             const int *o = pl->off + ka;
             float *pbb = pb && bi == 0 ? pb + ob : NULL;
-            if (NB == 4) bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, NULL, rb, 4);
-            else if (NB == 2) bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 2);
-            else bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 1);
+            if (NB == 4)
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, NULL, rb, 4);
+            else if (NB == 2)
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 2);
+            else
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 1);
             ka = kb;
         }
         if (pb && (NB == 4 || nblk == 0)) {
-            if (NB == 4) bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 4);
-            else if (NB == 2) bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 2);
-            else bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
+            if (NB == 4)
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 4);
+            else if (NB == 2)
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 2);
+            else
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
         }
         ob += 16 * NB;
     }
@@ -386,8 +416,8 @@ static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
                 kh_range(d, oh0 + h1, &b0, &b1);
                 if (b0 != a0 || b1 != a1) break;
             }
-            bww_rows(d, pl, buf + h0 * xh, gyr + h0 * gh + s0 * OC, h1 - h0, np,
-                     a0 * d->KW * d->IC, a1 * d->KW * d->IC, part, pb);
+            bww_rows(d, pl, buf + h0 * xh, gyr + h0 * gh + s0 * OC, h1 - h0, np, a0 * d->KW * d->IC,
+                     a1 * d->KW * d->IC, part, pb);
         }
     }
 }
