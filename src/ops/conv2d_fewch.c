@@ -73,9 +73,10 @@ static int tile_r(const cn_conv2d_desc *d)
  * input (the others read zeros and are skipped). */
 static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *lo, int64_t *hi)
 {
-    const int64_t top = oh * d->SH - d->PT; /* ih of kh = 0 */
-    int64_t a = top >= 0 ? 0 : (-top + d->DH - 1) / d->DH;
-    int64_t b = d->IH - top <= 0 ? 0 : (d->IH - top + d->DH - 1) / d->DH;
+    const int64_t top = oh * d->SH - d->PT, DH = d->DH; /* ih of kh = 0 */
+    /* no division for DH = 1: this runs for every output row */
+    int64_t a = top >= 0 ? 0 : DH == 1 ? -top : (-top + DH - 1) / DH;
+    int64_t b = d->IH - top <= 0 ? 0 : DH == 1 ? d->IH - top : (d->IH - top + DH - 1) / DH;
     *lo = CN__MIN(a, d->KH), *hi = CN__MAX(CN__MIN(b, d->KH), *lo);
 }
 
@@ -227,16 +228,16 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
         fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
         for (int64_t ob = 0; ob < OC;) {
             const int NB = OC - ob >= 64 && R == 6 ? 4 : OC - ob >= 32 ? 2 : 1;
-            for (int64_t oh = oh0; oh < oh0 + nb; oh++)
+            for (int64_t oh = oh0; oh < oh0 + nb; oh++) {
+                int64_t k0, k1;
+                kh_range(d, oh, &k0, &k1);
+                k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
                 for (int64_t t = s0; t < s1; t += R) {
                     float *yrow = y + (n * d->OH + oh) * d->OW * OC;
                     const float *xb = buf + (oh - oh0) * d->SH * pl->ld + (t - s0) * xs;
                     const float *bb = b ? b + ob : NULL;
                     float *yp = yrow + t * OC + ob;
                     const int nr = (int)CN__MIN(R, s1 - t);
-                    int64_t k0, k1;
-                    kh_range(d, oh, &k0, &k1);
-                    k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
 #define FEW_FWD(r, nb)                                                                             \
     fwd_tile(xb, xs, pl->off + k0, k1 - k0, w + k0 * OC + ob, OC, bb, relu, yp, nr, r, nb)
                     if (NB == 4)
@@ -257,6 +258,7 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
                         FEW_FWD(24, 1);
 #undef FEW_FWD
                 }
+            }
             ob += 16 * NB;
         }
     }
