@@ -423,6 +423,7 @@ static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
         }
     }
 }
+
 void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                           const float *w, const float *b, int relu, float *y)
 {
@@ -433,7 +434,9 @@ void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 #pragma omp parallel num_threads(nt) if (nt > 1 && bands > 1)
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
-#pragma omp for schedule(static)
+        /* dynamic: bands are independent, and a thread the OS preempts
+         * (a shared machine) then hands its share to the others */
+#pragma omp for schedule(dynamic)
         for (int64_t u = 0; u < bands; u++) {
             const int64_t oh0 = u % per * pl.B;
             fwd_band(d, &pl, x, w, b, relu, y, u / per, oh0, CN__MIN(pl.B, d->OH - oh0), buf);
@@ -451,8 +454,10 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
-        /* each chunk's rows summed, in order, by the one thread that owns it */
-#pragma omp for schedule(static)
+        /* each chunk's rows summed, in order, by the one thread that takes
+         * it (dynamic, as in the forward pass: a chunk's sum does not depend
+         * on which thread does it) */
+#pragma omp for schedule(dynamic)
         for (int k = 0; k < FEW_CHUNKS; k++) {
             float *pk = part + k * stride;
             memset(pk, 0, (size_t)stride * sizeof *pk);
