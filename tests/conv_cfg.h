@@ -109,6 +109,41 @@ static void conv_cfg_random_wide(conv_cfg *c, int kind, int max_hw)
     }
 }
 
+/* A random problem for the few-input-channel kernels: one group, 1-4 input
+ * channels, 16-96 output channels in steps of 16 (full 4-, 2- and 1-vector
+ * blocks); geometry and edge class as conv_cfg_random draws them, zero
+ * pads sometimes negative (cropping). wide: rows more than one stack
+ * buffer holds, so that a row is done in column segments and an image in
+ * bands of rows, under a 13-16 tap tall kernel or a strided 3x3 one (1-4
+ * output rows, so the sums stay as short as the other problems'). */
+static void conv_cfg_random_fewch(conv_cfg *c, int kind, int max_hw, int wide)
+{
+    for (;;) {
+        conv_cfg t;
+        conv_cfg_random(&t, kind, max_hw, 4);
+        t.p.groups = 1;
+        t.xs[3] = t.ws[2] = tl_randint(1, 4);
+        t.ws[3] = 16 * tl_randint(1, wide ? 2 : 6);
+        if (wide) {
+            const int tall = tl_randint(0, 1);
+            t.xs[0] = 1, t.xs[2] = tl_randint(160, 240), t.xs[3] = t.ws[2] = 4;
+            t.ws[0] = tall ? tl_randint(13, 16) : 3, t.ws[1] = tall ? tl_randint(1, 5) : 3;
+            t.p.stride_h = tall ? tl_randint(1, 3) : 3, t.p.stride_w = tl_randint(2, 3);
+            t.xs[1] = tall ? t.ws[0] + t.p.stride_h * tl_randint(0, 1) : tl_randint(10, 13);
+            t.p.pad_top = t.p.pad_bottom = 0, t.p.pad_same = 0, t.p.dil_h = 1;
+        }
+        if (!wide && kind == CFG_ANY && tl_randint(0, 1)) {
+            t.p.pad_mode = CN_PAD_ZEROS, t.p.pad_same = 0;
+            t.p.pad_top = tl_randint(-2, 2), t.p.pad_bottom = tl_randint(-2, 2);
+            t.p.pad_left = tl_randint(-2, 2), t.p.pad_right = tl_randint(-2, 2);
+        }
+        if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+        conv_cfg_describe(&t);
+        *c = t;
+        return;
+    }
+}
+
 static size_t cfg_nx(const cn_conv2d_desc *d) { return (size_t)(d->MB * d->IH * d->IW * d->IC); }
 static size_t cfg_ny(const cn_conv2d_desc *d) { return (size_t)(d->MB * d->OH * d->OW * d->OC); }
 static size_t cfg_nw(const cn_conv2d_desc *d)

@@ -117,6 +117,25 @@ static void same_bits_on_two_threads(const conv_cfg *c, const bufs *B)
     free(y2), free(gx2), free(gw2), free(gb2);
 }
 
+/* Every pass of c against the reference, then again on 2 threads bit for
+ * bit. */
+static void matches_reference_on_one_and_two_threads(const conv_cfg *c)
+{
+    bufs B;
+    bufs_init(&B, &c->d);
+    if (run_all_passes(c, &B)) {
+        cn__conv2d_ref_fwd(&c->d, B.xd, B.wd, c->bias ? B.bd : NULL, B.yd);
+        cn__conv2d_ref_bwd_data(&c->d, B.gyd, B.wd, B.gxd);
+        cn__conv2d_ref_bwd_weights(&c->d, B.xd, B.gyd, B.gwd, B.gbd);
+        (void)(agree("forward", B.y, B.yd, B.ny, c->str) &&
+               agree("grad_input", B.gx, B.gxd, B.nx, c->str) &&
+               agree("grad_weight", B.gw, B.gwd, B.nw, c->str) &&
+               agree("grad_bias", B.gb, B.gbd, B.nb, c->str));
+        same_bits_on_two_threads(c, &B);
+    }
+    bufs_free(&B);
+}
+
 /* The depthwise and small-group kernels vectorise along channels, so they
  * need problems wider than the generic generator's: full vectors, partial
  * ones and tails, on 1 and 2 threads with bit-identical results. */
@@ -125,19 +144,7 @@ static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
     for (int i = 0; i < 120 && tl_ok(); i++) {
         conv_cfg c;
         conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
-        bufs B;
-        bufs_init(&B, &c.d);
-        if (run_all_passes(&c, &B)) {
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
-                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
-                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
-                   agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
-            same_bits_on_two_threads(&c, &B);
-        }
-        bufs_free(&B);
+        matches_reference_on_one_and_two_threads(&c);
     }
 }
 
@@ -182,19 +189,7 @@ static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(voi
         reached += cn__conv_grp8_applies(&c.d) && !strcmp(cn__conv2d_impl_name(&c.d, 0), "grouped");
         reached_bww += cn__conv_grp8_bww_applies(&c.d) &&
                        !strcmp(cn__conv2d_impl_name(&c.d, 2), "grouped");
-        bufs B;
-        bufs_init(&B, &c.d);
-        if (run_all_passes(&c, &B)) {
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
-                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
-                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
-                   agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
-            same_bits_on_two_threads(&c, &B);
-        }
-        bufs_free(&B);
+        matches_reference_on_one_and_two_threads(&c);
     }
     const char *impl = getenv("CN_CONV_IMPL");
     if (cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"))) {
@@ -202,6 +197,26 @@ static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(voi
               n);
         CHECK(reached_bww >= n / 4, "only %d of %d problems ran its weight gradient", reached_bww,
               n);
+    }
+}
+
+/* The few-input-channel kernels (AVX-512) must take every one of these
+ * problems, forward and backward-weights, wherever the default path runs
+ * with AVX-512, and match the reference on 1 and 2 threads bit-identically;
+ * elsewhere the same problems check the kernels that replace them. */
+static void few_input_channel_problems_match_reference_on_one_and_two_threads(void)
+{
+    const char *impl = getenv("CN_CONV_IMPL");
+    const int fewch = cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"));
+    for (int i = 0; i < 160 && tl_ok(); i++) {
+        conv_cfg c;
+        conv_cfg_random_fewch(&c, i % CFG_KIND_COUNT, 9, i % 16 == 15);
+        if (fewch)
+            CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 0), "fewch") &&
+                      !strcmp(cn__conv2d_impl_name(&c.d, 2), "fewch"),
+                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0), cn__conv2d_impl_name(&c.d, 2),
+                  c.str);
+        matches_reference_on_one_and_two_threads(&c);
     }
 }
 
@@ -300,7 +315,7 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
 
 /* cn_conv2d_fwd_relu applies the ReLU as each kernel writes its output: bit
  * for bit cn_conv2d_fwd then cn_act_fwd's relu, NaN included, whichever
- * kernel runs (generic, wide-channel, paired-group and Winograd-sized
+ * kernel runs (generic, wide-channel, paired-group, few-input-channel and Winograd-sized
  * problems). */
 static void fused_relu_forward_equals_relu_of_the_forward(void)
 {
@@ -308,7 +323,8 @@ static void fused_relu_forward_equals_relu_of_the_forward(void)
         conv_cfg c;
         if (i % 3 == 0 && i % 2) conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 4 == 1);
         else if (i % 3 == 0) conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
-        else if (i % 3 == 1) conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
+        else if (i % 6 == 1) conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
+        else if (i % 3 == 1) conv_cfg_random_fewch(&c, i % CFG_KIND_COUNT, 9, 0);
         else {
             for (;;) {
                 conv_cfg t = {0};
@@ -830,6 +846,7 @@ static void run_all(void)
     TL_RUN(every_pass_matches_reference_on_random_problems);
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
+    TL_RUN(few_input_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);

@@ -207,7 +207,7 @@ static cn_conv2d_desc transposed_desc(const cn_conv2d_desc *src)
     return t;
 }
 
-typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_WINOGRAD } conv_impl;
+typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_FEWCH, IMPL_WINOGRAD } conv_impl;
 
 static int vec_applies(const cn_conv2d_desc *p)
 {
@@ -215,7 +215,8 @@ static int vec_applies(const cn_conv2d_desc *p)
 }
 
 /* The kernel for pass (0 fwd, 1 bwd_data, 2 bwd_weights) of the zero-padded
- * problem p: the vectorised direct kernels where they apply (for
+ * problem p: the few-input-channel kernels for fwd and bwd_weights where
+ * they apply, the vectorised direct kernels where they apply (for
  * backward-data: to the transposed problem), else the GEMM path, else the
  * plain loops. CN_CONV_IMPL=direct|gemm forces those (tests); =vec is the
  * default choice. */
@@ -224,6 +225,7 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     const char *e = getenv("CN_CONV_IMPL");
     if (e && !strcmp(e, "direct")) return IMPL_DIRECT;
     if (e && !strcmp(e, "gemm")) return IMPL_GEMM;
+    if (pass != 1 && cn__conv_fewch_applies(p)) return IMPL_FEWCH;
     cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
     /* The small-group weight gradient keeps KG x OCG accumulators per tap
      * sweep; with many taps over one group (a 7x7 first layer) a GEMM
@@ -248,6 +250,7 @@ const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
     const cn_conv2d_desc p = kernel_desc(d);
     switch (choose_impl(&p, pass)) {
     case IMPL_VEC: return cn__conv_dw_applies(&p) ? "depthwise" : "grouped";
+    case IMPL_FEWCH: return "fewch";
     case IMPL_GEMM: return "gemm";
     case IMPL_WINOGRAD: {
         const cn_conv2d_desc t = transposed_desc(&p);
@@ -282,7 +285,9 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     const cn_conv2d_desc p = kernel_desc(d);
     const cn_conv2d_desc t = transposed_desc(&p);
     l.gcols = cn__ws_take(base, &at, CN__MAX(cn__conv_gemm_ws(&p), cn__conv_gemm_ws(&t)));
-    l.part = cn__ws_take(base, &at, bw && vec_applies(&p) ? cn__conv_vec_bww_ws(&p) : 0);
+    const size_t vp = vec_applies(&p) ? cn__conv_vec_bww_ws(&p) : 0,
+                 fp = cn__conv_fewch_applies(&p) ? cn__conv_fewch_bww_ws(&p) : 0;
+    l.part = cn__ws_take(base, &at, bw ? CN__MAX(vp, fp) : 0);
     const size_t wf = (passes & WS_FWD) ? cn__conv_winograd_ws(&p) : 0,
                  wb = bd ? cn__conv_winograd_ws(&t) : 0;
     const size_t ww = bw ? cn__conv_winograd_bww_ws(&p) : 0;
@@ -358,8 +363,10 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
     const cn_conv2d_desc p = kernel_desc(d);
     const conv_impl impl = choose_impl(&p, 0);
     const int grp8 = impl == IMPL_VEC && cn__conv_grp8_applies(&p);
-    if (!explicit_pad && !grp8 && (impl == IMPL_VEC || impl == IMPL_DIRECT)) {
-        if (impl == IMPL_VEC) {
+    if (!explicit_pad && !grp8 && (impl == IMPL_VEC || impl == IMPL_FEWCH || impl == IMPL_DIRECT)) {
+        if (impl == IMPL_FEWCH) {
+            cn__conv2d_fewch_fwd(ctx, d, x, w, b, relu, y);
+        } else if (impl == IMPL_VEC) {
             cn__conv2d_vec_fwd(ctx, d, x, w, b, relu, y);
         } else {
             cn__conv2d_direct(ctx, d, x, w, b, y);
@@ -383,6 +390,8 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
         cn__conv2d_grp8_fwd(ctx, &p, src, w, b, relu, y, l.grp8);
     } else if (!s && impl == IMPL_VEC) {
         cn__conv2d_vec_fwd(ctx, &p, src, w, b, relu, y);
+    } else if (!s && impl == IMPL_FEWCH) {
+        cn__conv2d_fewch_fwd(ctx, &p, src, w, b, relu, y);
     } else if (!s) {
         cn__conv2d_direct(ctx, &p, src, w, b, y);
         if (relu) cn_act_fwd(ctx, CN_ACT_RELU, 0.0f, (size_t)(d->MB * d->OH * d->OW * d->OC), y, y);
@@ -476,6 +485,10 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     }
     if (impl == IMPL_VEC) {
         cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
+        goto done;
+    }
+    if (impl == IMPL_FEWCH) {
+        cn__conv2d_fewch_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
         goto done;
     }
     if (impl == IMPL_WINOGRAD) {

@@ -79,6 +79,18 @@ CN__HIDDEN void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_d
                                             const float *x, const float *gy, float *gw, float *gb,
                                             void *ws);
 
+/* The few-input-channel kernels (conv2d_fewch.c): G = 1, C_in <= 4, C_out
+ * a multiple of 16, zero-padded (pads may be negative), on AVX-512 only
+ * (applies is 0 elsewhere). bwd_weights needs cn__conv_fewch_bww_ws(d)
+ * bytes of scratch in part and overwrites gw and gb (either may be NULL). */
+CN__HIDDEN int cn__conv_fewch_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                     const float *w, const float *b, int relu, float *y);
+CN__HIDDEN void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                             const float *x, const float *gy, float *gw,
+                                             float *gb, float *part);
+
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
  * ws: cn__conv_winograd_ws(d) bytes (0 where it does not apply). */
@@ -101,7 +113,7 @@ CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv
 CN__HIDDEN int cn__conv_ws_threads(void);
 
 /* The implementation each pass of d runs ("gemm", "direct", "depthwise",
- * "grouped", "winograd"), as the passes choose it: for benchmarks and tests.
+ * "grouped", "fewch", "winograd"), as the passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
 

@@ -1,0 +1,500 @@
+/* Few-input-channel convolution (conv2d_fewch.c): G = 1, C_in <= 4, C_out a
+ * multiple of 16, on AVX-512 (a first layer over 1-3 channels: LeNet, the
+ * ImageNet 7x7 stem). With so few input channels a GEMM's K is just
+ * KH*KW*C_in and the small-group kernel's 8-float vectors leave half the
+ * FMA width unused; this file works with 16-float zmm vectors along the
+ * output channels and treats the KH*KW*C_in (tap, channel) pairs as the
+ * rows of one table:
+ *   forward           y[p, o] = b[o] + sum_k xrow[p, k] * w[k, o]
+ *                     a register tile of R pixels x NB zmm of o; each w
+ *                     vector is loaded once per row k and used R times, x
+ *                     is broadcast; bias added at the start, ReLU at the
+ *                     store.
+ *   backward-weights  gw[k, o] = sum_p xrow[p, k] * gy[p, o]
+ *                     a block of RB rows x NB zmm of accumulators streamed
+ *                     over a row of pixels: every gy vector is loaded once
+ *                     for RB rows.
+ * xrow[p, k] is the input under tap k of output pixel p. For a band of
+ * output rows the input rows it reads are first copied into a stack buffer
+ * with the padding written as zeros, so the inner loops never test bounds:
+ * row k of pixel (oh, ow) is buf[(oh - oh0) * SH * ld + ow * SW * C_in +
+ * off[k]]. A band of a small image is the whole image, which keeps the
+ * weight-gradient accumulators in registers over all its pixels.
+ *
+ * Backward-weights splits the MB*OH output rows into FEW_CHUNKS fixed
+ * chunks, each summed into its own partial gradient, and adds the partials
+ * in chunk order: the result does not depend on the thread count. Other
+ * ISAs keep the small-group kernels of conv2d_direct.c (cn__conv_fewch_applies
+ * is false there). */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "ops/conv_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FEW_X86 1
+#include <immintrin.h>
+#else
+#define FEW_X86 0
+#endif
+
+#define FEW_MAX_IC 4
+/* Rows of the tap table (KH*KW*C_in): the offsets live on the stack. */
+#define FEW_MAX_K 1024
+/* Floats of padded input rows a thread keeps on its stack (64 KiB: taller
+ * bands copy each input row fewer times; a tile reads only its KH rows);
+ * a row wider than that is done in column segments. */
+#define FEW_BUF 16384
+/* Fixed row chunks of the backward-weights reduction. */
+#define FEW_CHUNKS 16
+
+/* Pixel tile widths: 6 for 4 zmm of channels (24 accumulators), 12 or 14
+ * for 2 (24 or 28), up to 24 for 1. */
+static int tile_r(const cn_conv2d_desc *d)
+{
+    static const int r4[] = {6, 14, 12}, r2[] = {14, 12}, r1[] = {24, 14, 12};
+    const int *rs = r1;
+    int nrs = 3;
+    if (d->OC >= 64)
+        rs = r4;
+    else if (d->OC >= 32)
+        rs = r2, nrs = 2;
+    /* the one with the fewest wasted pixels in a row, the first on ties */
+    int best = rs[0];
+    int64_t bw = (d->OW + best - 1) / best * best;
+    for (int i = 1; i < nrs; i++) {
+        int64_t w = (d->OW + rs[i] - 1) / rs[i] * rs[i];
+        if (w < bw) best = rs[i], bw = w;
+    }
+    return best;
+}
+
+/* Taps rows [lo, hi) of the filter that output row oh reads inside the
+ * input (the others read zeros and are skipped). */
+static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *lo, int64_t *hi)
+{
+    const int64_t top = oh * d->SH - d->PT, DH = d->DH; /* ih of kh = 0 */
+    /* no division for DH = 1: this runs for every output row */
+    int64_t a = top >= 0 ? 0 : DH == 1 ? -top : (-top + DH - 1) / DH;
+    int64_t b = d->IH - top <= 0 ? 0 : DH == 1 ? d->IH - top : (d->IH - top + DH - 1) / DH;
+    *lo = CN__MIN(a, d->KH), *hi = CN__MAX(CN__MIN(b, d->KH), *lo);
+}
+
+/* Padded columns a segment of np output pixels reads. */
+static int64_t seg_cols(const cn_conv2d_desc *d, int64_t np)
+{
+    return (np - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+}
+
+/* Padded input rows a band of nb output rows reads. */
+static int64_t band_rows(const cn_conv2d_desc *d, int64_t nb)
+{
+    return (nb - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+}
+
+/* Output pixels per column segment: whole R-tiles whose padded rows for one
+ * output row fit in FEW_BUF floats (0 if not even one tile does). */
+static int64_t seg_pixels(const cn_conv2d_desc *d, int R)
+{
+    int64_t per = band_rows(d, 1) * d->IC, room = FEW_BUF / per;
+    if (seg_cols(d, R) > room) return 0;
+    int64_t tiles = ((room - seg_cols(d, 1)) / d->SW + 1) / R;
+    int64_t need = (d->OW + R - 1) / R;
+    return CN__MIN(tiles, need) * R;
+}
+
+int cn__conv_fewch_applies(const cn_conv2d_desc *d)
+{
+    if (!FEW_X86 || cn__isa_detect() != CN_ISA_AVX512) return 0;
+    if (d->G != 1 || d->IC > FEW_MAX_IC || d->OC % 16) return 0;
+    if (d->KH * d->KW * d->IC > FEW_MAX_K || d->SW > FEW_BUF || d->DW > FEW_BUF ||
+        d->SH > FEW_BUF || d->DH > FEW_BUF)
+        return 0;
+    return seg_pixels(d, tile_r(d)) > 0;
+}
+
+size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d)
+{
+    return (size_t)(FEW_CHUNKS * (d->KH * d->KW * d->IC * d->OC + d->OC)) * sizeof(float);
+}
+
+#if FEW_X86
+
+#define ALWAYS static inline __attribute__((always_inline))
+#define TGT __attribute__((target("avx512f")))
+/* acc += broadcast(*p) * v with the broadcast folded into the FMA's memory
+ * operand: given _mm512_set1_ps, gcc broadcasts into a register once per
+ * x value used by several FMAs, an extra instruction per x value that
+ * measured 1-4% slower here than a load per FMA. */
+#define FMA_BCAST(acc, p, v)                                                                       \
+    __asm__("vfmadd231ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*(p)), "v"(v))
+
+/* The plan shared by every band: pixel tile width R, segment length S,
+ * band height B, buffer row stride ld and the tap table off[k] =
+ * kh*DH*ld + kw*DW*C_in + i. */
+typedef struct few_plan {
+    int R;
+    int64_t S, B, ld, K;
+    int off[FEW_MAX_K];
+} few_plan;
+
+static void plan_init(const cn_conv2d_desc *d, few_plan *pl)
+{
+    pl->R = tile_r(d);
+    pl->S = seg_pixels(d, pl->R);
+    pl->ld = seg_cols(d, pl->S) * d->IC;
+    pl->B = 1;
+    while (pl->B < d->OH && band_rows(d, pl->B + 1) * pl->ld <= FEW_BUF) pl->B++;
+    pl->K = d->KH * d->KW * d->IC;
+    for (int64_t kh = 0, k = 0; kh < d->KH; kh++)
+        for (int64_t kw = 0; kw < d->KW; kw++)
+            for (int64_t i = 0; i < d->IC; i++)
+                pl->off[k++] = (int)(kh * d->DH * pl->ld + kw * d->DW * d->IC + i);
+}
+
+/* buf[r*ld + c] = padded input row oh0*SH-PT+r of image n, columns from
+ * iw0 on (ld / C_in of them), for the rows of nb output rows from oh0:
+ * zeros outside the input. */
+static TGT void fill_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x, int64_t n,
+                          int64_t oh0, int64_t nb, int64_t iw0, float *buf)
+{
+    const int64_t IC = d->IC, ld = pl->ld, cols = ld / IC, rows = band_rows(d, nb);
+    const int64_t lo = CN__MAX(iw0, 0), hi = CN__MIN(iw0 + cols, d->IW), len = (hi - lo) * IC;
+    /* one memset and inline row copies: a 28-float row is too short for
+     * three library calls */
+    memset(buf, 0, (size_t)(rows * ld) * sizeof *buf);
+    if (lo >= hi) return;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t ih = oh0 * d->SH - d->PT + r;
+        if (ih < 0 || ih >= d->IH) continue;
+        float *dst = buf + r * ld + (lo - iw0) * IC;
+        const float *src = x + ((n * d->IH + ih) * d->IW + lo) * IC;
+        int64_t c = 0;
+        for (; c + 16 <= len; c += 16) _mm512_storeu_ps(dst + c, _mm512_loadu_ps(src + c));
+        if (c < len) { /* masked lanes neither read nor write */
+            const __mmask16 m = (__mmask16)((1u << (len - c)) - 1);
+            _mm512_mask_storeu_ps(dst + c, m, _mm512_maskz_loadu_ps(m, src + c));
+        }
+    }
+}
+
+/* y[p, 0..16*NB) for the nr <= R pixels p of a tile (R computed, nr
+ * stored): xb is the tile's first pixel in the buffer, xs the buffer step
+ * between pixels, w and b already offset to the channel block. */
+ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K, const float *w,
+                         int64_t OC, const float *b, int relu, float *y, int nr, const int R,
+                         const int NB)
+{
+    __m512 acc[24][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) {
+        const __m512 bj = b ? _mm512_loadu_ps(b + 16 * j) : _mm512_setzero_ps();
+#pragma GCC unroll 24
+        for (int r = 0; r < R; r++) acc[r][j] = bj;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *wp = w + k * OC, *xp = xb + off[k];
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(wp + 16 * j);
+#pragma GCC unroll 24
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) FMA_BCAST(acc[r][j], xp + r * xs, wv[j]);
+    }
+    const __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 24
+    for (int r = 0; r < R; r++)
+        if (r < nr)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) {
+                __m512 v = acc[r][j];
+                /* cn_act_fwd's relu: v <= 0 gives +0, NaN stays NaN */
+                if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ), z);
+                _mm512_storeu_ps(y + (int64_t)r * OC + 16 * j, v);
+            }
+}
+
+/* Output rows [oh0, oh0+nb) of image n, segment by segment, channel block
+ * by channel block. */
+static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                         const float *w, const float *b, int relu, float *y, int64_t n, int64_t oh0,
+                         int64_t nb, float *buf)
+{
+    const int64_t OC = d->OC, xs = d->SW * d->IC;
+    const int R = pl->R;
+    for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
+        const int64_t s1 = CN__MIN(s0 + pl->S, d->OW);
+        fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
+        for (int64_t ob = 0; ob < OC;) {
+            const int NB = OC - ob >= 64 && R == 6 ? 4 : OC - ob >= 32 ? 2 : 1;
+            for (int64_t oh = oh0; oh < oh0 + nb; oh++) {
+                int64_t k0, k1;
+                kh_range(d, oh, &k0, &k1);
+                k0 *= d->KW * d->IC, k1 *= d->KW * d->IC;
+                for (int64_t t = s0; t < s1; t += R) {
+                    float *yrow = y + (n * d->OH + oh) * d->OW * OC;
+                    const float *xb = buf + (oh - oh0) * d->SH * pl->ld + (t - s0) * xs;
+                    const float *bb = b ? b + ob : NULL;
+                    float *yp = yrow + t * OC + ob;
+                    const int nr = (int)CN__MIN(R, s1 - t);
+#define FEW_FWD(r, nb)                                                                             \
+    fwd_tile(xb, xs, pl->off + k0, k1 - k0, w + k0 * OC + ob, OC, bb, relu, yp, nr, r, nb)
+                    if (NB == 4)
+                        FEW_FWD(6, 4);
+                    else if (NB == 2 && R == 6)
+                        FEW_FWD(6, 2);
+                    else if (NB == 2 && R == 12)
+                        FEW_FWD(12, 2);
+                    else if (NB == 2)
+                        FEW_FWD(14, 2);
+                    else if (R == 6)
+                        FEW_FWD(6, 1);
+                    else if (R == 12)
+                        FEW_FWD(12, 1);
+                    else if (R == 14)
+                        FEW_FWD(14, 1);
+                    else
+                        FEW_FWD(24, 1);
+#undef FEW_FWD
+                }
+            }
+            ob += 16 * NB;
+        }
+    }
+}
+
+/* part[k0+i, 0..16*NB) += sum over the nb x np pixels (h, p) of
+ * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB; with BIAS
+ * also pb[0..16*NB) += sum of gy, on the gy vectors already loaded. */
+ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
+                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
+                         const int RB, const int NB, const int BIAS)
+{
+    __m512 acc[12][4], bacc[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) bacc[j] = _mm512_setzero_ps();
+    int o[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < RB; i++) {
+        o[i] = off[i];
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    for (int64_t h = 0; h < nb; h++)
+        for (int64_t p = 0; p < np; p++) {
+            const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
+            __m512 gv[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++) {
+                gv[j] = _mm512_loadu_ps(gq + 16 * j);
+                if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
+            }
+#pragma GCC unroll 12
+            for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+                for (int j = 0; j < NB; j++) FMA_BCAST(acc[i][j], xq + o[i], gv[j]);
+        }
+#pragma GCC unroll 12
+    for (int i = 0; i < RB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            float *q = part + (int64_t)i * OC + 16 * j;
+            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[i][j]));
+        }
+    if (BIAS)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++)
+            _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), bacc[j]));
+}
+
+/* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
+ * unrolled tile; the bias sum rides along where pb (NB <= 2: registers
+ * left for it). */
+ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
+                          int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
+                          int rb, const int NB)
+{
+#define FEW_RB(r) ((r) < 7 || NB < 4 ? (r) : 6)
+#define FEW_BWW(r)                                                                                 \
+    case r:                                                                                        \
+        if (NB <= 2 && pb)                                                                         \
+            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, NB <= 2);       \
+        else                                                                                       \
+            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, 0);             \
+        break
+    switch (rb) {
+        FEW_BWW(1);
+        FEW_BWW(2);
+        FEW_BWW(3);
+        FEW_BWW(4);
+        FEW_BWW(5);
+        FEW_BWW(6);
+        FEW_BWW(7);
+        FEW_BWW(8);
+        FEW_BWW(9);
+        FEW_BWW(10);
+        FEW_BWW(11);
+        FEW_BWW(12);
+    }
+#undef FEW_BWW
+#undef FEW_RB
+}
+
+/* pb[0..16*NB) += the sum of gy[h*gh + p*OC, 0..16*NB) over nb x np
+ * pixels, one register chain per vector: for NB = 4, whose tile has no
+ * registers left for it, and rows that read no input. */
+ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np, float *pb,
+                         const int NB)
+{
+    __m512 a[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) a[j] = _mm512_setzero_ps();
+    for (int64_t h = 0; h < nb; h++)
+        for (int64_t p = 0; p < np; p++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; j++)
+                a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(gy + h * gh + p * OC + 16 * j));
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+        _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), a[j]));
+}
+
+/* part[k0..k1, OC] += the weight gradient of nb x np pixels from xb (in
+ * the buffer) and gy; pb[OC] += their gy (when pb). */
+static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const float *xb,
+                         const float *gy, int64_t nb, int64_t np, int64_t k0, int64_t k1,
+                         float *part, float *pb)
+{
+    const int64_t OC = d->OC, xs = d->SW * d->IC, xh = d->SH * pl->ld, gh = d->OW * OC;
+    for (int64_t ob = 0; ob < OC;) {
+        const int NB = OC - ob >= 64 ? 4 : OC - ob >= 32 ? 2 : 1, rmax = NB == 4 ? 6 : 12;
+        /* rows k0..k1 in nblk blocks as even as possible */
+        const int64_t nblk = (k1 - k0 + rmax - 1) / rmax;
+        for (int64_t bi = 0, ka = k0; bi < nblk; bi++) {
+            const int64_t kb = k0 + (k1 - k0) * (bi + 1) / nblk;
+            const float *g = gy + ob;
+            float *pr = part + ka * OC + ob;
+            const int rb = (int)(kb - ka);
+            const int *o = pl->off + ka;
+            float *pbb = pb && bi == 0 ? pb + ob : NULL;
+            if (NB == 4)
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, NULL, rb, 4);
+            else if (NB == 2)
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 2);
+            else
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 1);
+            ka = kb;
+        }
+        if (pb && (NB == 4 || nblk == 0)) {
+            if (NB == 4)
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 4);
+            else if (NB == 2)
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 2);
+            else
+                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
+        }
+        ob += 16 * NB;
+    }
+}
+
+/* part[K, OC] += the weight gradient of output rows [oh0, oh0+nb) of
+ * image n; pb[OC] += their gy (when pb). */
+static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
+                         const float *gy, float *part, float *pb, int64_t n, int64_t oh0,
+                         int64_t nb, float *buf)
+{
+    const int64_t OC = d->OC, xh = d->SH * pl->ld, gh = d->OW * OC;
+    const float *gyr = gy + (n * d->OH + oh0) * d->OW * OC;
+    for (int64_t s0 = 0; s0 < d->OW; s0 += pl->S) {
+        const int64_t np = CN__MIN(pl->S, d->OW - s0);
+        fill_band(d, pl, x, n, oh0, nb, s0 * d->SW - d->PL, buf);
+        /* rows whose taps reach the same filter rows [kh0, kh1) together:
+         * the taps over the top and bottom padding are skipped */
+        for (int64_t h0 = 0, h1; h0 < nb; h0 = h1) {
+            int64_t a0, a1, b0, b1;
+            kh_range(d, oh0 + h0, &a0, &a1);
+            for (h1 = h0 + 1; h1 < nb; h1++) {
+                kh_range(d, oh0 + h1, &b0, &b1);
+                if (b0 != a0 || b1 != a1) break;
+            }
+            bww_rows(d, pl, buf + h0 * xh, gyr + h0 * gh + s0 * OC, h1 - h0, np, a0 * d->KW * d->IC,
+                     a1 * d->KW * d->IC, part, pb);
+        }
+    }
+}
+
+void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y)
+{
+    few_plan pl;
+    plan_init(d, &pl);
+    const int nt = cn__threads(ctx);
+    const int64_t per = (d->OH + pl.B - 1) / pl.B, bands = d->MB * per;
+#pragma omp parallel num_threads(nt) if (nt > 1 && bands > 1)
+    {
+        float buf[FEW_BUF] __attribute__((aligned(64)));
+        /* dynamic: bands are independent, and a thread the OS preempts
+         * (a shared machine) then hands its share to the others */
+#pragma omp for schedule(dynamic)
+        for (int64_t u = 0; u < bands; u++) {
+            const int64_t oh0 = u % per * pl.B;
+            fwd_band(d, &pl, x, w, b, relu, y, u / per, oh0, CN__MIN(pl.B, d->OH - oh0), buf);
+        }
+    }
+}
+
+void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, float *part)
+{
+    few_plan pl;
+    plan_init(d, &pl);
+    const int64_t nw = pl.K * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float buf[FEW_BUF] __attribute__((aligned(64)));
+        /* each chunk's rows summed, in order, by the one thread that takes
+         * it (dynamic, as in the forward pass: a chunk's sum does not depend
+         * on which thread does it) */
+#pragma omp for schedule(dynamic)
+        for (int k = 0; k < FEW_CHUNKS; k++) {
+            float *pk = part + k * stride;
+            memset(pk, 0, (size_t)stride * sizeof *pk);
+            /* the chunk's rows in bands that stay inside one image */
+            const int64_t r1 = rows * (k + 1) / FEW_CHUNKS;
+            for (int64_t row = rows * k / FEW_CHUNKS, nb; row < r1; row += nb) {
+                const int64_t n = row / d->OH, oh = row % d->OH;
+                nb = CN__MIN(CN__MIN(pl.B, d->OH - oh), r1 - row);
+                bww_band(d, &pl, x, gy, pk, gb ? pk + nw : NULL, n, oh, nb, buf);
+            }
+        }
+        /* then every element is the sum of its chunks in chunk order */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < stride; i++) {
+            float s = 0.0f;
+            for (int k = 0; k < FEW_CHUNKS; k++) s += part[k * stride + i];
+            if (i < nw) {
+                if (gw) gw[i] = s;
+            } else if (gb) {
+                gb[i - nw] = s;
+            }
+        }
+    }
+}
+
+#else /* cn__conv_fewch_applies is 0: never called */
+
+void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y)
+{
+    (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y;
+}
+
+void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, float *part)
+{
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)part;
+}
+
+#endif
