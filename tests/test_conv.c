@@ -119,24 +119,55 @@ static void same_bits_on_two_threads(const conv_cfg *c, const bufs *B)
 /* The depthwise and small-group kernels vectorise along channels, so they
  * need problems wider than the generic generator's: full vectors, partial
  * ones and tails, on 1 and 2 threads with bit-identical results. */
+static void matches_reference_on_one_and_two_threads(const conv_cfg *c)
+{
+    bufs B;
+    bufs_init(&B, &c->d);
+    if (run_all_passes(c, &B)) {
+        cn__conv2d_ref_fwd(&c->d, B.xd, B.wd, c->bias ? B.bd : NULL, B.yd);
+        cn__conv2d_ref_bwd_data(&c->d, B.gyd, B.wd, B.gxd);
+        cn__conv2d_ref_bwd_weights(&c->d, B.xd, B.gyd, B.gwd, B.gbd);
+        (void)(agree("forward", B.y, B.yd, B.ny, c->str) &&
+               agree("grad_input", B.gx, B.gxd, B.nx, c->str) &&
+               agree("grad_weight", B.gw, B.gwd, B.nw, c->str) &&
+               agree("grad_bias", B.gb, B.gbd, B.nb, c->str));
+        same_bits_on_two_threads(c, &B);
+    }
+    bufs_free(&B);
+}
+
 static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
 {
     for (int i = 0; i < 120 && tl_ok(); i++) {
         conv_cfg c;
         conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
-        bufs B;
-        bufs_init(&B, &c.d);
-        if (run_all_passes(&c, &B)) {
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
-                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
-                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
-                   agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
-            same_bits_on_two_threads(&c, &B);
+        matches_reference_on_one_and_two_threads(&c);
+    }
+}
+
+/* The AVX-512 depthwise kernels take channel counts that are multiples of
+ * 16 (16-channel vectors, 32 at a time in the weight gradient) and a
+ * register tile of 8 interior output pixels, the weight gradient
+ * specialised for 3x3: rows up to 20 pixels wide so tiles, ragged tiles and
+ * borders all occur, 3x3 filters half the time, every edge class. */
+static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads(void)
+{
+    for (int i = 0; i < 80 && tl_ok(); i++) {
+        conv_cfg c;
+        for (;;) {
+            conv_cfg_random(&c, i % CFG_KIND_COUNT, 7, 1);
+            const int64_t C = 16 * tl_randint(1, 5);
+            if (i % 2 && c.ws[0] <= 3 && c.ws[1] <= 3) c.ws[0] = c.ws[1] = 3;
+            if (i % 3 == 0) c.xs[2] = tl_randint(8, 20);
+            c.p.groups = (int)C;
+            c.xs[3] = C, c.ws[2] = 1, c.ws[3] = C;
+            if (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK) continue;
+            conv_cfg_describe(&c);
+            break;
         }
-        bufs_free(&B);
+        CHECK(getenv("CN_CONV_IMPL") || !strcmp(cn__conv2d_impl_name(&c.d, 0), "depthwise"),
+              "expected the depthwise path for %s", c.str);
+        matches_reference_on_one_and_two_threads(&c);
     }
 }
 
@@ -757,6 +788,7 @@ static void run_all(void)
     TL_RUN(output_size_follows_pytorch_and_same_keeps_size);
     TL_RUN(every_pass_matches_reference_on_random_problems);
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(depthwise_16_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
