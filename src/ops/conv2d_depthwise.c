@@ -41,6 +41,11 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* Fixed number of row chunks of the backward-weights reduction: enough to
  * keep a few threads busy, few enough that the partials stay small. */
 #define DW_BWW_CHUNKS 16
+#ifndef PF
+#define PF 0
+#define PFY 1
+#define PF_HINT _MM_HINT_T0
+#endif
 
 int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
@@ -262,26 +267,84 @@ ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float
     }
 }
 
-/* y row (n, oh) = x * w + b (ReLU'd when relu): 8-pixel tiles over the
- * interior columns, single pixels on the borders. */
-static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const float *w,
-                                  const float *b, int relu, float *y, int64_t n, int64_t oh)
+/* The same for 8 pixels with the filter width KW_, stride SW_ and dilation
+ * DW_ known: each input vector is loaded once and feeds every tap that
+ * reads it (10 loads per 24 multiply-adds instead of 27 for 3 taps), in the
+ * same order per output as fwd_tile512. check: skip the input columns
+ * outside the row (border tiles). */
+ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const float *w,
+                            const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
+                            int64_t kh0, int64_t kh1, const int check, const int KW_, const int SW_,
+                            const int DW_)
 {
-    const int64_t C = d->OC, ih0 = oh * d->SH - d->PT;
-    const float *xn = x + n * d->IH * d->IW * C;
-    float *yr = y + (n * d->OH + oh) * d->OW * C;
-    int64_t kh0, kh1, lo, hi, kw0, kw1;
-    tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
-    interior_cols(d, &lo, &hi);
-    int64_t ow = 0;
-    for (; ow < d->OW; ow++) {
-        if (ow >= lo && ow + 8 <= hi) {
-            fwd_tile512(d, xn, w, b, relu, yr + ow * C, ow, ih0, kh0, kh1, 0, d->KW, 8);
-            ow += 7;
-            continue;
+    enum { R = 8 };
+    const int NX = (R - 1) * SW_ + (KW_ - 1) * DW_ + 1;
+    const int64_t C = d->OC, iw0 = ow * SW_ - d->PL;
+    const int64_t jlo = -iw0, jhi = d->IW - iw0; /* the input columns j in range */
+    for (int64_t c = 0; c < C; c += 16) {
+        __m512 a[R], wv[5];
+        const __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) a[r] = a0;
+        for (int64_t kh = kh0; kh < kh1; kh++) {
+            const float *xr = xn + ((ih0 + kh * d->DH) * d->IW + iw0) * C + c;
+            const float *wr = w + kh * KW_ * C + c;
+#pragma GCC unroll 5
+            for (int kw = 0; kw < KW_; kw++) wv[kw] = _mm512_loadu_ps(wr + kw * C);
+#pragma GCC unroll 32
+            for (int j = 0; j < NX; j++) {
+                if (check && (j < jlo || j >= jhi)) continue;
+                const __m512 xv = _mm512_loadu_ps(xr + j * C);
+#pragma GCC unroll 5
+                for (int kw = 0; kw < KW_; kw++) {
+                    const int q = j - kw * DW_;
+                    if (q >= 0 && q % SW_ == 0 && q / SW_ < R)
+                        a[q / SW_] = _mm512_fmadd_ps(xv, wv[kw], a[q / SW_]);
+                }
+            }
         }
-        tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
-        fwd_tile512(d, xn, w, b, relu, yr + ow * C, ow, ih0, kh0, kh1, kw0, kw1, 1);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) st16(yp + r * C + c, a[r], relu);
+    }
+}
+
+/* y rows [oh0, oh1) of image n = x * w + b (ReLU'd when relu): 8-pixel
+ * tiles over the interior columns, single pixels on the borders; each tile
+ * for all the rows before the next, so that the input rows they share are
+ * still in L1. */
+static TGT512 void dw_fwd_rows_zmm(const cn_conv2d_desc *d, const float *x, const float *w,
+                                   const float *b, int relu, float *y, int64_t n, int64_t oh0,
+                                   int64_t oh1)
+{
+    const int64_t C = d->OC;
+    const float *xn = x + n * d->IH * d->IW * C;
+    float *yn = y + n * d->OH * d->OW * C;
+    int64_t lo, hi, kw0 = 0, kw1 = 0;
+    interior_cols(d, &lo, &hi);
+    const int slide = d->KW == 3 && d->DW == 1 && d->OW >= 8 ? (d->SW == 1 ? 1 : d->SW == 2 ? 2 : 0) : 0;
+    for (int64_t ow = 0; ow < d->OW; ow++) {
+        /* A tile of 8 columns; the last one of a row, or of the interior,
+         * ends at the row's or interior's end and recomputes a few
+         * columns (to the same bits) rather than falling back to single
+         * pixels, whose lone accumulator would wait on the FMA latency. */
+        int64_t at = ow;
+        int tile = slide || (ow >= lo && hi - lo >= 8 && ow < hi);
+        if (tile) at = CN__MIN(ow, (slide ? d->OW : hi) - 8);
+        const int check = at < lo || at + 8 > hi;
+        if (!tile) tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
+        for (int64_t oh = oh0; oh < oh1; oh++) {
+            const int64_t ih0 = oh * d->SH - d->PT;
+            int64_t kh0, kh1;
+            tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
+            float *yp = yn + (oh * d->OW + at) * C;
+            if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 1, 1);
+            else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 1, 1);
+            else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 2, 1);
+            else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 2, 1);
+            else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, 8);
+            else fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, 1);
+        }
+        if (tile) ow = at + 7;
     }
 }
 
@@ -440,14 +503,16 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
 #endif
     const int nt = cn__threads(ctx);
     const int64_t rows = d->MB * d->OH;
+#ifdef CN_DW_X86
+    if (fast) {
+#pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
+        for (int64_t row = 0; row < rows; row++)
+            dw_fwd_rows_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH, row % d->OH + 1);
+        return;
+    }
+#endif
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
     for (int64_t row = 0; row < rows; row++) {
-#ifdef CN_DW_X86
-        if (fast) {
-            dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);
-            continue;
-        }
-#endif
         fwd(d, x, w, b, y, row / d->OH, row % d->OH, ish, isw);
         if (relu) { /* this row, while it is in cache */
             float *yr = y + row * d->OW * d->OC;
