@@ -308,45 +308,50 @@ ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const floa
     }
 }
 
-/* y rows [oh0, oh1) of image n = x * w + b (ReLU'd when relu): 8-pixel
- * tiles over the interior columns, single pixels on the borders; each tile
- * for all the rows before the next, so that the input rows they share are
- * still in L1. */
-static TGT512 void dw_fwd_rows_zmm(const cn_conv2d_desc *d, const float *x, const float *w,
-                                   const float *b, int relu, float *y, int64_t n, int64_t oh0,
-                                   int64_t oh1)
+/* y row (n, oh) = x * w + b (ReLU'd when relu) in tiles of 8 columns
+ * (single pixels where the filter is neither 3 wide nor the interior 8
+ * wide). The last tile of a row, or of the interior, ends at the row's or
+ * interior's end and recomputes a few columns (to the same bits) rather than
+ * falling back to single pixels, whose lone accumulator would wait on the
+ * FMA latency. The input row of the last tap row, the one this output row
+ * reads first (the others were read by the rows above), is prefetched a
+ * tile ahead: the hardware prefetchers leave it to come from L3 too late. */
+static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const float *w,
+                                  const float *b, int relu, float *y, int64_t n, int64_t oh)
 {
-    const int64_t C = d->OC;
+    const int64_t C = d->OC, ih0 = oh * d->SH - d->PT, ihl = ih0 + (d->KH - 1) * d->DH;
     const float *xn = x + n * d->IH * d->IW * C;
-    float *yn = y + n * d->OH * d->OW * C;
-    int64_t lo, hi, kw0 = 0, kw1 = 0;
+    float *yr = y + (n * d->OH + oh) * d->OW * C;
+    int64_t lo, hi, kh0, kh1, kw0 = 0, kw1 = 0;
     interior_cols(d, &lo, &hi);
+    tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
     const int slide = d->KW == 3 && d->DW == 1 && d->OW >= 8 ? (d->SW == 1 ? 1 : d->SW == 2 ? 2 : 0) : 0;
     for (int64_t ow = 0; ow < d->OW; ow++) {
-        /* A tile of 8 columns; the last one of a row, or of the interior,
-         * ends at the row's or interior's end and recomputes a few
-         * columns (to the same bits) rather than falling back to single
-         * pixels, whose lone accumulator would wait on the FMA latency. */
         int64_t at = ow;
-        int tile = slide || (ow >= lo && hi - lo >= 8 && ow < hi);
+        const int tile = slide || (ow >= lo && hi - lo >= 8 && ow < hi);
         if (tile) at = CN__MIN(ow, (slide ? d->OW : hi) - 8);
         const int check = at < lo || at + 8 > hi;
-        if (!tile) tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
-        for (int64_t oh = oh0; oh < oh1; oh++) {
-            const int64_t ih0 = oh * d->SH - d->PT;
-            int64_t kh0, kh1;
-            tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
-            float *yp = yn + (oh * d->OW + at) * C;
-            if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 1, 1);
-            else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 1, 1);
-            else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 2, 1);
-            else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 2, 1);
-            else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, 8);
-            else fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, 1);
+        const int64_t end = tile ? at + 8 : ow + 1; /* columns done after this step */
+        if (ihl >= 0 && ihl < d->IH) {
+            const int64_t a = CN__MAX(end * d->SW - d->PL, 0),
+                          e = CN__MIN((end + 8) * d->SW - d->PL + (d->KW - 1) * d->DW, d->IW);
+            const char *p = (const char *)(xn + (ihl * d->IW + a) * C);
+            for (int64_t i = 0; i < (e - a) * C * 4; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
         }
-        if (tile) ow = at + 7;
+        float *yp = yr + at * C;
+        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 1, 1);
+        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 1, 1);
+        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 2, 1);
+        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 2, 1);
+        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, 8);
+        else {
+            tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
+            fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, 1);
+        }
+        ow = end - 1;
     }
 }
+
 
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
  * c+16*CB); pb [C] += the row's gy (when pb). The interior columns
@@ -507,7 +512,7 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     if (fast) {
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
-            dw_fwd_rows_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH, row % d->OH + 1);
+            dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);
         return;
     }
 #endif
