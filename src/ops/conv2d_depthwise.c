@@ -355,8 +355,8 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
 
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
  * c+16*CB); pb [C] += the row's gy (when pb). The interior columns
- * accumulate every tap in registers; a tap row outside the input reads row
- * ihc instead and its sums are dropped. Border columns add their valid taps
+ * accumulate every tap in registers; a tap row outside the input reads an
+ * inside row instead and its sums are dropped. Border columns add their valid taps
  * to part directly. */
 ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, const float *gyr,
                             float *part, float *pb, int64_t kh0, int64_t kh1, int64_t lo,
@@ -376,7 +376,13 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++) xq[k] = xr[k] + (lo * d->SW - d->PL) * C + c;
     const float *gq = gyr + lo * C + c;
+    /* the input row the next output row reads first, a row ahead (the
+     * hardware prefetchers leave it to come from L3 too late) */
+    const int64_t ahead = (d->SH * d->IW + (KW_ - 1) * d->DW) * C;
     for (int64_t ow = lo; ow < hi; ow++, gq += C) {
+#pragma GCC unroll 2
+        for (int j = 0; j < CB; j++)
+            _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * j), _MM_HINT_T0);
         __m512 g[2];
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * j), ab[j] += g[j];
