@@ -238,15 +238,19 @@ ALWAYS512 void st16(float *p, __m512 v, int relu)
     _mm512_storeu_ps(p, v);
 }
 
-/* nr output pixels from column ow of row (n, oh), every channel, taps
+/* R output pixels from column ow of row (n, oh), every channel, taps
  * [kh0, kh1) x [kw0, kw1) (the ones inside the input): R accumulators of 16
- * channels, each filter vector loaded once for the R pixels. */
+ * channels, each filter vector loaded once for the R pixels. Prefetches
+ * the npf input pixels at pf, a channel block at a time (a burst of them
+ * all would overflow the outstanding-miss buffers). */
 ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float *w,
                            const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
-                           int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, const int R)
+                           int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, const float *pf,
+                           int64_t npf, const int R)
 {
     const int64_t C = d->OC, step = d->SW * C;
     for (int64_t c = 0; c < C; c += 16) {
+        for (int64_t q = 0; q < npf; q++) _mm_prefetch((const char *)(pf + q * C + c), _MM_HINT_T0);
         __m512 a[8];
         const __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -274,14 +278,15 @@ ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float
  * outside the row (border tiles). */
 ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const float *w,
                             const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
-                            int64_t kh0, int64_t kh1, const int check, const int KW_, const int SW_,
-                            const int DW_)
+                            int64_t kh0, int64_t kh1, const float *pf, int64_t npf,
+                            const int check, const int KW_, const int SW_, const int DW_)
 {
     enum { R = 8 };
     const int NX = (R - 1) * SW_ + (KW_ - 1) * DW_ + 1;
     const int64_t C = d->OC, iw0 = ow * SW_ - d->PL;
     const int64_t jlo = -iw0, jhi = d->IW - iw0; /* the input columns j in range */
     for (int64_t c = 0; c < C; c += 16) {
+        for (int64_t q = 0; q < npf; q++) _mm_prefetch((const char *)(pf + q * C + c), _MM_HINT_T0);
         __m512 a[R], wv[5];
         const __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -332,21 +337,22 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
         if (tile) at = CN__MIN(ow, (slide ? d->OW : hi) - 8);
         const int check = at < lo || at + 8 > hi;
         const int64_t end = tile ? at + 8 : ow + 1; /* columns done after this step */
+        const float *pf = xn;
+        int64_t npf = 0;
         if (ihl >= 0 && ihl < d->IH) {
             const int64_t a = CN__MAX(end * d->SW - d->PL, 0),
                           e = CN__MIN((end + 8) * d->SW - d->PL + (d->KW - 1) * d->DW, d->IW);
-            const char *p = (const char *)(xn + (ihl * d->IW + a) * C);
-            for (int64_t i = 0; i < (e - a) * C * 4; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
+            pf = xn + (ihl * d->IW + a) * C, npf = CN__MAX(e - a, 0);
         }
         float *yp = yr + at * C;
-        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 1, 1);
-        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 1, 1);
-        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, 3, 2, 1);
-        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 1, 3, 2, 1);
-        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, 8);
+        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 0, 3, 1, 1);
+        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 1, 3, 1, 1);
+        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 0, 3, 2, 1);
+        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 1, 3, 2, 1);
+        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, pf, npf, 8);
         else {
             tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
-            fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, 1);
+            fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, pf, npf, 1);
         }
         ow = end - 1;
     }
