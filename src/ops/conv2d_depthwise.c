@@ -11,13 +11,17 @@
  * so the result does not depend on the thread count.
  *
  * Two kernel families, chosen per call from cn__isa_detect():
- *  - AVX-512 (channels a multiple of 16): 16-float zmm vectors. Forward: a
- *    tile of 8 output pixels x 16 channels, each filter vector loaded once per
- *    tile and the input read as FMA memory operands; only the taps inside
- *    the input are visited, so borders need no zero buffer. Weights: all
- *    KH x KW taps of 16-32 channels accumulate in registers over a row's
- *    interior columns; taps of rows outside the input read an in-range row
- *    and are dropped, border columns add their valid taps directly.
+ *  - AVX-512 (channels a multiple of 16): 16-float zmm vectors. Forward:
+ *    tiles of 8 output pixels x 16 channels, each filter vector loaded once
+ *    per tile; for 3-wide filters (stride 1 or 2, undilated along the row)
+ *    each input vector is loaded once and feeds all the taps that read it.
+ *    Only the taps inside the input are visited, so borders need no zero
+ *    buffer. Weights (3x3): all 9 taps of 32 channels accumulate in
+ *    registers over a row's interior columns; taps of rows outside the
+ *    input read an in-range row and are dropped, border columns add their
+ *    valid taps directly. Both prefetch the input row an output row reads
+ *    first, which would otherwise arrive from L3 too late: the problems
+ *    these kernels serve are bound by memory, not by FMAs.
  *  - portable (any channel count, the input dilation of backward-data, and
  *    the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
