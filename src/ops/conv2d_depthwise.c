@@ -231,7 +231,7 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
 /* ---- AVX-512 kernels (C a multiple of 16) -------------------------------- */
 
 #ifdef CN_DW_X86
-#define TGT512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define TGT512 __attribute__((target("avx512f,avx512vl,avx2,fma,prfchw")))
 #define ALWAYS512 static inline __attribute__((always_inline)) TGT512
 
 /* Stores v, ReLU'd as cn_act_fwd does it when relu: !(v <= 0) keeps v > 0
@@ -245,16 +245,18 @@ ALWAYS512 void st16(float *p, __m512 v, int relu)
 /* R output pixels from column ow of row (n, oh), every channel, taps
  * [kh0, kh1) x [kw0, kw1) (the ones inside the input): R accumulators of 16
  * channels, each filter vector loaded once for the R pixels. Prefetches
- * the npf input pixels at pf, a channel block at a time (a burst of them
- * all would overflow the outstanding-miss buffers). */
+ * the npf input pixels at pf and, for writing, the nypf output pixels at
+ * ypf, a channel block at a time (a burst of them all would overflow the
+ * outstanding-miss buffers). */
 ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float *w,
                            const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
                            int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, const float *pf,
-                           int64_t npf, const int R)
+                           int64_t npf, const float *ypf, int64_t nypf, const int R)
 {
     const int64_t C = d->OC, step = d->SW * C;
     for (int64_t c = 0; c < C; c += 16) {
         for (int64_t q = 0; q < npf; q++) _mm_prefetch((const char *)(pf + q * C + c), _MM_HINT_T0);
+        for (int64_t q = 0; q < nypf; q++) __builtin_prefetch(ypf + q * C + c, 1, 3);
         __m512 a[8];
         const __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -283,7 +285,8 @@ ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float
 ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const float *w,
                             const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
                             int64_t kh0, int64_t kh1, const float *pf, int64_t npf,
-                            const int check, const int KW_, const int SW_, const int DW_)
+                            const float *ypf, int64_t nypf, const int check, const int KW_,
+                            const int SW_, const int DW_)
 {
     enum { R = 8 };
     const int NX = (R - 1) * SW_ + (KW_ - 1) * DW_ + 1;
@@ -291,6 +294,7 @@ ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const floa
     const int64_t jlo = -iw0, jhi = d->IW - iw0; /* the input columns j in range */
     for (int64_t c = 0; c < C; c += 16) {
         for (int64_t q = 0; q < npf; q++) _mm_prefetch((const char *)(pf + q * C + c), _MM_HINT_T0);
+        for (int64_t q = 0; q < nypf; q++) __builtin_prefetch(ypf + q * C + c, 1, 3);
         __m512 a[R], wv[5];
         const __m512 a0 = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
 #pragma GCC unroll 8
@@ -324,7 +328,9 @@ ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const floa
  * falling back to single pixels, whose lone accumulator would wait on the
  * FMA latency. The input row of the last tap row, the one this output row
  * reads first (the others were read by the rows above), is prefetched a
- * tile ahead: the hardware prefetchers leave it to come from L3 too late. */
+ * tile ahead: the hardware prefetchers leave it to come from L3 too late;
+ * so are the next tile's outputs, for writing (PREFETCHW), so that their
+ * lines are owned before the stores reach them. */
 static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const float *w,
                                   const float *b, int relu, float *y, int64_t n, int64_t oh)
 {
@@ -348,15 +354,17 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
                           e = CN__MIN((end + 8) * d->SW - d->PL + (d->KW - 1) * d->DW, d->IW);
             pf = xn + (ihl * d->IW + a) * C, npf = CN__MAX(e - a, 0);
         }
+        const float *ypf = yr + end * C;
+        const int64_t nypf = CN__MIN(8, d->OW - end);
         float *yp = yr + at * C;
-        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 0, 3, 1, 1);
-        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 1, 3, 1, 1);
-        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 0, 3, 2, 1);
-        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, 1, 3, 2, 1);
-        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, pf, npf, 8);
+        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 1, 1);
+        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 1, 1);
+        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 2, 1);
+        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 2, 1);
+        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, pf, npf, ypf, nypf, 8);
         else {
             tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
-            fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, pf, npf, 1);
+            fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, pf, npf, ypf, nypf, 1);
         }
         ow = end - 1;
     }
