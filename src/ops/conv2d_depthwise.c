@@ -248,10 +248,10 @@ ALWAYS512 void st16(float *p, __m512 v, int relu)
  * the npf input pixels at pf and, for writing, the nypf output pixels at
  * ypf, a channel block at a time (a burst of them all would overflow the
  * outstanding-miss buffers). */
-ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float *w,
-                           const float *b, int relu, float *yp, int64_t ow, int64_t ih0,
-                           int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, const float *pf,
-                           int64_t npf, const float *ypf, int64_t nypf, const int R)
+ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float *w, const float *b,
+                           int relu, float *yp, int64_t ow, int64_t ih0, int64_t kh0, int64_t kh1,
+                           int64_t kw0, int64_t kw1, const float *pf, int64_t npf, const float *ypf,
+                           int64_t nypf, const int R)
 {
     const int64_t C = d->OC, step = d->SW * C;
     for (int64_t c = 0; c < C; c += 16) {
@@ -279,7 +279,7 @@ ALWAYS512 void fwd_tile512(const cn_conv2d_desc *d, const float *xn, const float
 
 /* The same for 8 pixels with the filter width KW_, stride SW_ and dilation
  * DW_ known: each input vector is loaded once and feeds every tap that
- * reads it (10 loads per 24 multiply-adds instead of 27 for 3 taps), in the
+ * reads it (10 loads per 24 multiply-adds instead of 24 for 3 taps), in the
  * same order per output as fwd_tile512. check: skip the input columns
  * outside the row (border tiles). */
 ALWAYS512 void fwd_slide512(const cn_conv2d_desc *d, const float *xn, const float *w,
@@ -340,7 +340,8 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
     int64_t lo, hi, kh0, kh1, kw0 = 0, kw1 = 0;
     interior_cols(d, &lo, &hi);
     tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
-    const int slide = d->KW == 3 && d->DW == 1 && d->OW >= 8 ? (d->SW == 1 ? 1 : d->SW == 2 ? 2 : 0) : 0;
+    /* 3-wide filters slide: 1 or 2, the stride; 0: they do not */
+    const int slide = d->KW == 3 && d->DW == 1 && d->OW >= 8 && d->SW <= 2 ? (int)d->SW : 0;
     for (int64_t ow = 0; ow < d->OW; ow++) {
         int64_t at = ow;
         const int tile = slide || (ow >= lo && hi - lo >= 8 && ow < hi);
@@ -357,11 +358,16 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
         const float *ypf = yr + end * C;
         const int64_t nypf = CN__MIN(8, d->OW - end);
         float *yp = yr + at * C;
-        if (slide == 1 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 1, 1);
-        else if (slide == 1) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 1, 1);
-        else if (slide == 2 && !check) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 2, 1);
-        else if (slide == 2) fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 2, 1);
-        else if (tile) fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, pf, npf, ypf, nypf, 8);
+        if (slide == 1 && !check)
+            fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 1, 1);
+        else if (slide == 1)
+            fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 1, 1);
+        else if (slide == 2 && !check)
+            fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 2, 1);
+        else if (slide == 2)
+            fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 1, 3, 2, 1);
+        else if (tile)
+            fwd_tile512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, 0, d->KW, pf, npf, ypf, nypf, 8);
         else {
             tap_range(ow * d->SW - d->PL, d->DW, d->KW, d->IW, &kw0, &kw1);
             fwd_tile512(d, xn, w, b, relu, yp, ow, ih0, kh0, kh1, kw0, kw1, pf, npf, ypf, nypf, 1);
@@ -370,12 +376,11 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
     }
 }
 
-
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
  * c+16*CB); pb [C] += the row's gy (when pb). The interior columns
  * accumulate every tap in registers; a tap row outside the input reads an
- * inside row instead and its sums are dropped. Border columns add their valid taps
- * to part directly. */
+ * inside row instead and its sums are dropped. Border columns add their
+ * valid taps to part directly. */
 ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, const float *gyr,
                             float *part, float *pb, int64_t kh0, int64_t kh1, int64_t lo,
                             int64_t hi, int64_t c, const int KH_, const int KW_, const int CB)
@@ -439,14 +444,16 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
                 for (int64_t kw = kw0; kw < kw1; kw++) {
                     float *p = part + (k * KW_ + kw) * C + c + 16 * j;
                     const float *xp = xr[k] + (iw0 + kw * d->DW) * C + c + 16 * j;
-                    _mm512_storeu_ps(p, _mm512_fmadd_ps(_mm512_loadu_ps(xp), g, _mm512_loadu_ps(p)));
+                    _mm512_storeu_ps(p,
+                                     _mm512_fmadd_ps(_mm512_loadu_ps(xp), g, _mm512_loadu_ps(p)));
                 }
         }
     }
     if (pb)
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++)
-            _mm512_storeu_ps(pb + c + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + c + 16 * j), ab[j]));
+            _mm512_storeu_ps(pb + c + 16 * j,
+                             _mm512_add_ps(_mm512_loadu_ps(pb + c + 16 * j), ab[j]));
 }
 
 ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
@@ -464,7 +471,8 @@ ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *
     }
     const float *gyr = gy + (n * d->OH + oh) * d->OW * C;
     int64_t c = 0;
-    for (; c + 32 <= C; c += 32) bww_block512(d, xr, gyr, part, pb, kh0, kh1, lo, hi, c, KH_, KW_, 2);
+    for (; c + 32 <= C; c += 32)
+        bww_block512(d, xr, gyr, part, pb, kh0, kh1, lo, hi, c, KH_, KW_, 2);
     for (; c < C; c += 16) bww_block512(d, xr, gyr, part, pb, kh0, kh1, lo, hi, c, KH_, KW_, 1);
 }
 
@@ -510,10 +518,16 @@ static void pick(fwd_row_fn **fwd, bww_row_fn **bww)
 {
     switch (cn__isa_detect()) {
 #ifdef CN_DW_X86
-    case CN_ISA_AVX512: *fwd = dw_fwd_row_avx512, *bww = dw_bww_row_avx512; return;
-    case CN_ISA_AVX2: *fwd = dw_fwd_row_avx2, *bww = dw_bww_row_avx2; return;
+    case CN_ISA_AVX512:
+        *fwd = dw_fwd_row_avx512, *bww = dw_bww_row_avx512;
+        return;
+    case CN_ISA_AVX2:
+        *fwd = dw_fwd_row_avx2, *bww = dw_bww_row_avx2;
+        return;
 #endif
-    default: *fwd = dw_fwd_row_base, *bww = dw_bww_row_base; return;
+    default:
+        *fwd = dw_fwd_row_base, *bww = dw_bww_row_base;
+        return;
     }
 }
 

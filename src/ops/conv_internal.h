@@ -44,8 +44,9 @@ CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_con
  * depthwise problems to conv2d_depthwise.c) for zero-padded problems (pads
  * may be negative): depthwise (C_in = C_out = groups) and small groups
  * (C_out/groups a multiple of 8, few input channels per group). fwd also
- * serves backward-data on the flipped problem; bwd_weights needs cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw
- * and gb (either may be NULL). */
+ * serves backward-data on the flipped problem; bwd_weights needs
+ * cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw and gb
+ * (either may be NULL). */
 CN__HIDDEN int cn__conv_dw_applies(const cn_conv2d_desc *d);
 CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
