@@ -148,6 +148,32 @@ static void wide_channel_problems_match_reference_on_one_and_two_threads(void)
     }
 }
 
+/* The AVX-512 depthwise kernels take channel counts that are multiples of
+ * 16 (16-channel vectors, 32 at a time in the weight gradient) and a
+ * register tile of 8 interior output pixels, the weight gradient
+ * specialised for 3x3: rows up to 20 pixels wide so tiles, ragged tiles and
+ * borders all occur, 3x3 filters half the time, every edge class. */
+static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads(void)
+{
+    for (int i = 0; i < 80 && tl_ok(); i++) {
+        conv_cfg c;
+        for (;;) {
+            conv_cfg_random(&c, i % CFG_KIND_COUNT, 7, 1);
+            const int64_t C = 16 * tl_randint(1, 5);
+            if (i % 2 && c.ws[0] <= 3 && c.ws[1] <= 3) c.ws[0] = c.ws[1] = 3;
+            if (i % 3 == 0) c.xs[2] = tl_randint(8, 20);
+            c.p.groups = (int)C;
+            c.xs[3] = C, c.ws[2] = 1, c.ws[3] = C;
+            if (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK) continue;
+            conv_cfg_describe(&c);
+            break;
+        }
+        CHECK(getenv("CN_CONV_IMPL") || !strcmp(cn__conv2d_impl_name(&c.d, 0), "depthwise"),
+              "expected the depthwise path for %s", c.str);
+        matches_reference_on_one_and_two_threads(&c);
+    }
+}
+
 /* A random problem for the AVX-512 kernel of 8-channel groups taken in
  * pairs (conv2d_grouped.c): 2, 4 or 6 groups of 8 output channels over 1-16
  * input channels, rows up to 15 pixels (full 14-pixel tiles and every
@@ -847,6 +873,7 @@ static void run_all(void)
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
     TL_RUN(few_input_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(depthwise_16_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);

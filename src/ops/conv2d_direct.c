@@ -1,14 +1,13 @@
-/* Channel-vectorised direct convolution kernels for the problems a GEMM does
- * badly: depthwise convolutions (one input and one output channel per group)
- * and small groups (few input channels per group, output channels per group
- * a multiple of 8: grouped ResNeXt layers, a first layer over 1-3 channels).
+/* Channel-vectorised direct convolution kernels for small groups: few input
+ * channels per group, output channels per group a multiple of 8 (grouped
+ * ResNeXt layers, a first layer over 1-3 channels). Depthwise problems go to
+ * conv2d_depthwise.c.
  *
- * Both work on NHWC rows with no im2col. Vectors run along channels, which
- * are contiguous in NHWC:
- *   depthwise   y[p, c] += x[q, c] * w[t, c]        8-32 channels a step
- *   grouped     y[p, g*OCG+o] += x[q, g*ICG+i] * w[t, i, g*OCG+o]
- *               a register tile of R output pixels x NB vectors of 8 output
- *               channels; x is broadcast, w loaded once per tile and tap.
+ * They work on NHWC rows with no im2col. Vectors run along output channels,
+ * which are contiguous in NHWC:
+ *   y[p, g*OCG+o] += x[q, g*ICG+i] * w[t, i, g*OCG+o]
+ *   a register tile of R output pixels x NB vectors of 8 output channels; x
+ *   is broadcast, w loaded once per tile and tap.
  * Backward-data is the forward kernel on the flipped, channel-swapped filter
  * (conv2d.c builds that problem); backward-weights is a reduction over
  * N x OH x OW split into a fixed number of row chunks, each summed into its
@@ -32,8 +31,6 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* Fixed number of row chunks of the backward-weights reduction: enough to
  * keep a few threads busy, few enough that the partials stay small. */
 #define BWW_CHUNKS 16
-
-int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
 /* The most input channels per group the small-group kernel takes; border
  * pixels read this many zeros instead of the input. */
@@ -72,39 +69,6 @@ static void chunk_rows(const cn_conv2d_desc *d, int k, int64_t *r0, int64_t *r1)
     *r0 = rows * k / BWW_CHUNKS, *r1 = rows * (k + 1) / BWW_CHUNKS;
 }
 
-/* ---- depthwise ---------------------------------------------------------- */
-
-/* Four interior output pixels x 16 channels [c, c+16) of row (n, oh): 8
- * independent accumulator chains (one pixel's 2-4 chains would wait on FMA
- * latency), each filter vector loaded once for the four pixels. */
-ALWAYS void dw_fwd_quad(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                        float *yp, int64_t n, int64_t oh, int64_t ow, int64_t c)
-{
-    const int64_t C = d->OC, step = d->SW * C;
-    v8 a[4][2];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++)
-#pragma GCC unroll 2
-        for (int j = 0; j < 2; j++) a[r][j] = b ? LD(b + c + 8 * (int64_t)j) : (v8){0};
-    for (int64_t kh = 0; kh < d->KH; kh++) {
-        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-        if (ih < 0 || ih >= d->IH) continue;
-        const float *xr = x + ((n * d->IH + ih) * d->IW + ow * d->SW - d->PL) * C + c;
-        const float *wr = w + kh * d->KW * C + c;
-        for (int64_t kw = 0; kw < d->KW; kw++) {
-            const float *xp = xr + kw * d->DW * C;
-            const v8 w0 = LD(wr + kw * C), w1 = LD(wr + kw * C + 8);
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                a[r][0] += LD(xp + r * step) * w0;
-                a[r][1] += LD(xp + r * step + 8) * w1;
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) ST(yp + r * C + c, a[r][0]), ST(yp + r * C + c + 8, a[r][1]);
-}
-
 /* Input pixel (ih, iw) of image n, or NULL where it reads as zero: outside
  * the input, or, with input dilation ish x isw (backward-data of a strided
  * convolution: the output gradient with ish-1 zero rows between its rows,
@@ -115,113 +79,6 @@ static inline const float *src_px(const cn_conv2d_desc *d, const float *x, int64
     if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW || ih % ish || iw % isw) return NULL;
     const int64_t IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
     return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
-}
-
-/* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b; x dilated by
- * ish x isw (1 x 1: plain). */
-ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
-                            float *y, int64_t n, int64_t oh, int64_t ish, int64_t isw)
-{
-    const int64_t C = d->OC;
-    float *yrow = y + (n * d->OH + oh) * d->OW * C;
-    const v8 z = {0};
-    int64_t lo, hi;
-    interior_cols(d, &lo, &hi);
-    for (int64_t ow = 0; ow < d->OW; ow++) {
-        float *yp = yrow + ow * C;
-        int64_t c = 0;
-        if (ish == 1 && isw == 1 && ow >= lo && ow + 4 <= hi && C % 16 == 0) {
-            /* four interior pixels at once */
-            for (; c < C; c += 16) dw_fwd_quad(d, x, w, b, yp, n, oh, ow, c);
-            ow += 3;
-            continue;
-        }
-        for (; c + 32 <= C; c += 32) {
-            v8 a0 = b ? LD(b + c) : z, a1 = b ? LD(b + c + 8) : z, a2 = b ? LD(b + c + 16) : z,
-               a3 = b ? LD(b + c + 24) : z;
-            for (int64_t kh = 0; kh < d->KH; kh++)
-                for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
-                    if (!xp) continue;
-                    xp += c;
-                    const float *wp = w + (kh * d->KW + kw) * C + c;
-                    a0 += LD(xp) * LD(wp), a1 += LD(xp + 8) * LD(wp + 8);
-                    a2 += LD(xp + 16) * LD(wp + 16), a3 += LD(xp + 24) * LD(wp + 24);
-                }
-            ST(yp + c, a0), ST(yp + c + 8, a1), ST(yp + c + 16, a2), ST(yp + c + 24, a3);
-        }
-        for (; c + 8 <= C; c += 8) {
-            v8 a0 = b ? LD(b + c) : z;
-            for (int64_t kh = 0; kh < d->KH; kh++)
-                for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
-                    if (xp) a0 += LD(xp + c) * LD(w + (kh * d->KW + kw) * C + c);
-                }
-            ST(yp + c, a0);
-        }
-        for (; c < C; c++) {
-            float a = b ? b[c] : 0.0f;
-            for (int64_t kh = 0; kh < d->KH; kh++)
-                for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
-                    if (xp) a += xp[c] * w[(kh * d->KW + kw) * C + c];
-                }
-            yp[c] = a;
-        }
-    }
-}
-
-/* part [KH,KW,C] += sum over the columns of row (n, oh) of x * gy; pb [C] +=
- * the row's gy (when pb). */
-ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
-                            float *pb, int64_t n, int64_t oh)
-{
-    const int64_t C = d->OC;
-    const float *gyr = gy + (n * d->OH + oh) * d->OW * C;
-    const v8 z = {0};
-    for (int64_t kh = 0; kh < d->KH; kh++) {
-        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-        if (ih < 0 || ih >= d->IH) continue;
-        const float *xr = x + (n * d->IH + ih) * d->IW * C;
-        for (int64_t kw = 0; kw < d->KW; kw++) {
-            int64_t lo, hi;
-            tap_cols(d, kw, &lo, &hi);
-            const int64_t off = kw * d->DW - d->PL;
-            float *pr = part + (kh * d->KW + kw) * C;
-            int64_t c = 0;
-            for (; c + 32 <= C; c += 32) {
-                v8 a0 = z, a1 = z, a2 = z, a3 = z;
-                for (int64_t ow = lo; ow < hi; ow++) {
-                    const float *xp = xr + (ow * d->SW + off) * C + c, *gp = gyr + ow * C + c;
-                    a0 += LD(xp) * LD(gp), a1 += LD(xp + 8) * LD(gp + 8);
-                    a2 += LD(xp + 16) * LD(gp + 16), a3 += LD(xp + 24) * LD(gp + 24);
-                }
-                ST(pr + c, LD(pr + c) + a0), ST(pr + c + 8, LD(pr + c + 8) + a1);
-                ST(pr + c + 16, LD(pr + c + 16) + a2), ST(pr + c + 24, LD(pr + c + 24) + a3);
-            }
-            for (; c + 8 <= C; c += 8) {
-                v8 a0 = z;
-                for (int64_t ow = lo; ow < hi; ow++)
-                    a0 += LD(xr + (ow * d->SW + off) * C + c) * LD(gyr + ow * C + c);
-                ST(pr + c, LD(pr + c) + a0);
-            }
-            for (; c < C; c++) {
-                float a = 0.0f;
-                for (int64_t ow = lo; ow < hi; ow++)
-                    a += xr[(ow * d->SW + off) * C + c] * gyr[ow * C + c];
-                pr[c] += a;
-            }
-        }
-    }
-    if (pb)
-        for (int64_t ow = 0; ow < d->OW; ow++) {
-            int64_t c = 0;
-            for (; c + 8 <= C; c += 8) ST(pb + c, LD(pb + c) + LD(gyr + ow * C + c));
-            for (; c < C; c++) pb[c] += gyr[ow * C + c];
-        }
 }
 
 /* ---- small groups ------------------------------------------------------- */
@@ -411,23 +268,11 @@ typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, fl
 #define CN_TGT_base
 
 #define ROW_FNS(isa)                                                                               \
-    static CN_TGT_##isa void dw_fwd_row_##isa(const cn_conv2d_desc *d, const float *x,             \
-                                              const float *w, const float *b, float *y, int64_t n, \
-                                              int64_t oh, int64_t ish, int64_t isw)                \
-    {                                                                                              \
-        dw_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                           \
-    }                                                                                              \
     static CN_TGT_##isa void grp_fwd_row_##isa(const cn_conv2d_desc *d, const float *x,            \
                                                const float *w, const float *b, float *y,           \
                                                int64_t n, int64_t oh, int64_t ish, int64_t isw)    \
     {                                                                                              \
         grp_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                          \
-    }                                                                                              \
-    static CN_TGT_##isa void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x,             \
-                                              const float *gy, float *part, float *pb, int64_t n,  \
-                                              int64_t oh)                                          \
-    {                                                                                              \
-        dw_bww_row_body(d, x, gy, part, pb, n, oh);                                                \
     }                                                                                              \
     static CN_TGT_##isa void grp_bww_row_##isa(const cn_conv2d_desc *d, const float *x,            \
                                                const float *gy, float *part, float *pb, int64_t n, \
@@ -442,22 +287,22 @@ ROW_FNS(avx2)
 #endif
 ROW_FNS(base)
 
-static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
+static void pick(fwd_row_fn **fwd, bww_row_fn **bww)
 {
     switch (cn__isa_detect()) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     case CN_ISA_AVX512:
-        *fwd = dw ? dw_fwd_row_avx512 : grp_fwd_row_avx512;
-        *bww = dw ? dw_bww_row_avx512 : grp_bww_row_avx512;
+        *fwd = grp_fwd_row_avx512;
+        *bww = grp_bww_row_avx512;
         return;
     case CN_ISA_AVX2:
-        *fwd = dw ? dw_fwd_row_avx2 : grp_fwd_row_avx2;
-        *bww = dw ? dw_bww_row_avx2 : grp_bww_row_avx2;
+        *fwd = grp_fwd_row_avx2;
+        *bww = grp_bww_row_avx2;
         return;
 #endif
     default:
-        *fwd = dw ? dw_fwd_row_base : grp_fwd_row_base;
-        *bww = dw ? dw_bww_row_base : grp_bww_row_base;
+        *fwd = grp_fwd_row_base;
+        *bww = grp_bww_row_base;
         return;
     }
 }
@@ -468,9 +313,13 @@ static void pick(int dw, fwd_row_fn **fwd, bww_row_fn **bww)
 static void vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const float *w,
                     const float *b, int relu, float *y, int64_t ish, int64_t isw)
 {
+    if (cn__conv_dw_applies(d)) {
+        cn__conv2d_dw_fwd(ctx, d, x, w, b, relu, y, ish, isw);
+        return;
+    }
     fwd_row_fn *fwd;
     bww_row_fn *bww;
-    pick(cn__conv_dw_applies(d), &fwd, &bww);
+    pick(&fwd, &bww);
     const int nt = cn__threads(ctx);
     const int64_t rows = d->MB * d->OH;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
@@ -497,6 +346,7 @@ void cn__conv2d_vec_fwd_dilated(const cn_ctx *ctx, const cn_conv2d_desc *d, cons
 
 size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)
 {
+    if (cn__conv_dw_applies(d)) return cn__conv_dw_bww_ws(d);
     const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC;
     return (size_t)(BWW_CHUNKS * (nw + d->OC)) * sizeof(float);
 }
@@ -504,9 +354,13 @@ size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)
 void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                 const float *gy, float *gw, float *gb, float *part)
 {
+    if (cn__conv_dw_applies(d)) {
+        cn__conv2d_dw_bwd_weights(ctx, d, x, gy, gw, gb, part);
+        return;
+    }
     fwd_row_fn *fwd;
     bww_row_fn *bww;
-    pick(cn__conv_dw_applies(d), &fwd, &bww);
+    pick(&fwd, &bww);
     const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC, stride = nw + d->OC;
     const int nt = cn__threads(ctx);
     /* Each chunk's rows are summed, in order, by the one thread that owns it. */

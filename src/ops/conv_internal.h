@@ -40,12 +40,13 @@ CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_con
                                                  const float *x, const float *gy, float *gw,
                                                  float *gb, float *cols);
 
-/* The channel-vectorised direct kernels (conv2d_direct.c) for zero-padded
- * problems (pads may be negative): depthwise (C_in = C_out = groups) and
- * small groups (C_out/groups a multiple of 8, few input channels per
- * group). fwd also serves backward-data on the flipped problem; bwd_weights
- * needs cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw
- * and gb (either may be NULL). */
+/* The channel-vectorised direct kernels (conv2d_direct.c, which hands
+ * depthwise problems to conv2d_depthwise.c) for zero-padded problems (pads
+ * may be negative): depthwise (C_in = C_out = groups) and small groups
+ * (C_out/groups a multiple of 8, few input channels per group). fwd also
+ * serves backward-data on the flipped problem; bwd_weights needs
+ * cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw and gb
+ * (either may be NULL). */
 CN__HIDDEN int cn__conv_dw_applies(const cn_conv2d_desc *d);
 CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
@@ -90,6 +91,18 @@ CN__HIDDEN void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d,
 CN__HIDDEN void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                              const float *x, const float *gy, float *gw,
                                              float *gb, float *part);
+
+/* The depthwise kernels (conv2d_depthwise.c) behind the vec entry points:
+ * forward over x dilated by ish x isw (1 x 1: plain; bias and relu as in
+ * cn__conv2d_vec_fwd), and the weight gradient in cn__conv_dw_bww_ws(d)
+ * bytes of part. */
+CN__HIDDEN size_t cn__conv_dw_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *w, const float *b, int relu, float *y, int64_t ish,
+                                  int64_t isw);
+CN__HIDDEN void cn__conv2d_dw_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                          const float *x, const float *gy, float *gw, float *gb,
+                                          float *part);
 
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
