@@ -61,17 +61,34 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
      * packed slivers and rows of A read in place alike. */
     const int64_t r1 = rs_a, r2 = 2 * rs_a;
     const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1, *a12 = a + 12 * r1;
-    for (int64_t p = 0; p < k; p++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        /* clang-format off */
-        FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
-        FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
-        FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
-        FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
-        FMA(12, a12[0]) FMA(13, a12[r1])
-        a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
-        /* clang-format on */
-        b += rs_b;
+    /* The C tile is written (and read, beta != 0) only after the k loop:
+     * fetching it now hides the misses of tiles that are not in cache. */
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    /* Rows of A read in place (cs_a == 1) are usually followed by the MR
+     * rows below: they are fetched a cache line per row every 16 k, as the
+     * hardware prefetchers do not ramp up on 14 short streams. Prefetches
+     * never fault, so rows past the matrix are harmless. */
+    const float *an = cs_a == 1 ? a + MR * r1 : NULL;
+    for (int64_t p0 = 0; p0 < k; p0 += 16) {
+        if (an)
+            for (int i = 0; i < MR; i++)
+                _mm_prefetch((const char *)(an + i * r1 + p0), _MM_HINT_T0);
+        const int64_t p1 = CN__MIN(k, p0 + 16);
+        for (int64_t p = p0; p < p1; p++) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            /* clang-format off */
+            FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
+            FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
+            FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
+            FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
+            FMA(12, a12[0]) FMA(13, a12[r1])
+            a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
+            /* clang-format on */
+            b += rs_b;
+        }
     }
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
