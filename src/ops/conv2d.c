@@ -408,7 +408,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const conv_impl impl = choose_impl(&src, 1);
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
-        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.gcols);
+        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.wt, l.gcols);
     } else {
         /* Only the plain loops read a zero-stuffed gy; the other kernels see
          * stride 1 here (GEMM, Winograd) or skip the zeros (vectorised). */
