@@ -121,6 +121,17 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a
 
 CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
 
+/* Batch-reduce micro-kernel, AVX-512 only (MR x NR as above): for the
+ * m x n tile,
+ * c = ab + beta*c, where ab = sum over t = 0..nt-1, in that order, of
+ * A_t B_t, A_t[i, p] = at[t][i*rs_at[t] + p] (all MR rows read, as for a),
+ * B_t[p, j] = bt[t][p*rs_b + j] (columns j >= n not read), p < k, each
+ * product one fused multiply-add in p order; beta == 0: c is not read.
+ * A convolution's taps are the pairs (cn__conv2d_gemm_fwd). */
+CN__HIDDEN void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at,
+                                       const int64_t *rs_at, const float *const *bt, int64_t rs_b,
+                                       float *c, int64_t ldc, int m, int n, float beta);
+
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)
  * from NR rows of B). Plain copies, so packed slivers are identical

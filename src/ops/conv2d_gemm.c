@@ -200,12 +200,103 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
     }
 }
 
+/* Implicit GEMM (AVX-512): a tile of MR output pixels of one output row
+ * takes each tap's MR input pixels in place from x, at a stride of SW*IC,
+ * so nothing is gathered except at the borders, and taps that fall wholly
+ * into the padding are skipped rather than multiplied by zeros. Used where
+ * a tap is deep enough (ICG) for the micro-kernel's k loop. */
+#define IMPLICIT_MIN_ICG 32
+#define IMPLICIT_A_FLOATS 12288
+
+static int implicit_applies(const cn_conv2d_desc *d)
+{
+    /* its gather buffer and tap lists fit in the thread's cols */
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->IC / d->G >= IMPLICIT_MIN_ICG && chunk_rows(d) > CN__SGEMM_AVX512_MR;
+}
+
+/* y[n, oh, :, :] from x and w with buf as scratch (thread_cols). */
+static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w, int64_t n,
+                         int64_t oh, float *y, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
+    const float **at = (const float **)(buf + MR * taps * ICG), **bt = at + taps;
+    int64_t *rs = (int64_t *)(bt + taps);
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t ow0 = 0; ow0 < d->OW; ow0 += MR) {
+            const int m = (int)CN__MIN(MR, d->OW - ow0);
+            int nt = 0;
+            float *gb = buf;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                const float *xrow = x + ((n * d->IH + ih) * d->IW) * d->IC + g * ICG;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    /* tile row i reads input column iw0 + i*SW: rows [lo, hi) exist */
+                    const int64_t iw0 = ow0 * d->SW - d->PL + kw * d->DW;
+                    const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
+                    const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
+                    if (lo >= CN__MIN(hi, m)) continue;
+                    if (lo == 0 && hi == MR) {
+                        at[nt] = xrow + iw0 * d->IC;
+                        rs[nt] = d->SW * d->IC;
+                    } else {
+                        for (int64_t i = 0; i < MR; i++) {
+                            if (i >= lo && i < hi)
+                                copy_row(gb + i * ICG, xrow + (iw0 + i * d->SW) * d->IC, ICG);
+                            else
+                                memset(gb + i * ICG, 0, (size_t)ICG * sizeof *gb);
+                        }
+                        at[nt] = gb;
+                        rs[nt] = ICG;
+                        gb += MR * ICG;
+                    }
+                    bt[nt++] = w + (kh * d->KW + kw) * ICG * d->OC + g * OCG;
+                }
+            }
+            /* Taps in groups whose A (MR x ICG each) stays in L1 while
+             * all column slivers use it; the first group sets C. */
+            float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG;
+            const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG));
+            for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
+                const int nb = CN__MIN(per, nt - t0);
+                for (int64_t j = 0; j < OCG; j += NR) {
+                    cn__sgemm_batch_avx512(nb, ICG, at + t0, rs + t0, bt + t0, d->OC, c + j,
+                                           d->OC, m, (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f);
+                    for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
+                }
+            }
+        }
+}
+
+static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                         const float *w, const float *b, int relu, float *y, float *ws)
+{
+    const int64_t rows = d->MB * d->OH, row = d->OW * d->OC;
+    const int T = pass_threads(ctx);
+#pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
+    {
+        float *buf = thread_cols(d, ws);
+#pragma omp for schedule(dynamic)
+        for (int64_t r = 0; r < rows; r++) {
+            implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
+            if (b) add_bias(y + r * row, b, d->OW, d->OC);
+            if (relu) cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)row, y + r * row, y + r * row);
+        }
+    }
+}
+
 cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                               const float *w, const float *b, int relu, float *y, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R);
     const int pw = is_pointwise(d), T = pass_threads(ctx);
+    if (implicit_applies(d)) {
+        implicit_fwd(ctx, d, x, w, b, relu, y, ws);
+        return CN_OK;
+    }
 #pragma omp parallel num_threads(T) if (T > 1 && nch > 1)
     {
         float *cols = thread_cols(d, ws);

@@ -96,6 +96,50 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
     ROWS(STORE)
 }
 
+/* One k step of the batch kernel on rows a0 + {0, r1, r2}, a3 + ... */
+#define BODY                                                                                       \
+    FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2]) FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])        \
+    FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2]) FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])      \
+    FMA(12, a12[0]) FMA(13, a12[r1])                                                               \
+    a0++, a3++, a6++, a9++, a12++;                                                                 \
+    b += rs_b;
+
+
+
+/* The batch-reduce kernel (gemm.h): the k loop of cn__sgemm_ukr_avx512 run
+ * once per (A_t, B_t) pair into the same accumulators, so a convolution
+ * sums its taps straight from the input, without an im2col copy, storing C
+ * once. B columns past n are masked off, as B is read in place. */
+TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const int64_t *rs_at,
+                                const float *const *bt, int64_t rs_b, float *c, int64_t ldc, int m,
+                                int n, float beta)
+{
+    ROWS(DECL)
+    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int t = 0; t < nt; t++) {
+        const int64_t r1 = rs_at[t], r2 = 2 * r1;
+        const float *a0 = at[t], *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
+                    *a12 = a0 + 12 * r1, *b = bt[t];
+        if (n == NR)
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+                BODY
+            }
+        else
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+                BODY
+            }
+    }
+    __m512 va = _mm512_set1_ps(1.0f), vb = _mm512_set1_ps(beta);
+    ROWS(STORE)
+}
+
 #else
 /* Not an x86 build: gemm.c does not reference the kernel. */
 typedef int cn__gemm_avx512_unavailable;
