@@ -16,6 +16,7 @@
  * one thread as the same GEMM arithmetic; backward-weights sums a fixed
  * number of parts of the chunks, each by one thread, and adds the parts in
  * order. */
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,11 +224,26 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
     const float **at = (const float **)(buf + MR * taps * ICG), **bt = at + taps;
     int64_t *rs = (int64_t *)(bt + taps);
+    /* The input rows that the next output row is the first to read (taps
+     * kh >= kh0), a share before each tile: they come from memory, and the
+     * hardware prefetchers do not follow the tiles' short row streams. */
+    const int64_t row_floats = d->IW * d->IC, tiles = cdiv(d->OW, MR) * d->G;
+    int64_t kh0 = 0;
+    while (kh0 < d->KH && kh0 * d->DH <= (d->KH - 1) * d->DH - d->SH) kh0++;
+    const int64_t pf_lines = oh + 1 < d->OH ? (d->KH - kh0) * row_floats / 16 : 0;
+    int64_t pf = 0;
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ow0 = 0; ow0 < d->OW; ow0 += MR) {
             const int m = (int)CN__MIN(MR, d->OW - ow0);
             int nt = 0;
             float *gb = buf;
+            for (const int64_t end = pf + cdiv(pf_lines, tiles); pf < CN__MIN(end, pf_lines); pf++) {
+                const int64_t kh = kh0 + pf * 16 / row_floats;
+                const int64_t ih = (oh + 1) * d->SH - d->PT + kh * d->DH;
+                if (ih >= 0 && ih < d->IH)
+                    _mm_prefetch((const char *)(x + (n * d->IH + ih) * row_floats + pf * 16 % row_floats),
+                                 _MM_HINT_T0);
+            }
             for (int64_t kh = 0; kh < d->KH; kh++) {
                 const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
                 if (ih < 0 || ih >= d->IH) continue;
