@@ -333,12 +333,108 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
     return CN_OK;
 }
 
+/* Backward-data the same way, as the implicit forward of the adjoint: a
+ * tile is MR pixels of one gx row that are SW apart (one phase of the
+ * stride), so every tap reaching them does so from MR consecutive gy
+ * pixels, read in place; each gx pixel is written once, by one thread, with
+ * no col2im, and taps that reach a phase only through padding (or not at
+ * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
+static int implicit_bwd_applies(const cn_conv2d_desc *d)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, MR = CN__SGEMM_AVX512_MR;
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) && OCG >= IMPLICIT_MIN_ICG &&
+           ICG >= 16 && chunk_rows(d) * ICG >= MR * OCG + 8;
+}
+
+/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap), buf as in
+ * implicit_row with rows of OCG. */
+static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const float *wt, int64_t n,
+                             int64_t ih, float *gx, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
+    const float **at = (const float **)(buf + MR * taps * OCG), **bt = at + taps;
+    int64_t *rs = (int64_t *)(bt + taps);
+    const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * OCG));
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
+            for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
+                const int64_t iw0 = ph + q0 * d->SW;
+                const int m = (int)CN__MIN(MR, cdiv(d->IW - iw0, d->SW));
+                int nt = 0;
+                float *gb = buf;
+                for (int64_t kh = 0; kh < d->KH; kh++) {
+                    const int64_t oy = ih + d->PT - kh * d->DH, oh = oy / d->SH;
+                    if (oy < 0 || oy % d->SH || oh >= d->OH) continue;
+                    const float *grow = gy + (n * d->OH + oh) * d->OW * d->OC + g * OCG;
+                    for (int64_t kw = 0; kw < d->KW; kw++) {
+                        /* tile row i is reached from gy column ow0 + i */
+                        const int64_t ox = iw0 + d->PL - kw * d->DW;
+                        if (((ox % d->SW) + d->SW) % d->SW) continue;
+                        const int64_t ow0 = (ox - ((ox % d->SW) + d->SW) % d->SW) / d->SW;
+                        const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
+                        if (lo >= CN__MIN(hi, m)) continue;
+                        if (lo == 0 && hi == MR) {
+                            at[nt] = grow + ow0 * d->OC;
+                            rs[nt] = d->OC;
+                        } else {
+                            for (int64_t i = 0; i < MR; i++) {
+                                if (i >= lo && i < hi)
+                                    copy_row(gb + i * OCG, grow + (ow0 + i) * d->OC, OCG);
+                                else
+                                    memset(gb + i * OCG, 0, (size_t)OCG * sizeof *gb);
+                            }
+                            at[nt] = gb;
+                            rs[nt] = OCG;
+                            gb += MR * OCG;
+                        }
+                        bt[nt++] = wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG;
+                    }
+                }
+                float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
+                for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
+                    const int nb = CN__MIN(per, nt - t0);
+                    for (int64_t j = 0; j < ICG; j += NR) {
+                        cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, bt + t0, d->IC, c + j,
+                                               d->SW * d->IC, m, (int)CN__MIN(NR, ICG - j),
+                                               t0 ? 1.0f : 0.0f);
+                        for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
+                    }
+                }
+            }
+}
+
+static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                              const float *w, float *gx, float *wt, float *ws)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
+    const int64_t rows = d->MB * d->IH;
+    const int T = pass_threads(ctx);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *buf = thread_cols(d, ws);
+        /* wt[t, o, g*ICG + i] = w[t, i, g*OCG + o] */
+#pragma omp for schedule(static)
+        for (int64_t to = 0; to < taps * OCG; to++)
+            for (int64_t g = 0; g < d->G; g++)
+                for (int64_t i = 0; i < ICG; i++)
+                    wt[to * d->IC + g * ICG + i] =
+                        w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
+#pragma omp for schedule(dynamic)
+        for (int64_t r = 0; r < rows; r++) implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, gx, buf);
+    }
+}
+
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
                                    const float *w, float *gx, float *wt, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
     const int64_t img = d->IH * d->IW * d->IC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
+    if (implicit_bwd_applies(d)) {
+        implicit_bwd_data(ctx, d, gy, w, gx, wt, ws);
+        return CN_OK;
+    }
     /* Patches of one image overlap, those of different images never do: a
      * thread takes whole images and adds each image's rows in order. */
 #pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
