@@ -464,6 +464,15 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
     return CN_OK;
 }
 
+/* The filter rows [*k0, *k1) that output row oh reads inside the input. */
+static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *k0, int64_t *k1)
+{
+    const int64_t ih = oh * d->SH - d->PT;
+    *k0 = 0, *k1 = d->KH;
+    while (*k0 < d->KH && ih + *k0 * d->DH < 0) ++*k0;
+    while (*k1 > *k0 && ih + (*k1 - 1) * d->DH >= d->IH) --*k1;
+}
+
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                       const float *gy, float *gw, float *gb, float *ws)
 {
@@ -478,14 +487,37 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
         for (int64_t p = 0; p < np; p++) {
             float *pg = parts + p * per, *pb = pg + nw;
             memset(pb, 0, (size_t)d->OC * sizeof *pb);
-            if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
-            for (int64_t c = nch * p / np; c < nch * (p + 1) / np; c++) {
+            const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
+            /* Whether every output row of the part reads all filter rows:
+             * then the first chunk's GEMMs set pg, else it starts at 0. */
+            int full = 1;
+            for (int64_t r = c0 * R, k0, k1; r < CN__MIN(c1 * R, P); r += d->OW - r % d->OW) {
+                kh_range(d, r / d->OW % d->OH, &k0, &k1);
+                full = full && k0 == 0 && k1 == d->KH;
+            }
+            if (!gw || !full) memset(pg, 0, (size_t)nw * sizeof *pg);
+            for (int64_t c = c0; c < c1; c++) {
                 const int64_t r0 = c * R, n = CN__MIN(R, P - r0);
                 for (int64_t g = 0; gw && g < d->G; g++) {
                     if (!pw) gather(d, x, g, r0, n, cols);
-                    gemm1(d, cols, 1, 0, K, OCG, n, pw ? x + r0 * d->IC : cols, K,
-                          gy + r0 * d->OC + g * OCG, d->OC, c == nch * p / np ? 0.0f : 1.0f,
-                          pg + g * OCG, d->OC);
+                    /* Runs of output rows whose filter rows [k0, k1) lie in
+                     * the input: the GEMM skips the zero patches of the others. */
+                    for (int64_t s0 = 0, s1; s0 < n; s0 = s1) {
+                        int64_t k0, k1, j0, j1;
+                        kh_range(d, (r0 + s0) / d->OW % d->OH, &k0, &k1);
+                        for (s1 = s0; s1 < n; s1 += d->OW - (r0 + s1) % d->OW) {
+                            kh_range(d, (r0 + s1) / d->OW % d->OH, &j0, &j1);
+                            if (j0 != k0 || j1 != k1) break;
+                        }
+                        s1 = CN__MIN(s1, n);
+                        if (k0 >= k1) continue;
+                        const int64_t m0 = k0 * d->KW * (d->IC / d->G);
+                        const int64_t m1 = k1 * d->KW * (d->IC / d->G);
+                        gemm1(d, cols, 1, 0, m1 - m0, OCG, s1 - s0,
+                              (pw ? x + r0 * d->IC : cols) + s0 * K + m0, K,
+                              gy + (r0 + s0) * d->OC + g * OCG, d->OC,
+                              full && c == c0 ? 0.0f : 1.0f, pg + m0 * d->OC + g * OCG, d->OC);
+                    }
                 }
                 if (gb) sum_rows(pb, gy + r0 * d->OC, n, d->OC);
             }
