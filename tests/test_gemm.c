@@ -470,7 +470,7 @@ static void batch_kernel_is_exact_and_stays_in_its_tile(void)
                 want[i * LDC + j] = s + (beta == 0.0f ? 0.0f : beta * want[i * LDC + j]);
             }
         cn__sgemm_batch_avx512(nt, k, (const float *const *)a, rs, (const float *const *)b, rs_b, c,
-                               LDC, m, n, beta);
+                               LDC, m, n, beta, NULL, 0);
         CHECK(!memcmp(c, want, sizeof c),
               "batch kernel: nt=%d m=%d n=%d k=%lld beta=%g", nt, m, n, (long long)k, beta);
         for (int t = 0; t < nt; t++) free(a[t]), free(b[t]);

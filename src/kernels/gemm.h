@@ -127,10 +127,13 @@ CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_av
  * A_t B_t, A_t[i, p] = at[t][i*rs_at[t] + p] (all MR rows read, as for a),
  * B_t[p, j] = bt[t][p*rs_b + j] (columns j >= n not read), p < k, each
  * product one fused multiply-add in p order; beta == 0: c is not read.
- * A convolution's taps are the pairs (cn__conv2d_gemm_fwd). */
+ * pf, pf_lines: a hint, pf_lines 64-byte lines from pf on to prefetch along
+ * the way (never dereferenced; NULL, 0 for none). A convolution's taps are
+ * the pairs (cn__conv2d_gemm_fwd). */
 CN__HIDDEN void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at,
                                        const int64_t *rs_at, const float *const *bt, int64_t rs_b,
-                                       float *c, int64_t ldc, int m, int n, float beta);
+                                       float *c, int64_t ldc, int m, int n, float beta,
+                                       const float *pf, int64_t pf_lines);
 
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)

@@ -224,26 +224,25 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
     const float **at = (const float **)(buf + MR * taps * ICG), **bt = at + taps;
     int64_t *rs = (int64_t *)(bt + taps);
-    /* The input rows that the next output row is the first to read (taps
-     * kh >= kh0), a share before each tile: they come from memory, and the
-     * hardware prefetchers do not follow the tiles' short row streams. */
+    /* The input rows [ih0, ih1] that the next output row is the first to
+     * read (filter rows kh >= kh0), prefetched a share in each kernel call:
+     * they come from memory, and the hardware prefetchers do not follow the
+     * tiles' short row streams. */
     const int64_t row_floats = d->IW * d->IC, tiles = cdiv(d->OW, MR) * d->G;
+    const int64_t calls = cdiv(taps, CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG))) * cdiv(OCG, NR);
     int64_t kh0 = 0;
     while (kh0 < d->KH && kh0 * d->DH <= (d->KH - 1) * d->DH - d->SH) kh0++;
-    const int64_t pf_lines = oh + 1 < d->OH ? (d->KH - kh0) * row_floats / 16 : 0;
-    int64_t pf = 0;
+    const int64_t ih0 = CN__MAX(0, (oh + 1) * d->SH - d->PT + kh0 * d->DH);
+    const int64_t ih1 = CN__MIN(d->IH - 1, (oh + 1) * d->SH - d->PT + (d->KH - 1) * d->DH);
+    const int64_t pf_lines = oh + 1 < d->OH && ih0 <= ih1 ? (ih1 - ih0 + 1) * row_floats / 16 : 0;
+    const int64_t pf_call = cdiv(cdiv(pf_lines, tiles), calls);
+    const float *pf = pf_lines ? x + (n * d->IH + ih0) * row_floats : NULL;
+    const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ow0 = 0; ow0 < d->OW; ow0 += MR) {
             const int m = (int)CN__MIN(MR, d->OW - ow0);
             int nt = 0;
             float *gb = buf;
-            for (const int64_t end = pf + cdiv(pf_lines, tiles); pf < CN__MIN(end, pf_lines); pf++) {
-                const int64_t kh = kh0 + pf * 16 / row_floats;
-                const int64_t ih = (oh + 1) * d->SH - d->PT + kh * d->DH;
-                if (ih >= 0 && ih < d->IH)
-                    _mm_prefetch((const char *)(x + (n * d->IH + ih) * row_floats + pf * 16 % row_floats),
-                                 _MM_HINT_T0);
-            }
             for (int64_t kh = 0; kh < d->KH; kh++) {
                 const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
                 if (ih < 0 || ih >= d->IH) continue;
@@ -278,8 +277,11 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
             for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                 const int nb = CN__MIN(per, nt - t0);
                 for (int64_t j = 0; j < OCG; j += NR) {
+                    const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
                     cn__sgemm_batch_avx512(nb, ICG, at + t0, rs + t0, bt + t0, d->OC, c + j,
-                                           d->OC, m, (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f);
+                                           d->OC, m, (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f,
+                                           pf, np);
+                    if (np) pf += np * 16;
                     for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
                 }
             }
@@ -397,7 +399,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                     for (int64_t j = 0; j < ICG; j += NR) {
                         cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, bt + t0, d->IC, c + j,
                                                d->SW * d->IC, m, (int)CN__MIN(NR, ICG - j),
-                                               t0 ? 1.0f : 0.0f);
+                                               t0 ? 1.0f : 0.0f, NULL, 0);
                         for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
                     }
                 }

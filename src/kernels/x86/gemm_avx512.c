@@ -112,8 +112,10 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
  * once. B columns past n are masked off, as B is read in place. */
 TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const int64_t *rs_at,
                                 const float *const *bt, int64_t rs_b, float *c, int64_t ldc, int m,
-                                int n, float beta)
+                                int n, float beta, const float *pf, int64_t pf_lines)
 {
+    /* The prefetch hint, a share before each pair's k loop. */
+    const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
     ROWS(DECL)
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
@@ -122,6 +124,8 @@ TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const
         _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
     }
     for (int t = 0; t < nt; t++) {
+        for (int64_t i = 0; i < pf_per && pf_lines > 0; i++, pf_lines--, pf += 16)
+            _mm_prefetch((const char *)pf, _MM_HINT_T0);
         const int64_t r1 = rs_at[t], r2 = 2 * r1;
         const float *a0 = at[t], *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
                     *a12 = a0 + 12 * r1, *b = bt[t];
