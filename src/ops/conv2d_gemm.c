@@ -358,6 +358,15 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
     const float **at = (const float **)(buf + MR * taps * OCG), **bt = at + taps;
     int64_t *rs = (int64_t *)(bt + taps);
     const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * OCG));
+    /* As implicit_row: the gy rows (oh0, oh1] that the next gx row reaches
+     * first (filter row 0 reaches the furthest), a share per kernel call. */
+    const int64_t oh0 = CN__MAX(-1, CN__MIN(d->OH - 1, (ih + d->PT) / d->SH));
+    const int64_t oh1 = CN__MAX(oh0, CN__MIN(d->OH - 1, (ih + 1 + d->PT) / d->SH));
+    const int64_t pf_lines = ih + 1 < d->IH ? (oh1 - oh0) * d->OW * d->OC / 16 : 0;
+    const int64_t calls = d->G * cdiv(d->IW, MR) * cdiv(ICG, NR);
+    const int64_t pf_call = cdiv(pf_lines, calls);
+    const float *pf = pf_lines ? gy + (n * d->OH + oh0 + 1) * d->OW * d->OC : NULL;
+    const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
             for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
@@ -397,9 +406,11 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                 for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                     const int nb = CN__MIN(per, nt - t0);
                     for (int64_t j = 0; j < ICG; j += NR) {
+                        const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
                         cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, bt + t0, d->IC, c + j,
                                                d->SW * d->IC, m, (int)CN__MIN(NR, ICG - j),
-                                               t0 ? 1.0f : 0.0f, NULL, 0);
+                                               t0 ? 1.0f : 0.0f, pf, np);
+                        if (np) pf += np * 16;
                         for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
                     }
                 }
