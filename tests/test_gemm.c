@@ -440,7 +440,7 @@ static void cn_isa_environment_variable_caps_the_isa(void)
 }
 
 /* The batch-reduce kernel against a plain sum: 0-3 (A, B) pairs, rows
- * read at per-pair strides, edge tiles in m and n (columns past n must not
+ * read at per-pair strides, all rows or a range of them, edge tiles in m and n (columns past n must not
  * be read, so B ends right after them), beta 0 over NaN and beta 1, and
  * nothing outside the m x n tile written. Small integers: exact. */
 static void batch_kernel_is_exact_and_stays_in_its_tile(void)
@@ -452,8 +452,13 @@ static void batch_kernel_is_exact_and_stays_in_its_tile(void)
         const int64_t k = tl_randint(1, 40), rs_b = n + tl_randint(0, 2);
         const float beta = (float)tl_randint(0, 1);
         float *a[3], *b[3], c[(MR + 1) * LDC], want[(MR + 1) * LDC];
+        const float *a_lo[3];
         int64_t rs[3];
+        /* half the time only rows [lo, hi) of each A_t take part */
+        const int ranged = tl_randint(0, 1);
+        int lo[3] = {0, 0, 0}, hi[3] = {MR, MR, MR};
         for (int t = 0; t < nt; t++) {
+            if (ranged) lo[t] = tl_randint(0, MR - 1), hi[t] = tl_randint(lo[t] + 1, MR);
             rs[t] = k + tl_randint(0, 5);
             a[t] = malloc((size_t)(MR * rs[t]) * sizeof(float));
             b[t] = malloc((size_t)((k - 1) * rs_b + n) * sizeof(float));
@@ -466,13 +471,16 @@ static void batch_kernel_is_exact_and_stays_in_its_tile(void)
             for (int j = 0; j < n; j++) {
                 float s = 0.0f;
                 for (int t = 0; t < nt; t++)
-                    for (int64_t p = 0; p < k; p++) s += a[t][i * rs[t] + p] * b[t][p * rs_b + j];
+                    for (int64_t p = 0; p < k && i >= lo[t] && i < hi[t]; p++)
+                        s += a[t][i * rs[t] + p] * b[t][p * rs_b + j];
                 want[i * LDC + j] = s + (beta == 0.0f ? 0.0f : beta * want[i * LDC + j]);
             }
-        cn__sgemm_batch_avx512(nt, k, (const float *const *)a, rs, (const float *const *)b, rs_b, c,
-                               LDC, m, n, beta, NULL, 0);
-        CHECK(!memcmp(c, want, sizeof c),
-              "batch kernel: nt=%d m=%d n=%d k=%lld beta=%g", nt, m, n, (long long)k, beta);
+        for (int t = 0; t < nt; t++) a_lo[t] = a[t] + lo[t] * rs[t];
+        cn__sgemm_batch_avx512(nt, k, ranged ? a_lo : (const float *const *)a, rs,
+                               ranged ? lo : NULL, ranged ? hi : NULL, (const float *const *)b,
+                               rs_b, c, LDC, m, n, beta, NULL, 0);
+        CHECK(!memcmp(c, want, sizeof c), "batch kernel: nt=%d m=%d n=%d k=%lld beta=%g ranged=%d",
+              nt, m, n, (long long)k, beta, ranged);
         for (int t = 0; t < nt; t++) free(a[t]), free(b[t]);
     }
 }

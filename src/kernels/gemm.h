@@ -125,15 +125,18 @@ CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_av
  * m x n tile,
  * c = ab + beta*c, where ab = sum over t = 0..nt-1, in that order, of
  * A_t B_t, A_t[i, p] = at[t][i*rs_at[t] + p] (all MR rows read, as for a),
+ * except that where lo_at and hi_at are not NULL only rows [lo_at[t],
+ * hi_at[t]) of A_t take part (at[t] is then row lo_at[t]; the others add
+ * nothing and are not read),
  * B_t[p, j] = bt[t][p*rs_b + j] (columns j >= n not read), p < k, each
  * product one fused multiply-add in p order; beta == 0: c is not read.
  * pf, pf_lines: a hint, pf_lines 64-byte lines from pf on to prefetch along
  * the way (never dereferenced; NULL, 0 for none). A convolution's taps are
  * the pairs (cn__conv2d_gemm_fwd). */
 CN__HIDDEN void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at,
-                                       const int64_t *rs_at, const float *const *bt, int64_t rs_b,
-                                       float *c, int64_t ldc, int m, int n, float beta,
-                                       const float *pf, int64_t pf_lines);
+                                       const int64_t *rs_at, const int *lo_at, const int *hi_at,
+                                       const float *const *bt, int64_t rs_b, float *c, int64_t ldc,
+                                       int m, int n, float beta, const float *pf, int64_t pf_lines);
 
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)

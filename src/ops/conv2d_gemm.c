@@ -203,27 +203,28 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
 
 /* Implicit GEMM (AVX-512): a tile of MR output pixels of one output row
  * takes each tap's MR input pixels in place from x, at a stride of SW*IC,
- * so nothing is gathered except at the borders, and taps that fall wholly
- * into the padding are skipped rather than multiplied by zeros. Used where
- * a tap is deep enough (ICG) for the micro-kernel's k loop. */
+ * so nothing is gathered, and the rows of a tap that fall into the padding
+ * (all of them, or a few at a border) are skipped rather than multiplied
+ * by zeros. Used where a tap is deep enough (ICG) for the kernel's k loop. */
 #define IMPLICIT_MIN_ICG 32
 #define IMPLICIT_A_FLOATS 12288
 
 static int implicit_applies(const cn_conv2d_desc *d)
 {
-    /* its gather buffer and tap lists fit in the thread's cols */
+    /* (the tap lists, 32 bytes a tap, then fit in the thread's cols) */
     return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
-           d->IC / d->G >= IMPLICIT_MIN_ICG && chunk_rows(d) > CN__SGEMM_AVX512_MR;
+           d->IC / d->G >= IMPLICIT_MIN_ICG;
 }
 
-/* y[n, oh, :, :] from x and w with buf as scratch (thread_cols). */
+/* y[n, oh, :, :] from x and w; buf (thread_cols) holds the tap lists. */
 static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w, int64_t n,
                          int64_t oh, float *y, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
-    const float **at = (const float **)(buf + MR * taps * ICG), **bt = at + taps;
+    const float **at = (const float **)buf, **bt = at + taps;
     int64_t *rs = (int64_t *)(bt + taps);
+    int *tlo = (int *)(rs + taps), *thi = tlo + taps;
     /* The input rows [ih0, ih1] that the next output row is the first to
      * read (filter rows kh >= kh0), prefetched a share in each kernel call:
      * they come from memory, and the hardware prefetchers do not follow the
@@ -242,7 +243,6 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
         for (int64_t ow0 = 0; ow0 < d->OW; ow0 += MR) {
             const int m = (int)CN__MIN(MR, d->OW - ow0);
             int nt = 0;
-            float *gb = buf;
             for (int64_t kh = 0; kh < d->KH; kh++) {
                 const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
                 if (ih < 0 || ih >= d->IH) continue;
@@ -253,20 +253,9 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
                     const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
                     const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
                     if (lo >= CN__MIN(hi, m)) continue;
-                    if (lo == 0 && hi == MR) {
-                        at[nt] = xrow + iw0 * d->IC;
-                        rs[nt] = d->SW * d->IC;
-                    } else {
-                        for (int64_t i = 0; i < MR; i++) {
-                            if (i >= lo && i < hi)
-                                copy_row(gb + i * ICG, xrow + (iw0 + i * d->SW) * d->IC, ICG);
-                            else
-                                memset(gb + i * ICG, 0, (size_t)ICG * sizeof *gb);
-                        }
-                        at[nt] = gb;
-                        rs[nt] = ICG;
-                        gb += MR * ICG;
-                    }
+                    at[nt] = xrow + (iw0 + lo * d->SW) * d->IC;
+                    rs[nt] = d->SW * d->IC;
+                    tlo[nt] = (int)lo, thi[nt] = (int)hi;
                     bt[nt++] = w + (kh * d->KW + kw) * ICG * d->OC + g * OCG;
                 }
             }
@@ -278,9 +267,9 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
                 const int nb = CN__MIN(per, nt - t0);
                 for (int64_t j = 0; j < OCG; j += NR) {
                     const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                    cn__sgemm_batch_avx512(nb, ICG, at + t0, rs + t0, bt + t0, d->OC, c + j,
-                                           d->OC, m, (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f,
-                                           pf, np);
+                    cn__sgemm_batch_avx512(nb, ICG, at + t0, rs + t0, tlo + t0, thi + t0, bt + t0,
+                                           d->OC, c + j, d->OC, m, (int)CN__MIN(NR, OCG - j),
+                                           t0 ? 1.0f : 0.0f, pf, np);
                     if (np) pf += np * 16;
                     for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
                 }
@@ -343,20 +332,20 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
  * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
 static int implicit_bwd_applies(const cn_conv2d_desc *d)
 {
-    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, MR = CN__SGEMM_AVX512_MR;
-    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) && OCG >= IMPLICIT_MIN_ICG &&
-           ICG >= 16 && chunk_rows(d) * ICG >= MR * OCG + 8;
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
 }
 
-/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap), buf as in
- * implicit_row with rows of OCG. */
+/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap); buf as in
+ * implicit_row. */
 static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const float *wt, int64_t n,
                              int64_t ih, float *gx, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
-    const float **at = (const float **)(buf + MR * taps * OCG), **bt = at + taps;
+    const float **at = (const float **)buf, **bt = at + taps;
     int64_t *rs = (int64_t *)(bt + taps);
+    int *tlo = (int *)(rs + taps), *thi = tlo + taps;
     const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * OCG));
     /* As implicit_row: the gy rows (oh0, oh1] that the next gx row reaches
      * first (filter row 0 reaches the furthest), a share per kernel call. */
@@ -373,7 +362,6 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                 const int64_t iw0 = ph + q0 * d->SW;
                 const int m = (int)CN__MIN(MR, cdiv(d->IW - iw0, d->SW));
                 int nt = 0;
-                float *gb = buf;
                 for (int64_t kh = 0; kh < d->KH; kh++) {
                     const int64_t oy = ih + d->PT - kh * d->DH, oh = oy / d->SH;
                     if (oy < 0 || oy % d->SH || oh >= d->OH) continue;
@@ -385,20 +373,9 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                         const int64_t ow0 = (ox - ((ox % d->SW) + d->SW) % d->SW) / d->SW;
                         const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
                         if (lo >= CN__MIN(hi, m)) continue;
-                        if (lo == 0 && hi == MR) {
-                            at[nt] = grow + ow0 * d->OC;
-                            rs[nt] = d->OC;
-                        } else {
-                            for (int64_t i = 0; i < MR; i++) {
-                                if (i >= lo && i < hi)
-                                    copy_row(gb + i * OCG, grow + (ow0 + i) * d->OC, OCG);
-                                else
-                                    memset(gb + i * OCG, 0, (size_t)OCG * sizeof *gb);
-                            }
-                            at[nt] = gb;
-                            rs[nt] = OCG;
-                            gb += MR * OCG;
-                        }
+                        at[nt] = grow + (ow0 + lo) * d->OC;
+                        rs[nt] = d->OC;
+                        tlo[nt] = (int)lo, thi[nt] = (int)hi;
                         bt[nt++] = wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG;
                     }
                 }
@@ -407,9 +384,10 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                     const int nb = CN__MIN(per, nt - t0);
                     for (int64_t j = 0; j < ICG; j += NR) {
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                        cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, bt + t0, d->IC, c + j,
-                                               d->SW * d->IC, m, (int)CN__MIN(NR, ICG - j),
-                                               t0 ? 1.0f : 0.0f, pf, np);
+                        cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, tlo + t0, thi + t0,
+                                               bt + t0, d->IC, c + j, d->SW * d->IC, m,
+                                               (int)CN__MIN(NR, ICG - j), t0 ? 1.0f : 0.0f, pf,
+                                               np);
                         if (np) pf += np * 16;
                         for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
                     }

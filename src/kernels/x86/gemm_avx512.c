@@ -111,8 +111,9 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
  * sums its taps straight from the input, without an im2col copy, storing C
  * once. B columns past n are masked off, as B is read in place. */
 TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const int64_t *rs_at,
-                                const float *const *bt, int64_t rs_b, float *c, int64_t ldc, int m,
-                                int n, float beta, const float *pf, int64_t pf_lines)
+                                const int *lo_at, const int *hi_at, const float *const *bt,
+                                int64_t rs_b, float *c, int64_t ldc, int m, int n, float beta,
+                                const float *pf, int64_t pf_lines)
 {
     /* The prefetch hint, a share before each pair's k loop. */
     const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
@@ -127,8 +128,26 @@ TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const
         for (int64_t i = 0; i < pf_per && pf_lines > 0; i++, pf_lines--, pf += 16)
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
         const int64_t r1 = rs_at[t], r2 = 2 * r1;
+        const float *b = bt[t];
+        const int lo = lo_at ? lo_at[t] : 0, hi = hi_at ? hi_at[t] : MR;
+        if (lo > 0 || hi < MR) {
+            /* Rows [lo, hi) only (a tap partly in the padding): the other
+             * rows' FMAs are skipped, not multiplied by zeros, and their A
+             * never read; at[t] is row lo. Rare, so plainer code. */
+            const float *rp[MR];
+            for (int i = 0; i < MR; i++) rp[i] = at[t] + (i >= lo && i < hi ? (i - lo) * r1 : 0);
+#define PFMA(i)                                                                                    \
+    if ((i) >= lo && (i) < hi) FMA(i, rp[i][p])
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+                ROWS(PFMA)
+                b += rs_b;
+            }
+#undef PFMA
+            continue;
+        }
         const float *a0 = at[t], *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
-                    *a12 = a0 + 12 * r1, *b = bt[t];
+                    *a12 = a0 + 12 * r1;
         if (n == NR)
             for (int64_t p = 0; p < k; p++) {
                 __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
