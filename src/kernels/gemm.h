@@ -122,21 +122,25 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a
 CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
 
 /* Batch-reduce micro-kernel, AVX-512 only (MR x NR as above): for the
- * m x n tile,
- * c = ab + beta*c, where ab = sum over t = 0..nt-1, in that order, of
- * A_t B_t, A_t[i, p] = at[t][i*rs_at[t] + p] (all MR rows read, as for a),
- * except that where lo_at and hi_at are not NULL only rows [lo_at[t],
- * hi_at[t]) of A_t take part (at[t] is then row lo_at[t]; the others add
- * nothing and are not read),
- * B_t[p, j] = bt[t][p*rs_b + j] (columns j >= n not read), p < k, each
- * product one fused multiply-add in p order; beta == 0: c is not read.
+ * m x n tile, c = ab + beta*c, where ab = sum over the pairs t = 0..nt-1,
+ * in that order, of A_t B_t over p < pr[t].k:
+ *   A_t[i, p] = pr[t].a[(i - lo)*pr[t].rs_a + p*cs_a] for the rows
+ *     lo <= i < hi (lo = pr[t].lo, hi = pr[t].hi, 0 <= lo < hi <= MR);
+ *     other rows take no part and are not read (all MR rows for [0, MR):
+ *     read even past m, as for a);
+ *   B_t[p, j] = pr[t].b[p*rs_b + j], columns j >= n not read;
+ * each product one fused multiply-add in p order; beta == 0: c is not read.
  * pf, pf_lines: a hint, pf_lines 64-byte lines from pf on to prefetch along
- * the way (never dereferenced; NULL, 0 for none). A convolution's taps are
- * the pairs (cn__conv2d_gemm_fwd). */
-CN__HIDDEN void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at,
-                                       const int64_t *rs_at, const int *lo_at, const int *hi_at,
-                                       const float *const *bt, int64_t rs_b, float *c, int64_t ldc,
-                                       int m, int n, float beta, const float *pf, int64_t pf_lines);
+ * the way (never dereferenced; NULL, 0 for none). A convolution's taps (or
+ * output rows, for the weight gradient) are the pairs (conv2d_gemm.c). */
+typedef struct cn__sgemm_pair {
+    const float *a, *b;
+    int64_t rs_a, k;
+    int lo, hi;
+} cn__sgemm_pair;
+CN__HIDDEN void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
+                                       int64_t rs_b, float *c, int64_t ldc, int m, int n,
+                                       float beta, const float *pf, int64_t pf_lines);
 
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)

@@ -211,7 +211,7 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
 
 static int implicit_applies(const cn_conv2d_desc *d)
 {
-    /* (the tap lists, 32 bytes a tap, then fit in the thread's cols) */
+    /* (the pair lists, 40 bytes a tap, then fit in the thread's cols) */
     return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
            d->IC / d->G >= IMPLICIT_MIN_ICG;
 }
@@ -222,9 +222,7 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
-    const float **at = (const float **)buf, **bt = at + taps;
-    int64_t *rs = (int64_t *)(bt + taps);
-    int *tlo = (int *)(rs + taps), *thi = tlo + taps;
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
     /* The input rows [ih0, ih1] that the next output row is the first to
      * read (filter rows kh >= kh0), prefetched a share in each kernel call:
      * they come from memory, and the hardware prefetchers do not follow the
@@ -253,10 +251,9 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
                     const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
                     const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
                     if (lo >= CN__MIN(hi, m)) continue;
-                    at[nt] = xrow + (iw0 + lo * d->SW) * d->IC;
-                    rs[nt] = d->SW * d->IC;
-                    tlo[nt] = (int)lo, thi[nt] = (int)hi;
-                    bt[nt++] = w + (kh * d->KW + kw) * ICG * d->OC + g * OCG;
+                    pr[nt++] = (cn__sgemm_pair){xrow + (iw0 + lo * d->SW) * d->IC,
+                                                w + (kh * d->KW + kw) * ICG * d->OC + g * OCG,
+                                                d->SW * d->IC, ICG, (int)lo, (int)hi};
                 }
             }
             /* Taps in groups whose A (MR x ICG each) stays in L1 while
@@ -267,11 +264,10 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
                 const int nb = CN__MIN(per, nt - t0);
                 for (int64_t j = 0; j < OCG; j += NR) {
                     const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                    cn__sgemm_batch_avx512(nb, ICG, at + t0, rs + t0, tlo + t0, thi + t0, bt + t0,
-                                           d->OC, c + j, d->OC, m, (int)CN__MIN(NR, OCG - j),
-                                           t0 ? 1.0f : 0.0f, pf, np);
+                    cn__sgemm_batch_avx512(nb, pr + t0, 1, d->OC, c + j, d->OC, m,
+                                           (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f, pf, np);
                     if (np) pf += np * 16;
-                    for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
+                    for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
                 }
             }
         }
@@ -342,10 +338,8 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                              int64_t ih, float *gx, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
-    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
-    const float **at = (const float **)buf, **bt = at + taps;
-    int64_t *rs = (int64_t *)(bt + taps);
-    int *tlo = (int *)(rs + taps), *thi = tlo + taps;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
     const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * OCG));
     /* As implicit_row: the gy rows (oh0, oh1] that the next gx row reaches
      * first (filter row 0 reaches the furthest), a share per kernel call. */
@@ -373,10 +367,9 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                         const int64_t ow0 = (ox - ((ox % d->SW) + d->SW) % d->SW) / d->SW;
                         const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
                         if (lo >= CN__MIN(hi, m)) continue;
-                        at[nt] = grow + (ow0 + lo) * d->OC;
-                        rs[nt] = d->OC;
-                        tlo[nt] = (int)lo, thi[nt] = (int)hi;
-                        bt[nt++] = wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG;
+                        pr[nt++] = (cn__sgemm_pair){grow + (ow0 + lo) * d->OC,
+                                                    wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG,
+                                                    d->OC, OCG, (int)lo, (int)hi};
                     }
                 }
                 float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
@@ -384,12 +377,11 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                     const int nb = CN__MIN(per, nt - t0);
                     for (int64_t j = 0; j < ICG; j += NR) {
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                        cn__sgemm_batch_avx512(nb, OCG, at + t0, rs + t0, tlo + t0, thi + t0,
-                                               bt + t0, d->IC, c + j, d->SW * d->IC, m,
+                        cn__sgemm_batch_avx512(nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
                                                (int)CN__MIN(NR, ICG - j), t0 ? 1.0f : 0.0f, pf,
                                                np);
                         if (np) pf += np * 16;
-                        for (int t = t0; t < t0 + nb; t++) bt[t] += NR;
+                        for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
                     }
                 }
             }

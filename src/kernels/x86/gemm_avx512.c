@@ -101,19 +101,16 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
     FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2]) FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])        \
     FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2]) FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])      \
     FMA(12, a12[0]) FMA(13, a12[r1])                                                               \
-    a0++, a3++, a6++, a9++, a12++;                                                                 \
+    a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;                                   \
     b += rs_b;
 
-
-
 /* The batch-reduce kernel (gemm.h): the k loop of cn__sgemm_ukr_avx512 run
- * once per (A_t, B_t) pair into the same accumulators, so a convolution
- * sums its taps straight from the input, without an im2col copy, storing C
+ * once per pair into the same accumulators, so a convolution sums its taps
+ * (or pixels) straight from its tensors, without an im2col copy, storing C
  * once. B columns past n are masked off, as B is read in place. */
-TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const int64_t *rs_at,
-                                const int *lo_at, const int *hi_at, const float *const *bt,
-                                int64_t rs_b, float *c, int64_t ldc, int m, int n, float beta,
-                                const float *pf, int64_t pf_lines)
+TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b,
+                                float *c, int64_t ldc, int m, int n, float beta, const float *pf,
+                                int64_t pf_lines)
 {
     /* The prefetch hint, a share before each pair's k loop. */
     const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
@@ -127,17 +124,17 @@ TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const
     for (int t = 0; t < nt; t++) {
         for (int64_t i = 0; i < pf_per && pf_lines > 0; i++, pf_lines--, pf += 16)
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
-        const int64_t r1 = rs_at[t], r2 = 2 * r1;
-        const float *b = bt[t];
-        const int lo = lo_at ? lo_at[t] : 0, hi = hi_at ? hi_at[t] : MR;
+        const int64_t r1 = pr[t].rs_a, r2 = 2 * r1, k = pr[t].k;
+        const float *b = pr[t].b;
+        const int lo = pr[t].lo, hi = pr[t].hi;
         if (lo > 0 || hi < MR) {
-            /* Rows [lo, hi) only (a tap partly in the padding): the other
-             * rows' FMAs are skipped, not multiplied by zeros, and their A
-             * never read; at[t] is row lo. Rare, so plainer code. */
+            /* Rows [lo, hi) only (a tap partly in the padding, a tile
+             * across two taps): the other rows' FMAs are skipped, and their
+             * A never read; pr[t].a is row lo. Less common: plainer code. */
             const float *rp[MR];
-            for (int i = 0; i < MR; i++) rp[i] = at[t] + (i >= lo && i < hi ? (i - lo) * r1 : 0);
+            for (int i = 0; i < MR; i++) rp[i] = pr[t].a + (i >= lo && i < hi ? (i - lo) * r1 : 0);
 #define PFMA(i)                                                                                    \
-    if ((i) >= lo && (i) < hi) FMA(i, rp[i][p])
+    if ((i) >= lo && (i) < hi) FMA(i, rp[i][p * cs_a])
             for (int64_t p = 0; p < k; p++) {
                 __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
                 ROWS(PFMA)
@@ -146,7 +143,7 @@ TGT void cn__sgemm_batch_avx512(int nt, int64_t k, const float *const *at, const
 #undef PFMA
             continue;
         }
-        const float *a0 = at[t], *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
+        const float *a0 = pr[t].a, *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
                     *a12 = a0 + 12 * r1;
         if (n == NR)
             for (int64_t p = 0; p < k; p++) {
