@@ -456,12 +456,76 @@ static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *k0, int64_t *
     while (*k1 > *k0 && ih + (*k1 - 1) * d->DH >= d->IH) --*k1;
 }
 
+/* Backward-weights the same way: gw rows (tap, i) in MR-row tiles (a tile
+ * may straddle two taps) by NR-column slivers, each summing over BWW_ROWS
+ * output rows at a time, one pair per output row and tap, whose A is a
+ * column of x read in place (channels apart by 1, pixels by SW*IC) over
+ * just the pixels whose tap lies inside the input: no cols, no zeros. */
+#define BWW_ROWS 16
+
+static int implicit_bww_applies(const cn_conv2d_desc *d)
+{
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->IC / d->G >= IMPLICIT_MIN_ICG && d->OC / d->G >= 16;
+}
+
+/* The output columns [*lo, *hi) whose filter column kw lies in the input. */
+static void kw_range(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *hi)
+{
+    const int64_t off = kw * d->DW - d->PL; /* iw = ow*SW + off */
+    *lo = off >= 0 ? 0 : cdiv(-off, d->SW);
+    *hi = d->IW - 1 - off < 0 ? 0 : CN__MIN(d->OW, (d->IW - 1 - off) / d->SW + 1);
+}
+
+/* The output rows [r0, r1) of pass part into pg (gw, overwritten) and pb
+ * (gb, accumulated), with buf (thread_cols) for the pair lists. */
+static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
+                              int64_t r0, int64_t r1, float *pg, float *pb, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
+    for (int64_t b0 = r0; b0 < r1; b0 += BWW_ROWS) {
+        const int64_t b1 = CN__MIN(r1, b0 + BWW_ROWS);
+        for (int64_t g = 0; pg && g < d->G; g++)
+            for (int64_t o0 = 0; o0 < OCG; o0 += NR)
+                for (int64_t m0 = 0; m0 < K; m0 += MR) {
+                    const int m = (int)CN__MIN(MR, K - m0);
+                    int np = 0;
+                    for (int64_t r = b0; r < b1; r++) {
+                        const int64_t n = r / d->OH, oh = r % d->OH;
+                        for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
+                            const int64_t kh = t / d->KW, kw = t % d->KW;
+                            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                            int64_t lo, hi;
+                            kw_range(d, kw, &lo, &hi);
+                            if (ih < 0 || ih >= d->IH || lo >= hi) continue;
+                            /* tile rows [rlo, rhi) are channels of tap t */
+                            const int64_t rlo = CN__MAX(0, t * ICG - m0);
+                            const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
+                            const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                            pr[np++] = (cn__sgemm_pair){
+                                x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
+                                    t * ICG,
+                                gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG + o0, 1,
+                                hi - lo, (int)rlo, (int)rhi};
+                        }
+                    }
+                    cn__sgemm_batch_avx512(np, pr, d->SW * d->IC, d->OC,
+                                           pg + m0 * d->OC + g * OCG + o0, d->OC, m,
+                                           (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f, NULL,
+                                           0);
+                }
+        if (pb) sum_rows(pb, gy + b0 * d->OW * d->OC, (b1 - b0) * d->OW, d->OC);
+    }
+}
+
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                       const float *gy, float *gw, float *gb, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC, per = nw + d->OC;
-    const int pw = is_pointwise(d), T = pass_threads(ctx);
+    const int pw = is_pointwise(d), T = pass_threads(ctx), implicit = implicit_bww_applies(d);
     float *parts = (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
 #pragma omp parallel num_threads(T) if (T > 1 && np > 1)
     {
@@ -470,6 +534,13 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
         for (int64_t p = 0; p < np; p++) {
             float *pg = parts + p * per, *pb = pg + nw;
             memset(pb, 0, (size_t)d->OC * sizeof *pb);
+            if (implicit) {
+                const int64_t rows = d->MB * d->OH;
+                if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
+                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, gw ? pg : NULL,
+                                  gb ? pb : NULL, cols);
+                continue;
+            }
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
             /* Whether every output row of the part reads all filter rows:
              * then the first chunk's GEMMs set pg, else it starts at 0. */
