@@ -423,22 +423,14 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
 #pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
     {
         float *cols = thread_cols(d, ws);
-        /* wt [G, OCG, KG] = w_g^T once, so that every chunk's GEMM reads
-         * op(B) in place instead of transposing all of w_g again. */
-#pragma omp for schedule(static)
-        for (int64_t go = 0; go < d->OC; go++) {
-            const float *src = w + go;
-            float *dst = wt + go * K;
-            for (int64_t k = 0; k < K; k++) dst[k] = src[k * d->OC];
-        }
 #pragma omp for schedule(dynamic)
         for (int64_t n = 0; n < d->MB; n++) {
             if (!pw) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
             for (int64_t r0 = n * per_image; r0 < (n + 1) * per_image; r0 += R) {
                 const int64_t m = CN__MIN(R, (n + 1) * per_image - r0);
                 for (int64_t g = 0; g < d->G; g++) {
-                    gemm1(d, cols, 0, 0, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC,
-                          wt + g * OCG * K, K, 0.0f, pw ? gx + r0 * d->IC : cols, K);
+                    gemm1(d, cols, 0, 1, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
+                          d->OC, 0.0f, pw ? gx + r0 * d->IC : cols, K);
                     if (!pw) scatter(d, cols, g, r0, m, gx);
                 }
             }
