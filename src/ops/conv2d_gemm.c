@@ -7,6 +7,10 @@
  *     backward weights  gw_g [KG, OCG] += cols^T · gy_g
  * A 1x1, stride-1, unpadded convolution needs no gathering at all: the NHWC
  * input already is cols. Zero padding only: conv2d.c pads other modes first.
+ * On AVX-512, problems with enough channels per tap skip cols altogether
+ * (implicit GEMM: implicit_row, implicit_bwd_row, implicit_bww_part): the
+ * batch-reduce kernel reads each tap's pixels in place and leaves out the
+ * padding instead of multiplying zeros.
  *
  * Each pass is one OpenMP parallel region: a thread takes whole chunks,
  * gathers them into its own cols and runs a one-thread GEMM on them, so
@@ -16,7 +20,6 @@
  * one thread as the same GEMM arithmetic; backward-weights sums a fixed
  * number of parts of the chunks, each by one thread, and adds the parts in
  * order. */
-#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* src/kernels/x86/gemm_avx512.c - the AVX-512 sgemm micro-kernel, 14 x 32.
+/* src/kernels/x86/gemm_avx512.c - the AVX-512 sgemm micro-kernel, 14 x 32,
+ * and its batch-reduce variant for the implicit convolutions.
  *
  * Contract: the micro-kernel contract in kernels/gemm.h with MR = 14,
  * NR = 32. Only AVX-512F instructions (plus what it implies); gemm.c calls
@@ -161,6 +162,21 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
 }
 
 #else
-/* Not an x86 build: gemm.c does not reference the kernel. */
-typedef int cn__gemm_avx512_unavailable;
+/* Not an x86 build: gemm.c does not reference the micro-kernel, and the
+ * convolutions call the batch kernel only when cn__isa_detect() says
+ * AVX-512, never here; this plain version only satisfies the linker. */
+void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b, float *c,
+                            int64_t ldc, int m, int n, float beta, const float *pf,
+                            int64_t pf_lines)
+{
+    (void)pf, (void)pf_lines;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int t = 0; t < nt; t++)
+                for (int64_t p = 0; p < pr[t].k && i >= pr[t].lo && i < pr[t].hi; p++)
+                    s += pr[t].a[(i - pr[t].lo) * pr[t].rs_a + p * cs_a] * pr[t].b[p * rs_b + j];
+            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];
+        }
+}
 #endif
