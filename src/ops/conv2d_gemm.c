@@ -329,7 +329,7 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
  * pixels, read in place; each gx pixel is written once, by one thread, with
  * no col2im, and taps that reach a phase only through padding (or not at
  * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
-static int implicit_bwd_applies(const cn_conv2d_desc *d)
+int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
 {
     return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
            d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
@@ -417,7 +417,7 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
     const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
     const int64_t img = d->IH * d->IW * d->IC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
-    if (implicit_bwd_applies(d)) {
+    if (cn__conv_gemm_bwd_implicit(d)) {
         implicit_bwd_data(ctx, d, gy, w, gx, wt, ws);
         return CN_OK;
     }
