@@ -468,6 +468,53 @@ static void integer_inputs_give_exact_results(void)
     }
 }
 
+/* Deep channels (32-72 per group) take the GEMM path's tap-by-tap
+ * implicit kernel on AVX-512: output rows longer and shorter than its
+ * 14-pixel tiles, output channels off its 32-column slivers, taps partly
+ * and wholly in the padding. Integer inputs make every sum exact, so all
+ * passes must equal the reference bit for bit, on 1 and 2 threads. */
+static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
+{
+    for (int i = 0; i < 24 && tl_ok(); i++) {
+        conv_cfg c = {0};
+        do {
+            cn_conv2d_params p = cn_conv2d_params_default();
+            p.groups = tl_randint(1, 2);
+            p.stride_h = tl_randint(1, 2), p.stride_w = tl_randint(1, 3);
+            p.dil_h = tl_randint(1, 2), p.dil_w = tl_randint(1, 2);
+            p.pad_top = tl_randint(0, 2), p.pad_bottom = tl_randint(0, 2);
+            p.pad_left = tl_randint(0, 3), p.pad_right = tl_randint(0, 3);
+            const int icg = tl_randint(32, 72), ocg = tl_randint(1, 72);
+            c.p = p;
+            c.xs[0] = tl_randint(1, 2), c.xs[1] = tl_randint(1, 9), c.xs[2] = tl_randint(1, 40);
+            c.xs[3] = (int64_t)p.groups * icg;
+            c.ws[0] = tl_randint(1, 3), c.ws[1] = tl_randint(1, 3), c.ws[2] = icg;
+            c.ws[3] = (int64_t)p.groups * ocg;
+            c.bias = tl_randint(0, 1);
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+        conv_cfg_describe(&c);
+        bufs B;
+        bufs_init(&B, &c.d);
+        for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-2, 2);
+        for (size_t k = 0; k < B.nw; k++) B.wd[k] = B.w[k] = (float)tl_randint(-2, 2);
+        for (size_t k = 0; k < B.nb; k++) B.bd[k] = B.b[k] = (float)tl_randint(-2, 2);
+        for (size_t k = 0; k < B.ny; k++) B.gyd[k] = B.gy[k] = (float)tl_randint(-2, 2);
+        if (run_all_passes(&c, &B)) {
+            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
+            if (tl_mismatch(B.y, B.yd, B.ny, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "forward not exact for %s", c.str);
+            if (tl_mismatch(B.gx, B.gxd, B.nx, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "grad_input not exact for %s", c.str);
+            if (tl_mismatch(B.gw, B.gwd, B.nw, 0, 0, NULL) >= 0)
+                tl_fail(__FILE__, __LINE__, "grad_weight not exact for %s", c.str);
+            same_bits_on_two_threads(&c, &B);
+        }
+        bufs_free(&B);
+    }
+}
+
 static void one_and_two_threads_give_bit_identical_results(void)
 {
     cn_ctx one, two;
@@ -879,6 +926,7 @@ static void run_all(void)
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
     TL_RUN(every_backward_matches_central_differences);
     TL_RUN(integer_inputs_give_exact_results);
+    TL_RUN(deep_channel_problems_are_exact_on_one_and_two_threads);
     TL_RUN(conv1d_equals_conv2d_with_height_one);
     TL_RUN(conv_transpose2d_is_the_scatter_and_the_adjoint_of_conv2d);
     TL_RUN(im2col_and_col2im_are_adjoint);

@@ -439,6 +439,49 @@ static void cn_isa_environment_variable_caps_the_isa(void)
     CHECK(ok, "CN_ISA not honoured");
 }
 
+/* The batch-reduce kernel against a plain sum: 0-3 pairs, each with its
+ * own depth k, row stride and (half the time) row range, A columns 1 or 2
+ * apart, edge tiles in m and n (columns past n must not be read, so B ends
+ * right after them), beta 0 over NaN and beta 1, and nothing outside the
+ * m x n tile written. Small integers: exact. */
+static void batch_kernel_is_exact_and_stays_in_its_tile(void)
+{
+    if (!cn__isa_supported(CN_ISA_AVX512)) return;
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR, LDC = NR + 3;
+    for (int it = 0; it < 300 && tl_ok(); it++) {
+        const int nt = tl_randint(0, 3), m = tl_randint(1, MR), n = tl_randint(1, NR);
+        const int64_t cs = tl_randint(1, 2), rs_b = n + tl_randint(0, 2);
+        const float beta = (float)tl_randint(0, 1);
+        const int ranged = tl_randint(0, 1);
+        float *a[3], *b[3], c[(MR + 1) * LDC], want[(MR + 1) * LDC];
+        cn__sgemm_pair pr[3];
+        for (int t = 0; t < nt; t++) {
+            const int64_t k = tl_randint(1, 40), rs = k * cs + tl_randint(0, 5);
+            const int lo = ranged ? tl_randint(0, MR - 1) : 0;
+            const int hi = ranged ? tl_randint(lo + 1, MR) : MR;
+            a[t] = malloc((size_t)(MR * rs) * sizeof(float));
+            b[t] = malloc((size_t)((k - 1) * rs_b + n) * sizeof(float));
+            for (int64_t i = 0; i < MR * rs; i++) a[t][i] = (float)tl_randint(-3, 3);
+            for (int64_t i = 0; i < (k - 1) * rs_b + n; i++) b[t][i] = (float)tl_randint(-3, 3);
+            pr[t] = (cn__sgemm_pair){a[t] + lo * rs, b[t], rs, k, lo, hi};
+        }
+        for (int i = 0; i < (MR + 1) * LDC; i++) c[i] = want[i] = (float)tl_randint(-3, 3);
+        if (beta == 0.0f) c[0] = NAN;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++)
+                    for (int64_t p = 0; p < pr[t].k && i >= pr[t].lo && i < pr[t].hi; p++)
+                        s += a[t][i * pr[t].rs_a + p * cs] * b[t][p * rs_b + j];
+                want[i * LDC + j] = s + (beta == 0.0f ? 0.0f : beta * want[i * LDC + j]);
+            }
+        cn__sgemm_batch_avx512(nt, pr, cs, rs_b, c, LDC, m, n, beta, NULL, 0);
+        CHECK(!memcmp(c, want, sizeof c), "batch kernel: nt=%d m=%d n=%d cs=%lld beta=%g ranged=%d",
+              nt, m, n, (long long)cs, beta, ranged);
+        for (int t = 0; t < nt; t++) free(a[t]), free(b[t]);
+    }
+}
+
 int main(void)
 {
     printf("ISAs on this CPU:");
@@ -455,5 +498,6 @@ int main(void)
     TL_RUN(workspace_of_the_documented_size_suffices);
     TL_RUN(naive_loop_matches_reference);
     TL_RUN(cn_isa_environment_variable_caps_the_isa);
+    TL_RUN(batch_kernel_is_exact_and_stays_in_its_tile);
     return tl_summary();
 }

@@ -121,6 +121,27 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a
 
 CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
 
+/* Batch-reduce micro-kernel, AVX-512 only (MR x NR as above): for the
+ * m x n tile, c = ab + beta*c, where ab = sum over the pairs t = 0..nt-1,
+ * in that order, of A_t B_t over p < pr[t].k:
+ *   A_t[i, p] = pr[t].a[(i - lo)*pr[t].rs_a + p*cs_a] for the rows
+ *     lo <= i < hi (lo = pr[t].lo, hi = pr[t].hi, 0 <= lo < hi <= MR);
+ *     other rows take no part and are not read (all MR rows for [0, MR):
+ *     read even past m, as for a);
+ *   B_t[p, j] = pr[t].b[p*rs_b + j], columns j >= n not read;
+ * each product one fused multiply-add in p order; beta == 0: c is not read.
+ * pf, pf_lines: a hint, pf_lines 64-byte lines from pf on to prefetch along
+ * the way (never dereferenced; NULL, 0 for none). A convolution's taps (or
+ * output rows, for the weight gradient) are the pairs (conv2d_gemm.c). */
+typedef struct cn__sgemm_pair {
+    const float *a, *b;
+    int64_t rs_a, k;
+    int lo, hi;
+} cn__sgemm_pair;
+CN__HIDDEN void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
+                                       int64_t rs_b, float *c, int64_t ldc, int m, int n,
+                                       float beta, const float *pf, int64_t pf_lines);
+
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)
  * from NR rows of B). Plain copies, so packed slivers are identical

@@ -237,12 +237,13 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
 }
 
-/* Backward-data on the GEMM path: as the forward GEMM of the transposed
- * problem (no col2im) when the stride is 1 and that GEMM is wide enough
- * (its N is C_in/groups), else GEMM per patch and col2im. */
+/* Backward-data on the GEMM path: cn__conv2d_gemm_bwd_data (its implicit
+ * kernel where it applies, any stride; else GEMM per patch and col2im), or
+ * the forward GEMM of the transposed problem when the stride is 1 and that
+ * GEMM is wide enough (its N is C_in/groups). */
 static int bwd_data_by_col2im(const cn_conv2d_desc *p)
 {
-    return p->SH > 1 || p->SW > 1 || p->IC / p->G < 16;
+    return p->SH > 1 || p->SW > 1 || p->IC / p->G < 16 || cn__conv_gemm_bwd_implicit(p);
 }
 
 const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
@@ -428,7 +429,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const conv_impl impl = choose_impl(&src, 1);
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
-        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.gcols);
+        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.wt, l.gcols);
     } else {
         /* Only the plain loops read a zero-stuffed gy; the other kernels see
          * stride 1 here (GEMM, Winograd) or skip the zeros (vectorised). */

@@ -7,6 +7,10 @@
  *     backward weights  gw_g [KG, OCG] += cols^T · gy_g
  * A 1x1, stride-1, unpadded convolution needs no gathering at all: the NHWC
  * input already is cols. Zero padding only: conv2d.c pads other modes first.
+ * On AVX-512, problems with enough channels per tap skip cols altogether
+ * (implicit GEMM: implicit_row, implicit_bwd_row, implicit_bww_part): the
+ * batch-reduce kernel reads each tap's pixels in place and leaves out the
+ * padding instead of multiplying zeros.
  *
  * Each pass is one OpenMP parallel region: a thread takes whole chunks,
  * gathers them into its own cols and runs a one-thread GEMM on them, so
@@ -200,12 +204,105 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
     }
 }
 
+/* Implicit GEMM (AVX-512): a tile of MR output pixels of one output row
+ * takes each tap's MR input pixels in place from x, at a stride of SW*IC,
+ * so nothing is gathered, and the rows of a tap that fall into the padding
+ * (all of them, or a few at a border) are skipped rather than multiplied
+ * by zeros. Used where a tap is deep enough (ICG) for the kernel's k loop. */
+#define IMPLICIT_MIN_ICG 32
+#define IMPLICIT_A_FLOATS 12288
+
+static int implicit_applies(const cn_conv2d_desc *d)
+{
+    /* (the pair lists, 40 bytes a tap, then fit in the thread's cols) */
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->IC / d->G >= IMPLICIT_MIN_ICG;
+}
+
+/* y[n, oh, :, :] from x and w; buf (thread_cols) holds the tap lists. */
+static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w, int64_t n,
+                         int64_t oh, float *y, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
+    /* The input rows [ih0, ih1] that the next output row is the first to
+     * read (filter rows kh >= kh0), prefetched a share in each kernel call:
+     * they come from memory, and the hardware prefetchers do not follow the
+     * tiles' short row streams. */
+    const int64_t row_floats = d->IW * d->IC, tiles = cdiv(d->OW, MR) * d->G;
+    const int64_t calls = cdiv(taps, CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG))) * cdiv(OCG, NR);
+    int64_t kh0 = 0;
+    while (kh0 < d->KH && kh0 * d->DH <= (d->KH - 1) * d->DH - d->SH) kh0++;
+    const int64_t ih0 = CN__MAX(0, (oh + 1) * d->SH - d->PT + kh0 * d->DH);
+    const int64_t ih1 = CN__MIN(d->IH - 1, (oh + 1) * d->SH - d->PT + (d->KH - 1) * d->DH);
+    const int64_t pf_lines = oh + 1 < d->OH && ih0 <= ih1 ? (ih1 - ih0 + 1) * row_floats / 16 : 0;
+    const int64_t pf_call = cdiv(cdiv(pf_lines, tiles), calls);
+    const float *pf = pf_lines ? x + (n * d->IH + ih0) * row_floats : NULL;
+    const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t ow0 = 0; ow0 < d->OW; ow0 += MR) {
+            const int m = (int)CN__MIN(MR, d->OW - ow0);
+            int nt = 0;
+            for (int64_t kh = 0; kh < d->KH; kh++) {
+                const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->IH) continue;
+                const float *xrow = x + ((n * d->IH + ih) * d->IW) * d->IC + g * ICG;
+                for (int64_t kw = 0; kw < d->KW; kw++) {
+                    /* tile row i reads input column iw0 + i*SW: rows [lo, hi) exist */
+                    const int64_t iw0 = ow0 * d->SW - d->PL + kw * d->DW;
+                    const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
+                    const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
+                    if (lo >= CN__MIN(hi, m)) continue;
+                    pr[nt++] = (cn__sgemm_pair){xrow + (iw0 + lo * d->SW) * d->IC,
+                                                w + (kh * d->KW + kw) * ICG * d->OC + g * OCG,
+                                                d->SW * d->IC, ICG, (int)lo, (int)hi};
+                }
+            }
+            /* Taps in groups whose A (MR x ICG each) stays in L1 while
+             * all column slivers use it; the first group sets C. */
+            float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG;
+            const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG));
+            for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
+                const int nb = CN__MIN(per, nt - t0);
+                for (int64_t j = 0; j < OCG; j += NR) {
+                    const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
+                    cn__sgemm_batch_avx512(nb, pr + t0, 1, d->OC, c + j, d->OC, m,
+                                           (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f, pf, np);
+                    if (np) pf += np * 16;
+                    for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                }
+            }
+        }
+}
+
+static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                         const float *w, const float *b, int relu, float *y, float *ws)
+{
+    const int64_t rows = d->MB * d->OH, row = d->OW * d->OC;
+    const int T = pass_threads(ctx);
+#pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
+    {
+        float *buf = thread_cols(d, ws);
+#pragma omp for schedule(dynamic)
+        for (int64_t r = 0; r < rows; r++) {
+            implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
+            if (b) add_bias(y + r * row, b, d->OW, d->OC);
+            if (relu) cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)row, y + r * row, y + r * row);
+        }
+    }
+}
+
 cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                               const float *w, const float *b, int relu, float *y, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R);
     const int pw = is_pointwise(d), T = pass_threads(ctx);
+    if (implicit_applies(d)) {
+        implicit_fwd(ctx, d, x, w, b, relu, y, ws);
+        return CN_OK;
+    }
 #pragma omp parallel num_threads(T) if (T > 1 && nch > 1)
     {
         float *cols = thread_cols(d, ws);
@@ -226,12 +323,104 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
     return CN_OK;
 }
 
+/* Backward-data the same way, as the implicit forward of the adjoint: a
+ * tile is MR pixels of one gx row that are SW apart (one phase of the
+ * stride), so every tap reaching them does so from MR consecutive gy
+ * pixels, read in place; each gx pixel is written once, by one thread, with
+ * no col2im, and taps that reach a phase only through padding (or not at
+ * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
+int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
+{
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
+}
+
+/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap); buf as in
+ * implicit_row. */
+static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const float *wt, int64_t n,
+                             int64_t ih, float *gx, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
+    const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * OCG));
+    /* As implicit_row: the gy rows (oh0, oh1] that the next gx row reaches
+     * first (filter row 0 reaches the furthest), a share per kernel call. */
+    const int64_t oh0 = CN__MAX(-1, CN__MIN(d->OH - 1, (ih + d->PT) / d->SH));
+    const int64_t oh1 = CN__MAX(oh0, CN__MIN(d->OH - 1, (ih + 1 + d->PT) / d->SH));
+    const int64_t pf_lines = ih + 1 < d->IH ? (oh1 - oh0) * d->OW * d->OC / 16 : 0;
+    const int64_t calls = d->G * cdiv(d->IW, MR) * cdiv(ICG, NR);
+    const int64_t pf_call = cdiv(pf_lines, calls);
+    const float *pf = pf_lines ? gy + (n * d->OH + oh0 + 1) * d->OW * d->OC : NULL;
+    const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
+    for (int64_t g = 0; g < d->G; g++)
+        for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
+            for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
+                const int64_t iw0 = ph + q0 * d->SW;
+                const int m = (int)CN__MIN(MR, cdiv(d->IW - iw0, d->SW));
+                int nt = 0;
+                for (int64_t kh = 0; kh < d->KH; kh++) {
+                    const int64_t oy = ih + d->PT - kh * d->DH, oh = oy / d->SH;
+                    if (oy < 0 || oy % d->SH || oh >= d->OH) continue;
+                    const float *grow = gy + (n * d->OH + oh) * d->OW * d->OC + g * OCG;
+                    for (int64_t kw = 0; kw < d->KW; kw++) {
+                        /* tile row i is reached from gy column ow0 + i */
+                        const int64_t ox = iw0 + d->PL - kw * d->DW;
+                        if (((ox % d->SW) + d->SW) % d->SW) continue;
+                        const int64_t ow0 = (ox - ((ox % d->SW) + d->SW) % d->SW) / d->SW;
+                        const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
+                        if (lo >= CN__MIN(hi, m)) continue;
+                        pr[nt++] = (cn__sgemm_pair){grow + (ow0 + lo) * d->OC,
+                                                    wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG,
+                                                    d->OC, OCG, (int)lo, (int)hi};
+                    }
+                }
+                float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
+                for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
+                    const int nb = CN__MIN(per, nt - t0);
+                    for (int64_t j = 0; j < ICG; j += NR) {
+                        const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
+                        cn__sgemm_batch_avx512(nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
+                                               (int)CN__MIN(NR, ICG - j), t0 ? 1.0f : 0.0f, pf,
+                                               np);
+                        if (np) pf += np * 16;
+                        for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                    }
+                }
+            }
+}
+
+static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                              const float *w, float *gx, float *wt, float *ws)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
+    const int64_t rows = d->MB * d->IH;
+    const int T = pass_threads(ctx);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *buf = thread_cols(d, ws);
+        /* wt[t, o, g*ICG + i] = w[t, i, g*OCG + o] */
+#pragma omp for schedule(static)
+        for (int64_t to = 0; to < taps * OCG; to++)
+            for (int64_t g = 0; g < d->G; g++)
+                for (int64_t i = 0; i < ICG; i++)
+                    wt[to * d->IC + g * ICG + i] =
+                        w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
+#pragma omp for schedule(dynamic)
+        for (int64_t r = 0; r < rows; r++) implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, gx, buf);
+    }
+}
+
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
-                                   const float *w, float *gx, float *ws)
+                                   const float *w, float *gx, float *wt, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
     const int64_t img = d->IH * d->IW * d->IC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
+    if (cn__conv_gemm_bwd_implicit(d)) {
+        implicit_bwd_data(ctx, d, gy, w, gx, wt, ws);
+        return CN_OK;
+    }
     /* Patches of one image overlap, those of different images never do: a
      * thread takes whole images and adds each image's rows in order. */
 #pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
@@ -253,12 +442,85 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
     return CN_OK;
 }
 
+/* The filter rows [*k0, *k1) that output row oh reads inside the input. */
+static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *k0, int64_t *k1)
+{
+    const int64_t ih = oh * d->SH - d->PT;
+    *k0 = 0, *k1 = d->KH;
+    while (*k0 < d->KH && ih + *k0 * d->DH < 0) ++*k0;
+    while (*k1 > *k0 && ih + (*k1 - 1) * d->DH >= d->IH) --*k1;
+}
+
+/* Backward-weights the same way: gw rows (tap, i) in MR-row tiles (a tile
+ * may straddle two taps) by NR-column slivers, each summing over BWW_ROWS
+ * output rows at a time, one pair per output row and tap, whose A is a
+ * column of x read in place (channels apart by 1, pixels by SW*IC) over
+ * just the pixels whose tap lies inside the input: no cols, no zeros. */
+#define BWW_ROWS 16
+
+static int implicit_bww_applies(const cn_conv2d_desc *d)
+{
+    return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
+           d->IC / d->G >= IMPLICIT_MIN_ICG && d->OC / d->G >= 16;
+}
+
+/* The output columns [*lo, *hi) whose filter column kw lies in the input. */
+static void kw_range(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *hi)
+{
+    const int64_t off = kw * d->DW - d->PL; /* iw = ow*SW + off */
+    *lo = off >= 0 ? 0 : cdiv(-off, d->SW);
+    *hi = d->IW - 1 - off < 0 ? 0 : CN__MIN(d->OW, (d->IW - 1 - off) / d->SW + 1);
+}
+
+/* The output rows [r0, r1) of pass part into pg (gw, overwritten) and pb
+ * (gb, accumulated), with buf (thread_cols) for the pair lists. */
+static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
+                              int64_t r0, int64_t r1, float *pg, float *pb, float *buf)
+{
+    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
+    cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
+    for (int64_t b0 = r0; b0 < r1; b0 += BWW_ROWS) {
+        const int64_t b1 = CN__MIN(r1, b0 + BWW_ROWS);
+        for (int64_t g = 0; pg && g < d->G; g++)
+            for (int64_t o0 = 0; o0 < OCG; o0 += NR)
+                for (int64_t m0 = 0; m0 < K; m0 += MR) {
+                    const int m = (int)CN__MIN(MR, K - m0);
+                    int np = 0;
+                    for (int64_t r = b0; r < b1; r++) {
+                        const int64_t n = r / d->OH, oh = r % d->OH;
+                        for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
+                            const int64_t kh = t / d->KW, kw = t % d->KW;
+                            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                            int64_t lo, hi;
+                            kw_range(d, kw, &lo, &hi);
+                            if (ih < 0 || ih >= d->IH || lo >= hi) continue;
+                            /* tile rows [rlo, rhi) are channels of tap t */
+                            const int64_t rlo = CN__MAX(0, t * ICG - m0);
+                            const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
+                            const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                            pr[np++] = (cn__sgemm_pair){
+                                x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
+                                    t * ICG,
+                                gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG + o0, 1,
+                                hi - lo, (int)rlo, (int)rhi};
+                        }
+                    }
+                    cn__sgemm_batch_avx512(np, pr, d->SW * d->IC, d->OC,
+                                           pg + m0 * d->OC + g * OCG + o0, d->OC, m,
+                                           (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f, NULL,
+                                           0);
+                }
+        if (pb) sum_rows(pb, gy + b0 * d->OW * d->OC, (b1 - b0) * d->OW, d->OC);
+    }
+}
+
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                       const float *gy, float *gw, float *gb, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC, per = nw + d->OC;
-    const int pw = is_pointwise(d), T = pass_threads(ctx);
+    const int pw = is_pointwise(d), T = pass_threads(ctx), implicit = implicit_bww_applies(d);
     float *parts = (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
 #pragma omp parallel num_threads(T) if (T > 1 && np > 1)
     {
@@ -267,14 +529,44 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
         for (int64_t p = 0; p < np; p++) {
             float *pg = parts + p * per, *pb = pg + nw;
             memset(pb, 0, (size_t)d->OC * sizeof *pb);
-            if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
-            for (int64_t c = nch * p / np; c < nch * (p + 1) / np; c++) {
+            if (implicit) {
+                const int64_t rows = d->MB * d->OH;
+                if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
+                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, gw ? pg : NULL,
+                                  gb ? pb : NULL, cols);
+                continue;
+            }
+            const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
+            /* Whether every output row of the part reads all filter rows:
+             * then the first chunk's GEMMs set pg, else it starts at 0. */
+            int full = 1;
+            for (int64_t r = c0 * R, k0, k1; r < CN__MIN(c1 * R, P); r += d->OW - r % d->OW) {
+                kh_range(d, r / d->OW % d->OH, &k0, &k1);
+                full = full && k0 == 0 && k1 == d->KH;
+            }
+            if (!gw || !full) memset(pg, 0, (size_t)nw * sizeof *pg);
+            for (int64_t c = c0; c < c1; c++) {
                 const int64_t r0 = c * R, n = CN__MIN(R, P - r0);
                 for (int64_t g = 0; gw && g < d->G; g++) {
                     if (!pw) gather(d, x, g, r0, n, cols);
-                    gemm1(d, cols, 1, 0, K, OCG, n, pw ? x + r0 * d->IC : cols, K,
-                          gy + r0 * d->OC + g * OCG, d->OC, c == nch * p / np ? 0.0f : 1.0f,
-                          pg + g * OCG, d->OC);
+                    /* Runs of output rows whose filter rows [k0, k1) lie in
+                     * the input: the GEMM skips the zero patches of the others. */
+                    for (int64_t s0 = 0, s1; s0 < n; s0 = s1) {
+                        int64_t k0, k1, j0, j1;
+                        kh_range(d, (r0 + s0) / d->OW % d->OH, &k0, &k1);
+                        for (s1 = s0; s1 < n; s1 += d->OW - (r0 + s1) % d->OW) {
+                            kh_range(d, (r0 + s1) / d->OW % d->OH, &j0, &j1);
+                            if (j0 != k0 || j1 != k1) break;
+                        }
+                        s1 = CN__MIN(s1, n);
+                        if (k0 >= k1) continue;
+                        const int64_t m0 = k0 * d->KW * (d->IC / d->G);
+                        const int64_t m1 = k1 * d->KW * (d->IC / d->G);
+                        gemm1(d, cols, 1, 0, m1 - m0, OCG, s1 - s0,
+                              (pw ? x + r0 * d->IC : cols) + s0 * K + m0, K,
+                              gy + (r0 + s0) * d->OC + g * OCG, d->OC,
+                              full && c == c0 ? 0.0f : 1.0f, pg + m0 * d->OC + g * OCG, d->OC);
+                    }
                 }
                 if (gb) sum_rows(pb, gy + r0 * d->OC, n, d->OC);
             }

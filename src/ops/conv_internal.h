@@ -31,10 +31,13 @@ CN__HIDDEN size_t cn__conv_gemm_ws(const cn_conv2d_desc *d);
 CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                          const float *w, const float *b, int relu, float *y,
                                          float *cols);
-/* gx is overwritten. */
+/* Whether cn__conv2d_gemm_bwd_data runs the implicit kernel (AVX-512, deep
+ * enough channels): then it serves stride 1 too, without col2im. */
+CN__HIDDEN int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d);
+/* gx is overwritten; wt is scratch of KH*KW*(OC/G)*IC floats. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                               const float *gy, const float *w, float *gx,
-                                              float *cols);
+                                              float *wt, float *cols);
 /* gw and gb (either may be NULL) are overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                  const float *x, const float *gy, float *gw,

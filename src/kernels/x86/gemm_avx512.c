@@ -1,4 +1,5 @@
-/* src/kernels/x86/gemm_avx512.c - the AVX-512 sgemm micro-kernel, 14 x 32.
+/* src/kernels/x86/gemm_avx512.c - the AVX-512 sgemm micro-kernel, 14 x 32,
+ * and its batch-reduce variant for the implicit convolutions.
  *
  * Contract: the micro-kernel contract in kernels/gemm.h with MR = 14,
  * NR = 32. Only AVX-512F instructions (plus what it implies); gemm.c calls
@@ -61,17 +62,34 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
      * packed slivers and rows of A read in place alike. */
     const int64_t r1 = rs_a, r2 = 2 * rs_a;
     const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1, *a9 = a + 9 * r1, *a12 = a + 12 * r1;
-    for (int64_t p = 0; p < k; p++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        /* clang-format off */
-        FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
-        FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
-        FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
-        FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
-        FMA(12, a12[0]) FMA(13, a12[r1])
-        a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
-        /* clang-format on */
-        b += rs_b;
+    /* The C tile is written (and read, beta != 0) only after the k loop:
+     * fetching it now hides the misses of tiles that are not in cache. */
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    /* Rows of A read in place (cs_a == 1) are usually followed by the MR
+     * rows below: they are fetched a cache line per row every 16 k, as the
+     * hardware prefetchers do not ramp up on 14 short streams. Prefetches
+     * never fault, so rows past the matrix are harmless. */
+    const float *an = cs_a == 1 ? a + MR * r1 : NULL;
+    for (int64_t p0 = 0; p0 < k; p0 += 16) {
+        if (an)
+            for (int i = 0; i < MR; i++)
+                _mm_prefetch((const char *)(an + i * r1 + p0), _MM_HINT_T0);
+        const int64_t p1 = CN__MIN(k, p0 + 16);
+        for (int64_t p = p0; p < p1; p++) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            /* clang-format off */
+            FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
+            FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
+            FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2])
+            FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])
+            FMA(12, a12[0]) FMA(13, a12[r1])
+            a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;
+            /* clang-format on */
+            b += rs_b;
+        }
     }
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
@@ -79,7 +97,86 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
     ROWS(STORE)
 }
 
+/* One k step of the batch kernel on rows a0 + {0, r1, r2}, a3 + ... */
+#define BODY                                                                                       \
+    FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2]) FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])        \
+    FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2]) FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])      \
+    FMA(12, a12[0]) FMA(13, a12[r1])                                                               \
+    a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;                                   \
+    b += rs_b;
+
+/* The batch-reduce kernel (gemm.h): the k loop of cn__sgemm_ukr_avx512 run
+ * once per pair into the same accumulators, so a convolution sums its taps
+ * (or pixels) straight from its tensors, without an im2col copy, storing C
+ * once. B columns past n are masked off, as B is read in place. */
+TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b,
+                                float *c, int64_t ldc, int m, int n, float beta, const float *pf,
+                                int64_t pf_lines)
+{
+    /* The prefetch hint, a share before each pair's k loop. */
+    const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
+    ROWS(DECL)
+    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int t = 0; t < nt; t++) {
+        for (int64_t i = 0; i < pf_per && pf_lines > 0; i++, pf_lines--, pf += 16)
+            _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        const int64_t r1 = pr[t].rs_a, r2 = 2 * r1, k = pr[t].k;
+        const float *b = pr[t].b;
+        const int lo = pr[t].lo, hi = pr[t].hi;
+        if (lo > 0 || hi < MR) {
+            /* Rows [lo, hi) only (a tap partly in the padding, a tile
+             * across two taps): the other rows' FMAs are skipped, and their
+             * A never read; pr[t].a is row lo. Less common: plainer code. */
+            const float *rp[MR];
+            for (int i = 0; i < MR; i++) rp[i] = pr[t].a + (i >= lo && i < hi ? (i - lo) * r1 : 0);
+#define PFMA(i)                                                                                    \
+    if ((i) >= lo && (i) < hi) FMA(i, rp[i][p * cs_a])
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+                ROWS(PFMA)
+                b += rs_b;
+            }
+#undef PFMA
+            continue;
+        }
+        const float *a0 = pr[t].a, *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
+                    *a12 = a0 + 12 * r1;
+        if (n == NR)
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+                BODY
+            }
+        else
+            for (int64_t p = 0; p < k; p++) {
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+                BODY
+            }
+    }
+    __m512 va = _mm512_set1_ps(1.0f), vb = _mm512_set1_ps(beta);
+    ROWS(STORE)
+}
+
 #else
-/* Not an x86 build: gemm.c does not reference the kernel. */
-typedef int cn__gemm_avx512_unavailable;
+/* Not an x86 build: gemm.c does not reference the micro-kernel, and the
+ * convolutions call the batch kernel only when cn__isa_detect() says
+ * AVX-512, never here; this plain version only satisfies the linker. */
+void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b, float *c,
+                            int64_t ldc, int m, int n, float beta, const float *pf,
+                            int64_t pf_lines)
+{
+    (void)pf, (void)pf_lines;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int t = 0; t < nt; t++)
+                for (int64_t p = 0; p < pr[t].k && i >= pr[t].lo && i < pr[t].hi; p++)
+                    s += pr[t].a[(i - pr[t].lo) * pr[t].rs_a + p * cs_a] * pr[t].b[p * rs_b + j];
+            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];
+        }
+}
 #endif
