@@ -73,6 +73,12 @@ CN_API cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int traini
                                   int64_t C, const float *x, const float *gamma, const float *beta,
                                   float *running_mean, float *running_var, float *save_mean,
                                   float *save_invstd, float *y);
+/* relu(cn_batchnorm_fwd(...)) in one pass over y, the same values bit for
+ * bit (the ReLU as cn_act_fwd's: NaN stays NaN). */
+CN_API cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training,
+                                       int64_t M, int64_t C, const float *x, const float *gamma,
+                                       const float *beta, float *running_mean, float *running_var,
+                                       float *save_mean, float *save_invstd, float *y);
 /* Backward of the forward pass with the same `training`: gx [M,C], ggamma
  * [C], gbeta [C] (each nullable), from the forward's save_mean and
  * save_invstd [C]; gamma NULL means 1. In training gx includes the paths

@@ -4,7 +4,7 @@
 #include "autograd/graph_internal.h"
 
 typedef struct bn_saved {
-    int training;
+    int training, relu;
     float *mean, *invstd;  /* [C]: batch statistics, or running ones in eval */
 } bn_saved;
 
@@ -15,43 +15,66 @@ static void bn_bwd(cn_graph *g, cn__node *n)
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
     float *gx = cn__grad_begin(g, x), *gg = cn__grad_begin(g, gamma), *gb = cn__grad_begin(g, beta);
     if (g->status) return;
-    cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
-                     n->out->grad, gx, gg, gb);
+    const float *gy = n->out->grad;
+    if (s->relu) {
+        /* through the fused ReLU first, exactly as cn_relu's backward */
+        const cn_var *y = n->out;
+        float *gm = cn__arena(g, y->size * sizeof *gm);
+        if (!gm) return;
+        cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, gy, gm);
+        gy = gm;
+    }
+    cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd, gy, gx,
+                     gg, gb);
     cn__grad_end(g, x, gx), cn__grad_end(g, gamma, gg), cn__grad_end(g, beta, gb);
 }
 
-cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, float *running_mean,
-                        float *running_var, const cn_bn_params *p, int training)
+/* batch_norm2d, with the ReLU fused in when relu. */
+static cn_var *bn_op(cn_graph *g, const char *op, int relu, cn_var *x, cn_var *gamma, cn_var *beta,
+                     float *running_mean, float *running_var, const cn_bn_params *p, int training)
 {
     char s1[64], s2[64];
     if (cn__bad(g, 3, x, gamma, beta)) return NULL;
     if (x->ndim != 4)
-        return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: x must be 4-D [N,H,W,C], got %s",
+        return cn__fail(g, CN_ERR_INVALID_ARG, "%s: x must be 4-D [N,H,W,C], got %s", op,
                         cn__shape(x, s1, sizeof s1));
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
     if (gamma->size != (size_t)C || beta->size != (size_t)C) {
         const cn_var *bad = gamma->size != (size_t)C ? gamma : beta;
-        return cn__fail(g, CN_ERR_INVALID_ARG,
-                        "batch_norm2d: %s %s must have C=%lld elements (x is %s)",
-                        bad == gamma ? "gamma" : "beta", cn__shape(bad, s1, sizeof s1),
+        return cn__fail(g, CN_ERR_INVALID_ARG, "%s: %s %s must have C=%lld elements (x is %s)",
+                        op, bad == gamma ? "gamma" : "beta", cn__shape(bad, s1, sizeof s1),
                         (long long)C, cn__shape(x, s2, sizeof s2));
     }
     cn_var *y = cn__out(g, 4, x->shape, x, gamma, beta, NULL);
     bn_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
     if (!s) return NULL;
-    s->training = training;
+    s->training = training, s->relu = relu;
     s->mean = cn__arena(g, (size_t)C * sizeof(float));
     s->invstd = cn__arena(g, (size_t)C * sizeof(float));
     if (!s->mean || !s->invstd) return NULL;
-    cn_status st = cn_batchnorm_fwd(g->ctx, p, training, M, C, x->data, gamma->data, beta->data,
-                                    running_mean, running_var, s->mean, s->invstd, y->data);
+    cn_status st = (relu ? cn_batchnorm_fwd_relu : cn_batchnorm_fwd)(
+        g->ctx, p, training, M, C, x->data, gamma->data, beta->data, running_mean, running_var,
+        s->mean, s->invstd, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
-        cn__node *n = cn__record(g, "batch_norm2d", y, bn_bwd, x, gamma, beta, NULL);
+        cn__node *n = cn__record(g, op, y, bn_bwd, x, gamma, beta, NULL);
         if (!n) return NULL;
         n->saved = s;
     }
     return y;
+}
+
+cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, float *running_mean,
+                        float *running_var, const cn_bn_params *p, int training)
+{
+    return bn_op(g, "batch_norm2d", 0, x, gamma, beta, running_mean, running_var, p, training);
+}
+
+cn_var *cn_batch_norm2d_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                             float *running_mean, float *running_var, const cn_bn_params *p,
+                             int training)
+{
+    return bn_op(g, "batch_norm2d_relu", 1, x, gamma, beta, running_mean, running_var, p, training);
 }
 
 typedef struct dropout_saved {

@@ -420,16 +420,21 @@ static cn_var *param(cn_model *m, cn_graph *g, int t)
     return cn_var_wrap(g, v->ndim, v->shape, m->params + v->offset, m->grads + v->offset, 1);
 }
 
-static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training)
+static cn_var *bn(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training, int relu)
+{
+    return (relu ? cn_batch_norm2d_relu : cn_batch_norm2d)(
+        g, x, param(m, g, l->t_w), param(m, g, l->t_b), m->buffers + m->tensors[l->t_rm].offset,
+        m->buffers + m->tensors[l->t_rv].offset, &l->bn, training);
+}
+
+/* fuse: a residual block's ReLUs go into its batch norm and its add. */
+static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training, int fuse)
 {
     switch (l->kind) {
     case CN_LAYER_CONV2D:
         return cn_conv2d(g, x, param(m, g, l->t_w), param(m, g, l->t_b), &l->conv);
     case CN_LAYER_LINEAR: return cn_linear(g, x, param(m, g, l->t_w), param(m, g, l->t_b));
-    case CN_LAYER_BATCHNORM2D:
-        return cn_batch_norm2d(g, x, param(m, g, l->t_w), param(m, g, l->t_b),
-                               m->buffers + m->tensors[l->t_rm].offset,
-                               m->buffers + m->tensors[l->t_rv].offset, &l->bn, training);
+    case CN_LAYER_BATCHNORM2D: return bn(m, l, g, x, training, 0);
     case CN_LAYER_RELU: return cn_relu(g, x);
     case CN_LAYER_MAXPOOL2D: return cn_max_pool2d(g, x, &l->pool);
     case CN_LAYER_AVGPOOL2D: return cn_avg_pool2d(g, x, &l->pool);
@@ -437,12 +442,13 @@ static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int
     case CN_LAYER_DROPOUT: return cn_dropout(g, x, l->p, training);
     case CN_LAYER_FLATTEN: return cn_flatten(g, x);
     case CN_LAYER_RESIDUAL: {
-        cn_var *h = apply(m, l->sub[0], g, x, training);
-        h = cn_relu(g, apply(m, l->sub[1], g, h, training));
-        h = apply(m, l->sub[3], g, apply(m, l->sub[2], g, h, training), training);
+        cn_var *h = apply(m, l->sub[0], g, x, training, fuse);
+        h = fuse ? bn(m, l->sub[1], g, h, training, 1) : cn_relu(g, bn(m, l->sub[1], g, h, training, 0));
+        h = apply(m, l->sub[3], g, apply(m, l->sub[2], g, h, training, fuse), training, fuse);
         cn_var *s = x;
-        if (l->sub[4]) s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training), training);
-        return cn_relu(g, cn_add(g, h, s));
+        if (l->sub[4])
+            s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training, fuse), training, fuse);
+        return fuse ? cn_add_relu(g, h, s) : cn_relu(g, cn_add(g, h, s));
     }
     default: return NULL;
     }
@@ -477,15 +483,20 @@ cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int trainin
     }
     for (int i = 0; i < m->n_layers && x; i++) {
         const cn_layer *l = m->layers[i];
-        /* Conv2d then ReLU: one fused op, unless the caller wants to see
-         * the convolution's own output. */
-        if (!outs && l->kind == CN_LAYER_CONV2D && i + 1 < m->n_layers &&
-            m->layers[i + 1]->kind == CN_LAYER_RELU) {
+        /* Conv2d or BatchNorm2d then ReLU: one fused op, unless the caller
+         * wants to see the first layer's own output. */
+        const int then_relu = i + 1 < m->n_layers && m->layers[i + 1]->kind == CN_LAYER_RELU;
+        if (!outs && then_relu && l->kind == CN_LAYER_CONV2D) {
             x = cn_conv2d_relu(g, x, param(m, g, l->t_w), param(m, g, l->t_b), &l->conv);
             i++;
             continue;
         }
-        x = apply(m, l, g, x, training);
+        if (!outs && then_relu && l->kind == CN_LAYER_BATCHNORM2D) {
+            x = bn(m, l, g, x, training, 1);
+            i++;
+            continue;
+        }
+        x = apply(m, l, g, x, training, !outs);
         if (outs) outs[i] = x;
     }
     return x;

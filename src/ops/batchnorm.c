@@ -153,6 +153,23 @@ CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, cons
     }
 }
 
+/* relu(normalise) in the same pass, the ReLU exactly as cn_act_fwd's: a
+ * second sweep over y would cost as much memory traffic as the first. */
+CN__MULTIVERSION static void normalise_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                            const float *hi, const float *lo, const float *scale,
+                                            const float *shift, float *y)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C;
+        float *yr = y + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            const float v = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
+            yr[c] = !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
 /* The training statistics of one channel block, its parts merged in part
  * order: mean and biased variance, and the running statistics updated. */
 static void combine_stats(int64_t cb, const stats *part, double mom, float *running_mean,
@@ -170,10 +187,10 @@ static void combine_stats(int64_t cb, const stats *part, double mom, float *runn
     }
 }
 
-cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M, int64_t C,
-                           const float *x, const float *gamma, const float *beta,
-                           float *running_mean, float *running_var, float *save_mean,
-                           float *save_invstd, float *y)
+static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int relu, int64_t M,
+                        int64_t C, const float *x, const float *gamma, const float *beta,
+                        float *running_mean, float *running_var, float *save_mean,
+                        float *save_invstd, float *y)
 {
     const cn_bn_params def = {1e-5f, 0.1f};
     if (!p) p = &def;
@@ -237,11 +254,30 @@ cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int
 #pragma omp for schedule(static)
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                normalise(part_lo(M, q + 1) - m0, C, cb, x + off, hi, lo, scale, shift, y + off);
+                (relu ? normalise_relu : normalise)(part_lo(M, q + 1) - m0, C, cb, x + off, hi,
+                                                    lo, scale, shift, y + off);
             }
         }
     }
     return CN_OK;
+}
+
+cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M, int64_t C,
+                           const float *x, const float *gamma, const float *beta,
+                           float *running_mean, float *running_var, float *save_mean,
+                           float *save_invstd, float *y)
+{
+    return bn_fwd(ctx, p, training, 0, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, y);
+}
+
+cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
+                                int64_t C, const float *x, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, float *save_mean,
+                                float *save_invstd, float *y)
+{
+    return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, y);
 }
 
 /* Over rows [0, rows): sgy[c] = sum gy, sgxc[c] = sum gy * (x - mean[c]),
