@@ -87,6 +87,13 @@ CN_API cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int t
 CN_API void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              const float *gy, float *gx, float *ggamma, float *gbeta);
+/* Backward of cn_batchnorm_fwd_relu, whose output y [M,C] it reads: gy is
+ * taken through the ReLU first (as cn_act_bwd's), then as above. gx may not
+ * alias y. */
+CN_API void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C,
+                                  const float *x, const float *gamma, const float *save_mean,
+                                  const float *save_invstd, const float *y, const float *gy,
+                                  float *gx, float *ggamma, float *gbeta);
 
 /* ---- dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from ctx's RNG.
  * mask [n] (bytes, 0 or 1) is kept for the backward. p in [0, 1); p >= 1

@@ -15,17 +15,12 @@ static void bn_bwd(cn_graph *g, cn__node *n)
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
     float *gx = cn__grad_begin(g, x), *gg = cn__grad_begin(g, gamma), *gb = cn__grad_begin(g, beta);
     if (g->status) return;
-    const float *gy = n->out->grad;
-    if (s->relu) {
-        /* through the fused ReLU first, exactly as cn_relu's backward */
-        const cn_var *y = n->out;
-        float *gm = cn__arena(g, y->size * sizeof *gm);
-        if (!gm) return;
-        cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, gy, gm);
-        gy = gm;
-    }
-    cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd, gy, gx,
-                     gg, gb);
+    if (s->relu)
+        cn_batchnorm_bwd_relu(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
+                              n->out->data, n->out->grad, gx, gg, gb);
+    else
+        cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
+                         n->out->grad, gx, gg, gb);
     cn__grad_end(g, x, gx), cn__grad_end(g, gamma, gg), cn__grad_end(g, beta, gb);
 }
 
