@@ -132,9 +132,10 @@ static cn_var *net_b(cn_graph *g, net *t)
     return cn_mean(g, cn_mul(g, q, q));
 }
 
-/* Network C: the fused ops of a ResNet block, batch_norm2d_relu and
- * add_relu, on an input spread apart (see spread_input) and a shortcut
- * that sees it directly; a tanh keeps the loss smooth in what follows. */
+/* Network C: the fused ops of a ResNet block, batch_norm2d_relu,
+ * batch_norm2d_add_relu and add_relu, on an input spread apart (see
+ * spread_input) and shortcuts that see it directly; a tanh keeps the loss
+ * smooth in what follows. */
 enum { C_X, C_G, C_BETA, C_W, C_G2, C_BETA2, C_FC, C_COUNT };
 static void net_c_leaves(net *t)
 {
@@ -156,8 +157,9 @@ static cn_var *net_c(cn_graph *g, net *t)
     cn_bn_params bn = {1e-5f, 0.1f};
     cn_var *h = cn_batch_norm2d_relu(g, v[C_X], v[C_G], v[C_BETA], t->rm, t->rv, &bn, 1);
     h = cn_conv2d(g, h, v[C_W], NULL, &p);
-    h = cn_batch_norm2d(g, h, v[C_G2], v[C_BETA2], t->rm + 4, t->rv + 4, &bn, 1);
-    h = cn_tanh(g, cn_add_relu(g, h, v[C_X]));                           /* [4,3,3,4] */
+    cn_var *r = cn_batch_norm2d(g, h, v[C_G2], v[C_BETA2], t->rm + 4, t->rv + 4, &bn, 1);
+    h = cn_batch_norm2d_add_relu(g, h, v[C_G2], v[C_BETA2], t->rm + 8, t->rv + 8, &bn, 1, v[C_X]);
+    h = cn_tanh(g, cn_add(g, h, cn_add_relu(g, r, v[C_X])));             /* [4,3,3,4] */
     h = cn_linear(g, cn_global_avg_pool2d(g, h), v[C_FC], NULL);         /* [4,5] */
     return cn_softmax_cross_entropy(g, h, t->labels);
 }
@@ -282,10 +284,11 @@ static void fused_conv_relu_equals_conv_then_relu(void)
     }
 }
 
-/* batch_norm2d_relu and add_relu are one op each for relu(batch_norm2d)
- * and relu(add): the same values and gradients bit for bit, in training
- * and in evaluation, with a NaN and exact zeros in the sums; add_relu(a, a)
- * accumulates both uses. */
+/* batch_norm2d_relu, add_relu and batch_norm2d_add_relu are one op each
+ * for relu(batch_norm2d), relu(add) and relu(add(batch_norm2d, res)): the
+ * same values and gradients bit for bit, in training and in evaluation,
+ * with a NaN and exact zeros in the sums; an input used twice by one op
+ * (add_relu(a, a), a as its own residual) accumulates both uses. */
 static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
 {
     static const int64_t cfg[][4] = {{2, 5, 7, 3}, {4, 6, 6, 32}, {3, 9, 9, 130}};
@@ -296,7 +299,7 @@ static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
         tl_fill(x, nx, -2, 2), tl_fill(x2, nx, -2, 2), tl_fill(gm, nc, 0.5, 1.5), tl_fill(bt, nc, -1, 1);
         for (size_t i = 0; i < nx; i += 5) x2[i] = -x[i]; /* a + b exactly 0 */
         x2[3] = NAN;                                      /* reaches only the adds */
-        for (int op = 0; op < 3 && tl_ok(); op++) {       /* bn train, bn eval, add */
+        for (int op = 0; op < 5 && tl_ok(); op++) { /* bn, bn eval, add, bn+add, bn+add eval */
             float *out[2][5];
             size_t n[5] = {nx, nx, nx, nc, nc};
             for (int fused = 0; fused < 2; fused++) {
@@ -315,9 +318,14 @@ static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
                 if (op < 2)
                     y = fused ? cn_batch_norm2d_relu(g, va, vg, vt, rm, rv, &bp, op == 0)
                               : cn_relu(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 0));
-                else /* b used twice: by the add and by the add of b to itself */
+                else if (op == 2) /* b used twice: by the add and by the add of b to itself */
                     y = fused ? cn_add(g, cn_add_relu(g, va, vb), cn_add_relu(g, vb, vb))
                               : cn_add(g, cn_relu(g, cn_add(g, va, vb)), cn_relu(g, cn_add(g, vb, vb)));
+                else /* the residual b, and a itself as its own residual */
+                    y = fused ? cn_add(g, cn_batch_norm2d_add_relu(g, va, vg, vt, rm, rv, &bp, op == 3, vb),
+                                       cn_batch_norm2d_add_relu(g, va, vg, vt, rm, rv, &bp, op == 3, va))
+                              : cn_add(g, cn_relu(g, cn_add(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 3), vb)),
+                                       cn_relu(g, cn_add(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 3), va)));
                 CHECK(y != NULL, "config %zu op %d: %s", k, op, cn_last_error());
                 if (!y) break;
                 cn_var *r = cn_var_new(g, 4, y->shape, 0);

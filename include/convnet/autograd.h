@@ -139,6 +139,12 @@ CN_API cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *be
 CN_API cn_var *cn_batch_norm2d_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
                                     float *running_mean, float *running_var,
                                     const cn_bn_params *p, int training);
+/* relu(batch_norm2d(x, ...) + res), res shaped as x, as one op: the end
+ * of a ResNet block (its last batch norm, the shortcut and the ReLU), same
+ * values and gradients as the three ops. */
+CN_API cn_var *cn_batch_norm2d_add_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                                        float *running_mean, float *running_var,
+                                        const cn_bn_params *p, int training, cn_var *res);
 /* Identity unless training; p in [0,1). */
 CN_API cn_var *cn_dropout(cn_graph *g, cn_var *x, float p, int training);
 /* Over the last axis of x [N,K]. */

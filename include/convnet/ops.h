@@ -79,6 +79,16 @@ CN_API cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int t
                                        int64_t M, int64_t C, const float *x, const float *gamma,
                                        const float *beta, float *running_mean, float *running_var,
                                        float *save_mean, float *save_invstd, float *y);
+/* relu(cn_batchnorm_fwd(...) + res), res [M,C], in one pass over y, the
+ * same values bit for bit as the three steps; y may alias x or res. The
+ * backward is cn_batchnorm_bwd_relu with this y, and res's gradient
+ * cn_act_bwd's ReLU gradient from y. */
+CN_API cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training,
+                                           int64_t M, int64_t C, const float *x,
+                                           const float *gamma, const float *beta,
+                                           float *running_mean, float *running_var,
+                                           float *save_mean, float *save_invstd, const float *res,
+                                           float *y);
 /* Backward of the forward pass with the same `training`: gx [M,C], ggamma
  * [C], gbeta [C] (each nullable), from the forward's save_mean and
  * save_invstd [C]; gamma NULL means 1. In training gx includes the paths

@@ -54,10 +54,11 @@ cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
 /* Elements per task (64 KiB of floats): a multiple of every vector width. */
 #define CHUNK 16384
 
-typedef enum { EW_ADD, EW_MUL, EW_ADD_RELU } ew_op;
+typedef enum { EW_ADD, EW_MUL, EW_ADD_RELU, EW_COPY } ew_op;
 
-/* y = a op b over [0, n); the ReLU as cn_act_fwd's (NaN stays NaN). y may
- * alias a or b: omp simd asserts each element is read before written. */
+/* y = a op b over [0, n) (EW_COPY: y = a, a threaded memcpy); the ReLU as
+ * cn_act_fwd's (NaN stays NaN). y may alias a or b: omp simd asserts each
+ * element is read before written. */
 CN__MULTIVERSION static void ew_kernel(ew_op op, int64_t n, const float *a, const float *b,
                                        float *y)
 {
@@ -67,6 +68,9 @@ CN__MULTIVERSION static void ew_kernel(ew_op op, int64_t n, const float *a, cons
     } else if (op == EW_MUL) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+    } else if (op == EW_COPY) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = a[i];
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
@@ -85,7 +89,7 @@ static void ew(const cn_ctx *ctx, ew_op op, size_t n, const float *a, const floa
 #pragma omp parallel for num_threads(nt) if (nt > 1 && len >= PAR_MIN) schedule(static)
     for (int64_t t = 0; t < chunks; t++) {
         const int64_t i0 = t * CHUNK;
-        ew_kernel(op, CN__MIN(CHUNK, len - i0), a + i0, b + i0, y + i0);
+        ew_kernel(op, CN__MIN(CHUNK, len - i0), a + i0, b ? b + i0 : NULL, y + i0);
     }
 }
 
@@ -99,10 +103,9 @@ static void add_bwd(cn_graph *g, cn__node *n)
     for (int i = 0; i < 2; i++) {
         float *gi = cn__grad_begin(g, n->in[i]);
         if (!gi) continue;
-        if (src) memcpy(gi, src, y->size * sizeof *gi);
-        else if (n->saved) /* add_relu: exactly as cn_relu's backward */
+        if (n->saved && !src) /* add_relu: exactly as cn_relu's backward */
             cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, y->grad, gi);
-        else memcpy(gi, y->grad, y->size * sizeof *gi);
+        else ew(g->ctx, EW_COPY, y->size, src ? src : y->grad, NULL, gi);
         cn__grad_end(g, n->in[i], gi);
         src = gi; /* still this input's contribution alone */
     }

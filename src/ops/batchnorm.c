@@ -153,6 +153,24 @@ CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, cons
     }
 }
 
+/* relu(normalise + res) in the same pass: a ResNet block's last batch
+ * norm, its shortcut and its ReLU, with no intermediate written. */
+CN__MULTIVERSION static void normalise_add_relu(int64_t rows, int64_t C, int64_t cb,
+                                                const float *x, const float *hi, const float *lo,
+                                                const float *scale, const float *shift,
+                                                const float *res, float *y)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C, *rr = res + m * C;
+        float *yr = y + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            const float v = (((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c]) + rr[c];
+            yr[c] = !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
 /* relu(normalise) in the same pass, the ReLU exactly as cn_act_fwd's: a
  * second sweep over y would cost as much memory traffic as the first. */
 CN__MULTIVERSION static void normalise_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
@@ -187,10 +205,11 @@ static void combine_stats(int64_t cb, const stats *part, double mom, float *runn
     }
 }
 
+/* relu: y = relu(bn(x) [+ res]); res (nullable) only with relu. */
 static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int relu, int64_t M,
                         int64_t C, const float *x, const float *gamma, const float *beta,
                         float *running_mean, float *running_var, float *save_mean,
-                        float *save_invstd, float *y)
+                        float *save_invstd, const float *res, float *y)
 {
     const cn_bn_params def = {1e-5f, 0.1f};
     if (!p) p = &def;
@@ -254,8 +273,13 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
 #pragma omp for schedule(static)
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                (relu ? normalise_relu : normalise)(part_lo(M, q + 1) - m0, C, cb, x + off, hi,
-                                                    lo, scale, shift, y + off);
+                const int64_t rows = part_lo(M, q + 1) - m0;
+                if (res)
+                    normalise_add_relu(rows, C, cb, x + off, hi, lo, scale, shift, res + off,
+                                       y + off);
+                else
+                    (relu ? normalise_relu : normalise)(rows, C, cb, x + off, hi, lo, scale,
+                                                        shift, y + off);
             }
         }
     }
@@ -268,7 +292,7 @@ cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int
                            float *save_invstd, float *y)
 {
     return bn_fwd(ctx, p, training, 0, M, C, x, gamma, beta, running_mean, running_var, save_mean,
-                  save_invstd, y);
+                  save_invstd, NULL, y);
 }
 
 cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
@@ -277,7 +301,18 @@ cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training
                                 float *save_invstd, float *y)
 {
     return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
-                  save_invstd, y);
+                  save_invstd, NULL, y);
+}
+
+cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
+                                    int64_t C, const float *x, const float *gamma,
+                                    const float *beta, float *running_mean, float *running_var,
+                                    float *save_mean, float *save_invstd, const float *res,
+                                    float *y)
+{
+    if (!res) return cn__err(CN_ERR_INVALID_ARG, "batchnorm: add_relu needs the residual res");
+    return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, res, y);
 }
 
 /* The gradient through a fused ReLU from its output v, exactly as
