@@ -284,6 +284,36 @@ static void fused_conv_relu_equals_conv_then_relu(void)
     }
 }
 
+/* Test op 0..4 of a and b (gamma, beta and running statistics for the
+ * batch norms), as the fused op or as separate ops: relu(bn(a)) in
+ * training and in evaluation; relu(a + b) + relu(b + b); relu(bn(a) + b) +
+ * relu(bn(a) + a) in training and in evaluation. */
+static cn_var *fused_or_separate(cn_graph *g, int op, int fused, cn_var *a, cn_var *b,
+                                 cn_var *gamma, cn_var *beta, float *rm, float *rv)
+{
+    cn_bn_params p = {1e-5f, 0.1f};
+    const int tr = op == 0 || op == 3;
+    /* y1 before y2, both ways: the order gradients accumulate in follows */
+    cn_var *y1, *y2;
+    if (op < 2)
+        return fused ? cn_batch_norm2d_relu(g, a, gamma, beta, rm, rv, &p, tr)
+                     : cn_relu(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr));
+    if (op == 2 && fused) {
+        y1 = cn_add_relu(g, a, b);
+        y2 = cn_add_relu(g, b, b);
+    } else if (op == 2) {
+        y1 = cn_relu(g, cn_add(g, a, b));
+        y2 = cn_relu(g, cn_add(g, b, b));
+    } else if (fused) {
+        y1 = cn_batch_norm2d_add_relu(g, a, gamma, beta, rm, rv, &p, tr, b);
+        y2 = cn_batch_norm2d_add_relu(g, a, gamma, beta, rm, rv, &p, tr, a);
+    } else {
+        y1 = cn_relu(g, cn_add(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr), b));
+        y2 = cn_relu(g, cn_add(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr), a));
+    }
+    return cn_add(g, y1, y2);
+}
+
 /* batch_norm2d_relu, add_relu and batch_norm2d_add_relu are one op each
  * for relu(batch_norm2d), relu(add) and relu(add(batch_norm2d, res)): the
  * same values and gradients bit for bit, in training and in evaluation,
@@ -296,10 +326,11 @@ static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
         const int64_t *xs = cfg[k], C = xs[3], cs[1] = {C};
         const size_t nx = (size_t)(xs[0] * xs[1] * xs[2] * C), nc = (size_t)C;
         float *x = malloc(nx * 4), *x2 = malloc(nx * 4), *gm = malloc(nc * 4), *bt = malloc(nc * 4);
-        tl_fill(x, nx, -2, 2), tl_fill(x2, nx, -2, 2), tl_fill(gm, nc, 0.5, 1.5), tl_fill(bt, nc, -1, 1);
+        tl_fill(x, nx, -2, 2), tl_fill(x2, nx, -2, 2);
+        tl_fill(gm, nc, 0.5, 1.5), tl_fill(bt, nc, -1, 1);
         for (size_t i = 0; i < nx; i += 5) x2[i] = -x[i]; /* a + b exactly 0 */
         x2[3] = NAN;                                      /* reaches only the adds */
-        for (int op = 0; op < 5 && tl_ok(); op++) { /* bn, bn eval, add, bn+add, bn+add eval */
+        for (int op = 0; op < 5 && tl_ok(); op++) {
             float *out[2][5];
             size_t n[5] = {nx, nx, nx, nc, nc};
             for (int fused = 0; fused < 2; fused++) {
@@ -309,27 +340,20 @@ static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
                 cn_graph *g;
                 CHECK_OK(cn_graph_new(&g, &ctx));
                 float rm[130], rv[130];
-                for (size_t c = 0; c < nc; c++) rm[c] = 0.1f * (float)(c % 7), rv[c] = 0.5f + 0.1f * (float)(c % 5);
-                float *g0 = calloc(nx, 4), *g1 = calloc(nx, 4), *gg = calloc(nc, 4), *gb = calloc(nc, 4);
-                cn_var *va = cn_var_wrap(g, 4, xs, x, g0, 1), *vb = cn_var_wrap(g, 4, xs, x2, g1, 1);
-                cn_var *vg = cn_var_wrap(g, 1, cs, gm, gg, 1), *vt = cn_var_wrap(g, 1, cs, bt, gb, 1);
-                cn_bn_params bp = {1e-5f, 0.1f};
-                cn_var *y;
-                if (op < 2)
-                    y = fused ? cn_batch_norm2d_relu(g, va, vg, vt, rm, rv, &bp, op == 0)
-                              : cn_relu(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 0));
-                else if (op == 2) /* b used twice: by the add and by the add of b to itself */
-                    y = fused ? cn_add(g, cn_add_relu(g, va, vb), cn_add_relu(g, vb, vb))
-                              : cn_add(g, cn_relu(g, cn_add(g, va, vb)), cn_relu(g, cn_add(g, vb, vb)));
-                else /* the residual b, and a itself as its own residual */
-                    y = fused ? cn_add(g, cn_batch_norm2d_add_relu(g, va, vg, vt, rm, rv, &bp, op == 3, vb),
-                                       cn_batch_norm2d_add_relu(g, va, vg, vt, rm, rv, &bp, op == 3, va))
-                              : cn_add(g, cn_relu(g, cn_add(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 3), vb)),
-                                       cn_relu(g, cn_add(g, cn_batch_norm2d(g, va, vg, vt, rm, rv, &bp, op == 3), va)));
+                for (size_t c = 0; c < nc; c++)
+                    rm[c] = 0.1f * (float)(c % 7), rv[c] = 0.5f + 0.1f * (float)(c % 5);
+                float *g0 = calloc(nx, 4), *g1 = calloc(nx, 4), *gg = calloc(nc, 4),
+                      *gb = calloc(nc, 4);
+                cn_var *va = cn_var_wrap(g, 4, xs, x, g0, 1),
+                       *vb = cn_var_wrap(g, 4, xs, x2, g1, 1);
+                cn_var *vg = cn_var_wrap(g, 1, cs, gm, gg, 1),
+                       *vt = cn_var_wrap(g, 1, cs, bt, gb, 1);
+                cn_var *y = fused_or_separate(g, op, fused, va, vb, vg, vt, rm, rv);
                 CHECK(y != NULL, "config %zu op %d: %s", k, op, cn_last_error());
                 if (!y) break;
                 cn_var *r = cn_var_new(g, 4, y->shape, 0);
-                for (size_t i = 0; i < r->size; i++) r->data[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
+                for (size_t i = 0; i < r->size; i++)
+                    r->data[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
                 CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, r))));
                 out[fused][0] = malloc(nx * 4);
                 memcpy(out[fused][0], y->data, nx * 4);
@@ -339,8 +363,8 @@ static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
             if (!tl_ok()) break;
             const char *what[5] = {"output", "grad a", "grad b", "grad gamma", "grad beta"};
             for (int i = 0; i < 5; i++) {
-                CHECK(!memcmp(out[0][i], out[1][i], n[i] * 4), "config %zu op %d: %s differs", k, op,
-                      what[i]);
+                CHECK(!memcmp(out[0][i], out[1][i], n[i] * 4), "config %zu op %d: %s differs", k,
+                      op, what[i]);
                 free(out[0][i]), free(out[1][i]);
             }
         }

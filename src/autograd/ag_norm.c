@@ -33,8 +33,8 @@ static void bn_bwd(cn_graph *g, cn__node *n)
     cn__grad_end(g, x, gx), cn__grad_end(g, gamma, gg), cn__grad_end(g, beta, gb);
 }
 
-/* batch_norm2d, with the ReLU fused in when relu, and res added before
- * the ReLU when not NULL. */
+/* batch_norm2d; relu: 0 alone, 1 with the ReLU fused in, 2 with res (not
+ * NULL) added before the ReLU. */
 static cn_var *bn_op(cn_graph *g, const char *op, int relu, cn_var *x, cn_var *gamma, cn_var *beta,
                      float *running_mean, float *running_var, const cn_bn_params *p, int training,
                      cn_var *res)

@@ -426,9 +426,11 @@ static cn_var *bn(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int tr
                   cn_var *res)
 {
     cn_var *gamma = param(m, g, l->t_w), *beta = param(m, g, l->t_b);
-    float *rm = m->buffers + m->tensors[l->t_rm].offset, *rv = m->buffers + m->tensors[l->t_rv].offset;
+    float *rm = m->buffers + m->tensors[l->t_rm].offset,
+          *rv = m->buffers + m->tensors[l->t_rv].offset;
     if (res) return cn_batch_norm2d_add_relu(g, x, gamma, beta, rm, rv, &l->bn, training, res);
-    return (relu ? cn_batch_norm2d_relu : cn_batch_norm2d)(g, x, gamma, beta, rm, rv, &l->bn, training);
+    return (relu ? cn_batch_norm2d_relu : cn_batch_norm2d)(g, x, gamma, beta, rm, rv, &l->bn,
+                                                           training);
 }
 
 /* fuse: a residual block's ReLUs go into its batch norms; its last batch
