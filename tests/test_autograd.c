@@ -132,6 +132,38 @@ static cn_var *net_b(cn_graph *g, net *t)
     return cn_mean(g, cn_mul(g, q, q));
 }
 
+/* Network C: the fused ops of a ResNet block, batch_norm2d_relu,
+ * batch_norm2d_add_relu and add_relu, on an input spread apart (see
+ * spread_input) and shortcuts that see it directly; a tanh keeps the loss
+ * smooth in what follows. */
+enum { C_X, C_G, C_BETA, C_W, C_G2, C_BETA2, C_FC, C_COUNT };
+static void net_c_leaves(net *t)
+{
+    add_leaf(t, 4, 4, 3, 3, 4);  /* x */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn1 gamma */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn1 beta */
+    add_leaf(t, 4, 3, 3, 4, 4);  /* conv weight */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn2 gamma */
+    add_leaf(t, 1, 4, 1, 1, 1);  /* bn2 beta */
+    add_leaf(t, 2, 4, 5, 1, 1);  /* linear [4, 5] */
+}
+
+static cn_var *net_c(cn_graph *g, net *t)
+{
+    cn_var *v[C_COUNT];
+    for (int i = 0; i < C_COUNT; i++) v[i] = wrap(g, t, i);
+    cn_conv2d_params p = cn_conv2d_params_default();
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    cn_bn_params bn = {1e-5f, 0.1f};
+    cn_var *h = cn_batch_norm2d_relu(g, v[C_X], v[C_G], v[C_BETA], t->rm, t->rv, &bn, 1);
+    h = cn_conv2d(g, h, v[C_W], NULL, &p);
+    cn_var *r = cn_batch_norm2d(g, h, v[C_G2], v[C_BETA2], t->rm + 4, t->rv + 4, &bn, 1);
+    h = cn_batch_norm2d_add_relu(g, h, v[C_G2], v[C_BETA2], t->rm + 8, t->rv + 8, &bn, 1, v[C_X]);
+    h = cn_tanh(g, cn_add(g, h, cn_add_relu(g, r, v[C_X])));             /* [4,3,3,4] */
+    h = cn_linear(g, cn_global_avg_pool2d(g, h), v[C_FC], NULL);         /* [4,5] */
+    return cn_softmax_cross_entropy(g, h, t->labels);
+}
+
 typedef void (*leaves_fn)(net *);
 typedef cn_var *(*net_fn)(cn_graph *, net *);
 
@@ -198,6 +230,7 @@ static void network_gradients_match_central_differences(void)
 {
     check_network(net_a_leaves, net_a, "network A", 1);
     check_network(net_b_leaves, net_b, "network B", 0);
+    check_network(net_c_leaves, net_c, "network C", 1);
 }
 
 /* conv2d_relu is one op for relu(conv2d): the same values and the same
@@ -251,8 +284,98 @@ static void fused_conv_relu_equals_conv_then_relu(void)
     }
 }
 
-/* A model fuses its Conv2d + ReLU layers when nobody asks for the layer
- * outputs: the logits are the same either way. */
+/* Test op 0..4 of a and b (gamma, beta and running statistics for the
+ * batch norms), as the fused op or as separate ops: relu(bn(a)) in
+ * training and in evaluation; relu(a + b) + relu(b + b); relu(bn(a) + b) +
+ * relu(bn(a) + a) in training and in evaluation. */
+static cn_var *fused_or_separate(cn_graph *g, int op, int fused, cn_var *a, cn_var *b,
+                                 cn_var *gamma, cn_var *beta, float *rm, float *rv)
+{
+    cn_bn_params p = {1e-5f, 0.1f};
+    const int tr = op == 0 || op == 3;
+    /* y1 before y2, both ways: the order gradients accumulate in follows */
+    cn_var *y1, *y2;
+    if (op < 2)
+        return fused ? cn_batch_norm2d_relu(g, a, gamma, beta, rm, rv, &p, tr)
+                     : cn_relu(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr));
+    if (op == 2 && fused) {
+        y1 = cn_add_relu(g, a, b);
+        y2 = cn_add_relu(g, b, b);
+    } else if (op == 2) {
+        y1 = cn_relu(g, cn_add(g, a, b));
+        y2 = cn_relu(g, cn_add(g, b, b));
+    } else if (fused) {
+        y1 = cn_batch_norm2d_add_relu(g, a, gamma, beta, rm, rv, &p, tr, b);
+        y2 = cn_batch_norm2d_add_relu(g, a, gamma, beta, rm, rv, &p, tr, a);
+    } else {
+        y1 = cn_relu(g, cn_add(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr), b));
+        y2 = cn_relu(g, cn_add(g, cn_batch_norm2d(g, a, gamma, beta, rm, rv, &p, tr), a));
+    }
+    return cn_add(g, y1, y2);
+}
+
+/* batch_norm2d_relu, add_relu and batch_norm2d_add_relu are one op each
+ * for relu(batch_norm2d), relu(add) and relu(add(batch_norm2d, res)): the
+ * same values and gradients bit for bit, in training and in evaluation,
+ * with a NaN and exact zeros in the sums; an input used twice by one op
+ * (add_relu(a, a), a as its own residual) accumulates both uses. */
+static void fused_bn_relu_and_add_relu_equal_the_ops_then_relu(void)
+{
+    static const int64_t cfg[][4] = {{2, 5, 7, 3}, {4, 6, 6, 32}, {3, 9, 9, 130}};
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0] && tl_ok(); k++) {
+        const int64_t *xs = cfg[k], C = xs[3], cs[1] = {C};
+        const size_t nx = (size_t)(xs[0] * xs[1] * xs[2] * C), nc = (size_t)C;
+        float *x = malloc(nx * 4), *x2 = malloc(nx * 4), *gm = malloc(nc * 4), *bt = malloc(nc * 4);
+        tl_fill(x, nx, -2, 2), tl_fill(x2, nx, -2, 2);
+        tl_fill(gm, nc, 0.5, 1.5), tl_fill(bt, nc, -1, 1);
+        for (size_t i = 0; i < nx; i += 5) x2[i] = -x[i]; /* a + b exactly 0 */
+        x2[3] = NAN;                                      /* reaches only the adds */
+        for (int op = 0; op < 5 && tl_ok(); op++) {
+            float *out[2][5];
+            size_t n[5] = {nx, nx, nx, nc, nc};
+            for (int fused = 0; fused < 2; fused++) {
+                cn_ctx ctx;
+                cn_ctx_init(&ctx);
+                ctx.threads = 2;
+                cn_graph *g;
+                CHECK_OK(cn_graph_new(&g, &ctx));
+                float rm[130], rv[130];
+                for (size_t c = 0; c < nc; c++)
+                    rm[c] = 0.1f * (float)(c % 7), rv[c] = 0.5f + 0.1f * (float)(c % 5);
+                float *g0 = calloc(nx, 4), *g1 = calloc(nx, 4), *gg = calloc(nc, 4),
+                      *gb = calloc(nc, 4);
+                cn_var *va = cn_var_wrap(g, 4, xs, x, g0, 1),
+                       *vb = cn_var_wrap(g, 4, xs, x2, g1, 1);
+                cn_var *vg = cn_var_wrap(g, 1, cs, gm, gg, 1),
+                       *vt = cn_var_wrap(g, 1, cs, bt, gb, 1);
+                cn_var *y = fused_or_separate(g, op, fused, va, vb, vg, vt, rm, rv);
+                CHECK(y != NULL, "config %zu op %d: %s", k, op, cn_last_error());
+                if (!y) break;
+                cn_var *r = cn_var_new(g, 4, y->shape, 0);
+                for (size_t i = 0; i < r->size; i++)
+                    r->data[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
+                CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, r))));
+                out[fused][0] = malloc(nx * 4);
+                memcpy(out[fused][0], y->data, nx * 4);
+                out[fused][1] = g0, out[fused][2] = g1, out[fused][3] = gg, out[fused][4] = gb;
+                cn_graph_free(g);
+            }
+            if (!tl_ok()) break;
+            const char *what[5] = {"output", "grad a", "grad b", "grad gamma", "grad beta"};
+            for (int i = 0; i < 5; i++) {
+                CHECK(!memcmp(out[0][i], out[1][i], n[i] * 4), "config %zu op %d: %s differs", k,
+                      op, what[i]);
+                free(out[0][i]), free(out[1][i]);
+            }
+        }
+        free(x), free(x2), free(gm), free(bt);
+    }
+}
+
+/* A model fuses its Conv2d + ReLU and BatchNorm2d + ReLU layers, and the
+ * ReLUs inside its residual blocks, when nobody asks for the layer outputs:
+ * the logits, and in training the parameter gradients, are the same either
+ * way, bit for bit. */
 static void model_forward_is_the_same_fused_or_layer_by_layer(void)
 {
     const char *models[] = {"lenet", "resnet", "plain"};
@@ -274,22 +397,32 @@ static void model_forward_is_the_same_fused_or_layer_by_layer(void)
         cn_graph *g;
         CHECK_OK(cn_graph_new(&g, &ctx));
         int64_t xs[4] = {3, 28, 28, 1};
-        float *logits[2], in[3 * 28 * 28];
+        int32_t labels[3] = {1, 7, 4};
+        float *logits[2], *grads[2], in[3 * 28 * 28];
         tl_fill(in, 3 * 28 * 28, -1, 1);
-        for (int layered = 0; layered < 2; layered++) {
-            cn_graph_reset(g);
-            cn_var *x = cn_var_new(g, 4, xs, 0);
-            memcpy(x->data, in, sizeof in);
-            cn_var **outs = layered ? calloc((size_t)m->n_layers, sizeof *outs) : NULL;
-            cn_var *y = cn_model_forward_layers(m, g, x, 0, outs);
-            CHECK(y != NULL, "%s: %s", models[k], cn_last_error());
-            logits[layered] = malloc(30 * 4);
-            memcpy(logits[layered], y->data, 30 * 4);
-            free(outs);
+        for (int training = 0; training < 2 && tl_ok(); training++) {
+            for (int layered = 0; layered < 2; layered++) {
+                cn_graph_reset(g);
+                cn_model_zero_grad(m);
+                cn_rng_seed(&ctx, 5); /* the same dropout mask */
+                cn_var *x = cn_var_new(g, 4, xs, 0);
+                memcpy(x->data, in, sizeof in);
+                cn_var **outs = layered ? calloc((size_t)m->n_layers, sizeof *outs) : NULL;
+                cn_var *y = cn_model_forward_layers(m, g, x, training, outs);
+                CHECK(y != NULL, "%s: %s", models[k], cn_last_error());
+                if (training) CHECK_OK(cn_backward(g, cn_softmax_cross_entropy(g, y, labels)));
+                logits[layered] = malloc(30 * 4);
+                memcpy(logits[layered], y->data, 30 * 4);
+                grads[layered] = malloc(m->n_params * 4);
+                memcpy(grads[layered], m->grads, m->n_params * 4);
+                free(outs);
+            }
+            CHECK(!memcmp(logits[0], logits[1], 30 * 4),
+                  "%s (training %d): fused and layer-by-layer logits differ", models[k], training);
+            CHECK(!memcmp(grads[0], grads[1], m->n_params * 4),
+                  "%s (training %d): fused and layer-by-layer gradients differ", models[k], training);
+            free(logits[0]), free(logits[1]), free(grads[0]), free(grads[1]);
         }
-        CHECK(!memcmp(logits[0], logits[1], 30 * 4), "%s: fused and layer-by-layer logits differ",
-              models[k]);
-        free(logits[0]), free(logits[1]);
         cn_graph_free(g);
         cn_model_free(m);
     }
@@ -377,6 +510,7 @@ int main(void)
 {
     TL_RUN(network_gradients_match_central_differences);
     TL_RUN(fused_conv_relu_equals_conv_then_relu);
+    TL_RUN(fused_bn_relu_and_add_relu_equal_the_ops_then_relu);
     TL_RUN(model_forward_is_the_same_fused_or_layer_by_layer);
     TL_RUN(gradients_accumulate_over_uses_and_calls);
     TL_RUN(no_grad_mode_records_nothing);

@@ -371,6 +371,8 @@ static cn_status call_graph(const row *r, const shapes *sh, cn_ctx *ctx)
         s = built(g, cn_linear(g, in[0], in[1], in[2]));
     } else if (!strcmp(op, "add")) {
         s = built(g, cn_add(g, in[0], in[1]));
+    } else if (!strcmp(op, "add_relu")) {
+        s = built(g, cn_add_relu(g, in[0], in[1]));
     } else if (!strcmp(op, "mul")) {
         s = built(g, cn_mul(g, in[0], in[1]));
     } else if (!strcmp(op, "relu")) {
@@ -388,11 +390,16 @@ static cn_status call_graph(const row *r, const shapes *sh, cn_ctx *ctx)
         s = built(g, cn_flatten(g, in[0]));
     } else if (!strcmp(op, "concat")) {
         s = built(g, cn_concat(g, in, (int)arg(set, "n", sh->n), (int)arg(set, "axis", 0)));
-    } else if (!strcmp(op, "batch_norm2d")) {
+    } else if (!strncmp(op, "batch_norm2d", 12)) {
         cn_bn_params p = {(float)farg(set, "eps", 1e-5), (float)farg(set, "momentum", 0.1)};
-        int running = (int)arg(set, "running", 1);
-        s = built(g, cn_batch_norm2d(g, in[0], in[1], in[2], running ? buf_a : NULL,
-                                     running ? buf_b : NULL, &p, (int)arg(set, "training", 1)));
+        int running = (int)arg(set, "running", 1), training = (int)arg(set, "training", 1);
+        float *rm = running ? buf_a : NULL, *rv = running ? buf_b : NULL;
+        if (!strcmp(op, "batch_norm2d_relu"))
+            s = built(g, cn_batch_norm2d_relu(g, in[0], in[1], in[2], rm, rv, &p, training));
+        else if (!strcmp(op, "batch_norm2d_add_relu"))
+            s = built(g, cn_batch_norm2d_add_relu(g, in[0], in[1], in[2], rm, rv, &p, training, in[3]));
+        else
+            s = built(g, cn_batch_norm2d(g, in[0], in[1], in[2], rm, rv, &p, training));
     } else if (!strcmp(op, "dropout")) {
         s = built(g, cn_dropout(g, in[0], (float)farg(set, "p", 0.5), (int)arg(set, "training", 1)));
     } else if (!strcmp(op, "log_softmax")) {
@@ -488,11 +495,19 @@ static cn_status call(const row *r, cn_ctx *ctx)
     if (!strcmp(op, "flip"))
         return cn_flip((int)arg(set, "ndim", sh.ndim[0]), a, (unsigned)arg(set, "axes", 1), buf_a,
                        buf_b);
-    if (!strcmp(op, "batchnorm_fwd")) {
+    if (!strncmp(op, "batchnorm_fwd", 13)) {
         cn_bn_params p = {(float)farg(set, "eps", 1e-5), (float)farg(set, "momentum", 0.1)};
         float *run = arg(set, "running", 1) ? buf_a : NULL;
-        return cn_batchnorm_fwd(ctx, &p, (int)arg(set, "training", 1), a[0], a[1], buf_a, NULL,
-                                NULL, run, run, NULL, NULL, buf_b);
+        const int training = (int)arg(set, "training", 1);
+        if (!strcmp(op, "batchnorm_fwd_relu"))
+            return cn_batchnorm_fwd_relu(ctx, &p, training, a[0], a[1], buf_a, NULL, NULL, run, run,
+                                         NULL, NULL, buf_b);
+        if (!strcmp(op, "batchnorm_fwd_add_relu")) /* the residual is y itself: they may alias */
+            return cn_batchnorm_fwd_add_relu(ctx, &p, training, a[0], a[1], buf_a, NULL, NULL, run,
+                                             run, NULL, NULL, arg(set, "res", 1) ? buf_b : NULL,
+                                             buf_b);
+        return cn_batchnorm_fwd(ctx, &p, training, a[0], a[1], buf_a, NULL, NULL, run, run, NULL,
+                                NULL, buf_b);
     }
     if (!strcmp(op, "xent_fwd")) {
         memset(labels, 0, sizeof labels);
@@ -867,6 +882,11 @@ static void raw_buffer_ops_reject_every_invalid_class(void)
         {"batchnorm_fwd", "[8,3]", "training=0 running=0", INVALID, {"running_mean"}},
         {"batchnorm_fwd", "[2^32,2^32]", "", OVERFLOW, {"M=4294967296", "C=4294967296"}},
         {"batchnorm_fwd", "[10737090565,1718039348]", "", OVERFLOW, {"M=10737090565", "C=1718039348"}},
+        {"batchnorm_fwd_relu", "[8,3]", "", OK, {0}},
+        {"batchnorm_fwd_relu", "[1,3]", "", INVALID, {"M=1"}},
+        {"batchnorm_fwd_add_relu", "[8,3]", "", OK, {0}},
+        {"batchnorm_fwd_add_relu", "[8,3]", "eps=-1", INVALID, {"eps=-1"}},
+        {"batchnorm_fwd_add_relu", "[8,3]", "res=0", INVALID, {"batchnorm", "res"}},
         /* softmax cross-entropy of logits [N,K] */
         {"xent_fwd", "[4,5]", "label=4", OK, {0}},
         {"xent_fwd", "[0,5]", "", INVALID, {"xent", "N=0"}},
@@ -955,6 +975,8 @@ static void graph_builders_reject_every_invalid_class(void)
         /* elementwise */
         {"add", "[2,3] [2,3]", "", OK, {0}},
         {"add", "[2,3] [3,2]", "", INVALID, {"add", "[2,3]", "[3,2]"}},
+        {"add_relu", "[2,3] [2,3]", "", OK, {0}},
+        {"add_relu", "[2,3] [3,2]", "", INVALID, {"add_relu", "[2,3]", "[3,2]"}},
         {"mul", "[2,3] [2,3,1]", "", INVALID, {"mul", "[2,3]", "[2,3,1]"}},
         {"relu", "-", "", INVALID, {"NULL"}},
         {"leaky_relu", "-", "", INVALID, {"NULL"}},
@@ -993,6 +1015,14 @@ static void graph_builders_reject_every_invalid_class(void)
         {"batch_norm2d", "[2,3,3,4] [4] [4]", "eps=-1", INVALID, {"eps=-1"}},
         {"batch_norm2d", "[2,3,3,4] [4] [4]", "momentum=1.5", INVALID, {"momentum=1.5"}},
         {"batch_norm2d", "[2,3,3,4] [4] [4]", "training=0 running=0", INVALID, {"running_mean"}},
+        {"batch_norm2d_relu", "[2,3,3,4] [4] [4]", "", OK, {0}},
+        {"batch_norm2d_relu", "[2,3,3,4] [3] [4]", "", INVALID, {"batch_norm2d_relu", "gamma", "[3]"}},
+        {"batch_norm2d_relu", "[1,1,1,4] [4] [4]", "", INVALID, {"M=1"}},
+        {"batch_norm2d_add_relu", "[2,3,3,4] [4] [4] [2,3,3,4]", "", OK, {0}},
+        {"batch_norm2d_add_relu", "[2,3,3,4] [4] [4] [2,3,3,5]", "", INVALID,
+         {"batch_norm2d_add_relu: res", "[2,3,3,5]", "[2,3,3,4]"}},
+        {"batch_norm2d_add_relu", "[2,3,3,4] [4] [4] -", "", INVALID, {"NULL"}},
+        {"batch_norm2d_add_relu", "[2,3,4] [4] [4] [2,3,4]", "", INVALID, {"batch_norm2d_add_relu", "[2,3,4]"}},
         /* dropout */
         {"dropout", "[8]", "p=0.5", OK, {0}},
         {"dropout", "[8]", "p=1", INVALID, {"p=1"}},

@@ -115,6 +115,9 @@ CN_API cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b);
 /* Elementwise, equal shapes. */
 CN_API cn_var *cn_add(cn_graph *g, cn_var *a, cn_var *b);
 CN_API cn_var *cn_mul(cn_graph *g, cn_var *a, cn_var *b);
+/* relu(a + b) as one op: same values and gradients as the two ops (the
+ * residual connection of a ResNet block). */
+CN_API cn_var *cn_add_relu(cn_graph *g, cn_var *a, cn_var *b);
 CN_API cn_var *cn_relu(cn_graph *g, cn_var *x);
 CN_API cn_var *cn_leaky_relu(cn_graph *g, cn_var *x, float slope);
 CN_API cn_var *cn_tanh(cn_graph *g, cn_var *x);
@@ -130,6 +133,18 @@ CN_API cn_var *cn_concat(cn_graph *g, cn_var *const *xs, int n, int axis);
 CN_API cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
                                float *running_mean, float *running_var, const cn_bn_params *p,
                                int training);
+/* relu(batch_norm2d(...)) as one op, the ReLU applied as the batch norm
+ * writes its output: same values and gradients as the two ops. Models fuse
+ * a BatchNorm2d layer followed by a ReLU layer this way. */
+CN_API cn_var *cn_batch_norm2d_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                                    float *running_mean, float *running_var,
+                                    const cn_bn_params *p, int training);
+/* relu(batch_norm2d(x, ...) + res), res shaped as x, as one op: the end
+ * of a ResNet block (its last batch norm, the shortcut and the ReLU), same
+ * values and gradients as the three ops. */
+CN_API cn_var *cn_batch_norm2d_add_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                                        float *running_mean, float *running_var,
+                                        const cn_bn_params *p, int training, cn_var *res);
 /* Identity unless training; p in [0,1). */
 CN_API cn_var *cn_dropout(cn_graph *g, cn_var *x, float p, int training);
 /* Over the last axis of x [N,K]. */

@@ -114,7 +114,10 @@ CN_API void cn_model_zero_grad(cn_model *m);
 CN_API cn_var *cn_model_forward(cn_model *m, cn_graph *g, cn_var *x, int training);
 
 /* The same, also storing every layer's output: outs[i] (an array of
- * m->n_layers) is the activation after layer i, valid until the graph resets. */
+ * m->n_layers) is the activation after layer i, valid until the graph resets.
+ * Every layer, and every op inside a residual block, then runs as its own
+ * op: cn_model_forward fuses a ReLU into the op before it, with the same
+ * values and gradients. */
 CN_API cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int training,
                                        cn_var **outs);
 

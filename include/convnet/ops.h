@@ -73,6 +73,22 @@ CN_API cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int traini
                                   int64_t C, const float *x, const float *gamma, const float *beta,
                                   float *running_mean, float *running_var, float *save_mean,
                                   float *save_invstd, float *y);
+/* relu(cn_batchnorm_fwd(...)) in one pass over y, the same values bit for
+ * bit (the ReLU as cn_act_fwd's: NaN stays NaN). */
+CN_API cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training,
+                                       int64_t M, int64_t C, const float *x, const float *gamma,
+                                       const float *beta, float *running_mean, float *running_var,
+                                       float *save_mean, float *save_invstd, float *y);
+/* relu(cn_batchnorm_fwd(...) + res), res [M,C], in one pass over y, the
+ * same values bit for bit as the three steps; y may alias x or res. The
+ * backward is cn_batchnorm_bwd_relu with this y, and res's gradient
+ * cn_act_bwd's ReLU gradient from y. */
+CN_API cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training,
+                                           int64_t M, int64_t C, const float *x,
+                                           const float *gamma, const float *beta,
+                                           float *running_mean, float *running_var,
+                                           float *save_mean, float *save_invstd, const float *res,
+                                           float *y);
 /* Backward of the forward pass with the same `training`: gx [M,C], ggamma
  * [C], gbeta [C] (each nullable), from the forward's save_mean and
  * save_invstd [C]; gamma NULL means 1. In training gx includes the paths
@@ -81,6 +97,13 @@ CN_API cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int traini
 CN_API void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
                              const float *gamma, const float *save_mean, const float *save_invstd,
                              const float *gy, float *gx, float *ggamma, float *gbeta);
+/* Backward of cn_batchnorm_fwd_relu, whose output y [M,C] it reads: gy is
+ * taken through the ReLU first (as cn_act_bwd's), then as above. gx may not
+ * alias y. */
+CN_API void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C,
+                                  const float *x, const float *gamma, const float *save_mean,
+                                  const float *save_invstd, const float *y, const float *gy,
+                                  float *gx, float *ggamma, float *gbeta);
 
 /* ---- dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from ctx's RNG.
  * mask [n] (bytes, 0 or 1) is kept for the backward. p in [0, 1); p >= 1

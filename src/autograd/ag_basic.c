@@ -48,14 +48,66 @@ cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
     return y;
 }
 
-/* ---- add, mul --------------------------------------------------------- */
+/* ---- add, mul, add_relu ---------------------------------------------- */
+/* Below this many elements a parallel region costs more than it saves. */
+#define PAR_MIN 32768
+/* Elements per task (64 KiB of floats): a multiple of every vector width. */
+#define CHUNK 16384
+
+typedef enum { EW_ADD, EW_MUL, EW_ADD_RELU, EW_COPY } ew_op;
+
+/* y = a op b over [0, n) (EW_COPY: y = a, a threaded memcpy); the ReLU as
+ * cn_act_fwd's (NaN stays NaN). y may alias a or b: omp simd asserts each
+ * element is read before written. */
+CN__MULTIVERSION static void ew_kernel(ew_op op, int64_t n, const float *a, const float *b,
+                                       float *y)
+{
+    if (op == EW_ADD) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    } else if (op == EW_MUL) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+    } else if (op == EW_COPY) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = a[i];
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const float v = a[i] + b[i];
+            y[i] = !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
+/* ew_kernel in fixed chunks split between threads: every element is
+ * computed alone, so the result does not depend on the thread count. */
+static void ew(const cn_ctx *ctx, ew_op op, size_t n, const float *a, const float *b, float *y)
+{
+    const int64_t len = (int64_t)n, chunks = (len + CHUNK - 1) / CHUNK;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel for num_threads(nt) if (nt > 1 && len >= PAR_MIN) schedule(static)
+    for (int64_t t = 0; t < chunks; t++) {
+        const int64_t i0 = t * CHUNK;
+        ew_kernel(op, CN__MIN(CHUNK, len - i0), a + i0, b ? b + i0 : NULL, y + i0);
+    }
+}
+
+/* Both inputs get gy (through the ReLU for add_relu): computed once, into
+ * the first input's gradient, and copied from there for the second. One
+ * input at a time, so that add(a, a) accumulates. */
 static void add_bwd(cn_graph *g, cn__node *n)
 {
+    const cn_var *y = n->out;
+    const float *src = NULL;
     for (int i = 0; i < 2; i++) {
         float *gi = cn__grad_begin(g, n->in[i]);
         if (!gi) continue;
-        memcpy(gi, n->out->grad, n->out->size * sizeof *gi);
+        if (n->saved && !src) /* add_relu: exactly as cn_relu's backward */
+            cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, y->grad, gi);
+        else ew(g->ctx, EW_COPY, y->size, src ? src : y->grad, NULL, gi);
         cn__grad_end(g, n->in[i], gi);
+        src = gi; /* still this input's contribution alone */
     }
 }
 
@@ -64,13 +116,12 @@ static void mul_bwd(cn_graph *g, cn__node *n)
     for (int i = 0; i < 2; i++) {
         float *gi = cn__grad_begin(g, n->in[i]);
         if (!gi) continue;
-        const float *other = n->in[1 - i]->data, *gy = n->out->grad;
-        for (size_t k = 0; k < n->out->size; k++) gi[k] = gy[k] * other[k];
+        ew(g->ctx, EW_MUL, n->out->size, n->out->grad, n->in[1 - i]->data, gi);
         cn__grad_end(g, n->in[i], gi);
     }
 }
 
-static cn_var *binary(cn_graph *g, const char *op, cn_var *a, cn_var *b, cn__bwd_fn bwd)
+static cn_var *binary(cn_graph *g, const char *op, cn_var *a, cn_var *b, ew_op e)
 {
     char s1[64], s2[64];
     if (cn__bad(g, 2, a, b, NULL)) return NULL;
@@ -79,16 +130,22 @@ static cn_var *binary(cn_graph *g, const char *op, cn_var *a, cn_var *b, cn__bwd
                         cn__shape(a, s1, sizeof s1), cn__shape(b, s2, sizeof s2));
     cn_var *y = cn__out(g, a->ndim, a->shape, a, b, NULL, NULL);
     if (!y) return NULL;
-    if (bwd == add_bwd)
-        for (size_t i = 0; i < y->size; i++) y->data[i] = a->data[i] + b->data[i];
-    else
-        for (size_t i = 0; i < y->size; i++) y->data[i] = a->data[i] * b->data[i];
-    if (y->requires_grad && !cn__record(g, op, y, bwd, a, b, NULL, NULL)) return NULL;
+    ew(g->ctx, e, y->size, a->data, b->data, y->data);
+    if (y->requires_grad) {
+        cn__node *n = cn__record(g, op, y, e == EW_MUL ? mul_bwd : add_bwd, a, b, NULL, NULL);
+        if (!n) return NULL;
+        /* add_bwd tells add_relu by a non-NULL saved */
+        if (e == EW_ADD_RELU) n->saved = n;
+    }
     return y;
 }
 
-cn_var *cn_add(cn_graph *g, cn_var *a, cn_var *b) { return binary(g, "add", a, b, add_bwd); }
-cn_var *cn_mul(cn_graph *g, cn_var *a, cn_var *b) { return binary(g, "mul", a, b, mul_bwd); }
+cn_var *cn_add(cn_graph *g, cn_var *a, cn_var *b) { return binary(g, "add", a, b, EW_ADD); }
+cn_var *cn_mul(cn_graph *g, cn_var *a, cn_var *b) { return binary(g, "mul", a, b, EW_MUL); }
+cn_var *cn_add_relu(cn_graph *g, cn_var *a, cn_var *b)
+{
+    return binary(g, "add_relu", a, b, EW_ADD_RELU);
+}
 
 /* ---- activations ------------------------------------------------------ */
 typedef struct act_saved {

@@ -4,7 +4,7 @@
 #include "autograd/graph_internal.h"
 
 typedef struct bn_saved {
-    int training;
+    int training, relu;
     float *mean, *invstd;  /* [C]: batch statistics, or running ones in eval */
 } bn_saved;
 
@@ -13,45 +13,96 @@ static void bn_bwd(cn_graph *g, cn__node *n)
     const bn_saved *s = n->saved;
     cn_var *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
+    /* add_relu's residual first, as the separate add's backward runs
+     * before the batch norm's: contributions to a variable used by both
+     * then add up in the same order. Only the ReLU lies between the
+     * residual and the output. */
+    float *gr = cn__grad_begin(g, n->in[3]);
+    if (gr) {
+        cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, n->out->size, NULL, n->out->data, n->out->grad, gr);
+        cn__grad_end(g, n->in[3], gr);
+    }
     float *gx = cn__grad_begin(g, x), *gg = cn__grad_begin(g, gamma), *gb = cn__grad_begin(g, beta);
     if (g->status) return;
-    cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
-                     n->out->grad, gx, gg, gb);
+    if (s->relu)
+        cn_batchnorm_bwd_relu(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
+                              n->out->data, n->out->grad, gx, gg, gb);
+    else
+        cn_batchnorm_bwd(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
+                         n->out->grad, gx, gg, gb);
     cn__grad_end(g, x, gx), cn__grad_end(g, gamma, gg), cn__grad_end(g, beta, gb);
+}
+
+/* batch_norm2d; relu: 0 alone, 1 with the ReLU fused in, 2 with res (not
+ * NULL) added before the ReLU. */
+static cn_var *bn_op(cn_graph *g, const char *op, int relu, cn_var *x, cn_var *gamma, cn_var *beta,
+                     float *running_mean, float *running_var, const cn_bn_params *p, int training,
+                     cn_var *res)
+{
+    char s1[64], s2[64];
+    if (cn__bad(g, 3, x, gamma, beta)) return NULL;
+    if (relu == 2) {
+        if (cn__bad(g, 1, res, NULL, NULL)) return NULL;
+        int same = res->ndim == x->ndim;
+        for (int i = 0; same && i < x->ndim; i++) same = res->shape[i] == x->shape[i];
+        if (!same)
+            return cn__fail(g, CN_ERR_INVALID_ARG, "%s: res %s must have x's shape %s", op,
+                            cn__shape(res, s1, sizeof s1), cn__shape(x, s2, sizeof s2));
+    }
+    if (x->ndim != 4)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "%s: x must be 4-D [N,H,W,C], got %s", op,
+                        cn__shape(x, s1, sizeof s1));
+    const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
+    if (gamma->size != (size_t)C || beta->size != (size_t)C) {
+        const cn_var *bad = gamma->size != (size_t)C ? gamma : beta;
+        return cn__fail(g, CN_ERR_INVALID_ARG, "%s: %s %s must have C=%lld elements (x is %s)",
+                        op, bad == gamma ? "gamma" : "beta", cn__shape(bad, s1, sizeof s1),
+                        (long long)C, cn__shape(x, s2, sizeof s2));
+    }
+    cn_var *y = cn__out(g, 4, x->shape, x, gamma, beta, res);
+    bn_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
+    if (!s) return NULL;
+    s->training = training, s->relu = relu;
+    s->mean = cn__arena(g, (size_t)C * sizeof(float));
+    s->invstd = cn__arena(g, (size_t)C * sizeof(float));
+    if (!s->mean || !s->invstd) return NULL;
+    cn_status st =
+        res ? cn_batchnorm_fwd_add_relu(g->ctx, p, training, M, C, x->data, gamma->data,
+                                        beta->data, running_mean, running_var, s->mean, s->invstd,
+                                        res->data, y->data)
+            : (relu ? cn_batchnorm_fwd_relu : cn_batchnorm_fwd)(
+                  g->ctx, p, training, M, C, x->data, gamma->data, beta->data, running_mean,
+                  running_var, s->mean, s->invstd, y->data);
+    if (st) return cn__fail(g, st, "%s", cn_last_error());
+    if (y->requires_grad) {
+        cn__node *n = cn__record(g, op, y, bn_bwd, x, gamma, beta, res);
+        if (!n) return NULL;
+        n->saved = s;
+    }
+    return y;
 }
 
 cn_var *cn_batch_norm2d(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta, float *running_mean,
                         float *running_var, const cn_bn_params *p, int training)
 {
-    char s1[64], s2[64];
-    if (cn__bad(g, 3, x, gamma, beta)) return NULL;
-    if (x->ndim != 4)
-        return cn__fail(g, CN_ERR_INVALID_ARG, "batch_norm2d: x must be 4-D [N,H,W,C], got %s",
-                        cn__shape(x, s1, sizeof s1));
-    const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
-    if (gamma->size != (size_t)C || beta->size != (size_t)C) {
-        const cn_var *bad = gamma->size != (size_t)C ? gamma : beta;
-        return cn__fail(g, CN_ERR_INVALID_ARG,
-                        "batch_norm2d: %s %s must have C=%lld elements (x is %s)",
-                        bad == gamma ? "gamma" : "beta", cn__shape(bad, s1, sizeof s1),
-                        (long long)C, cn__shape(x, s2, sizeof s2));
-    }
-    cn_var *y = cn__out(g, 4, x->shape, x, gamma, beta, NULL);
-    bn_saved *s = y ? cn__arena(g, sizeof *s) : NULL;
-    if (!s) return NULL;
-    s->training = training;
-    s->mean = cn__arena(g, (size_t)C * sizeof(float));
-    s->invstd = cn__arena(g, (size_t)C * sizeof(float));
-    if (!s->mean || !s->invstd) return NULL;
-    cn_status st = cn_batchnorm_fwd(g->ctx, p, training, M, C, x->data, gamma->data, beta->data,
-                                    running_mean, running_var, s->mean, s->invstd, y->data);
-    if (st) return cn__fail(g, st, "%s", cn_last_error());
-    if (y->requires_grad) {
-        cn__node *n = cn__record(g, "batch_norm2d", y, bn_bwd, x, gamma, beta, NULL);
-        if (!n) return NULL;
-        n->saved = s;
-    }
-    return y;
+    return bn_op(g, "batch_norm2d", 0, x, gamma, beta, running_mean, running_var, p, training,
+                 NULL);
+}
+
+cn_var *cn_batch_norm2d_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                             float *running_mean, float *running_var, const cn_bn_params *p,
+                             int training)
+{
+    return bn_op(g, "batch_norm2d_relu", 1, x, gamma, beta, running_mean, running_var, p, training,
+                 NULL);
+}
+
+cn_var *cn_batch_norm2d_add_relu(cn_graph *g, cn_var *x, cn_var *gamma, cn_var *beta,
+                                 float *running_mean, float *running_var, const cn_bn_params *p,
+                                 int training, cn_var *res)
+{
+    return bn_op(g, "batch_norm2d_add_relu", 2, x, gamma, beta, running_mean, running_var, p,
+                 training, res);
 }
 
 typedef struct dropout_saved {

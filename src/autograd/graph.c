@@ -247,12 +247,31 @@ float *cn__grad_begin(cn_graph *g, cn_var *v)
     return cn__arena(g, v->size * sizeof(float));
 }
 
+/* y += x over [0, n). */
+CN__MULTIVERSION static void add_into(int64_t n, float *restrict y, const float *restrict x)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* Elements per task; below PAR_MIN elements a parallel region costs more
+ * than it saves. Each element is one add, whatever the thread count. */
+#define ADD_CHUNK 16384
+#define ADD_PAR_MIN 32768
+
 void cn__grad_end(cn_graph *g, cn_var *v, float *buf)
 {
-    (void)g;
     if (!buf) return;
-    if (buf != v->grad)
-        for (size_t i = 0; i < v->size; i++) v->grad[i] += buf[i];
+    if (buf != v->grad) {
+        const int64_t len = (int64_t)v->size, chunks = (len + ADD_CHUNK - 1) / ADD_CHUNK;
+        const int nt = cn__threads(g->ctx);
+        float *grad = v->grad;
+#pragma omp parallel for num_threads(nt) if (nt > 1 && len >= ADD_PAR_MIN) schedule(static)
+        for (int64_t t = 0; t < chunks; t++) {
+            const int64_t i0 = t * ADD_CHUNK;
+            add_into(CN__MIN(ADD_CHUNK, len - i0), grad + i0, buf + i0);
+        }
+    }
     v->grad_written_ = 1;
 }
 

@@ -420,16 +420,29 @@ static cn_var *param(cn_model *m, cn_graph *g, int t)
     return cn_var_wrap(g, v->ndim, v->shape, m->params + v->offset, m->grads + v->offset, 1);
 }
 
-static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training)
+/* Batch norm layer l on x, then with relu a ReLU, with res (not NULL)
+ * added before it. */
+static cn_var *bn(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training, int relu,
+                  cn_var *res)
+{
+    cn_var *gamma = param(m, g, l->t_w), *beta = param(m, g, l->t_b);
+    float *rm = m->buffers + m->tensors[l->t_rm].offset,
+          *rv = m->buffers + m->tensors[l->t_rv].offset;
+    if (res) return cn_batch_norm2d_add_relu(g, x, gamma, beta, rm, rv, &l->bn, training, res);
+    return (relu ? cn_batch_norm2d_relu : cn_batch_norm2d)(g, x, gamma, beta, rm, rv, &l->bn,
+                                                           training);
+}
+
+/* fuse: a residual block's ReLUs go into its batch norms; its last batch
+ * norm, the shortcut's add and the ReLU become one op, so the shortcut is
+ * computed first. */
+static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training, int fuse)
 {
     switch (l->kind) {
     case CN_LAYER_CONV2D:
         return cn_conv2d(g, x, param(m, g, l->t_w), param(m, g, l->t_b), &l->conv);
     case CN_LAYER_LINEAR: return cn_linear(g, x, param(m, g, l->t_w), param(m, g, l->t_b));
-    case CN_LAYER_BATCHNORM2D:
-        return cn_batch_norm2d(g, x, param(m, g, l->t_w), param(m, g, l->t_b),
-                               m->buffers + m->tensors[l->t_rm].offset,
-                               m->buffers + m->tensors[l->t_rv].offset, &l->bn, training);
+    case CN_LAYER_BATCHNORM2D: return bn(m, l, g, x, training, 0, NULL);
     case CN_LAYER_RELU: return cn_relu(g, x);
     case CN_LAYER_MAXPOOL2D: return cn_max_pool2d(g, x, &l->pool);
     case CN_LAYER_AVGPOOL2D: return cn_avg_pool2d(g, x, &l->pool);
@@ -437,12 +450,15 @@ static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int
     case CN_LAYER_DROPOUT: return cn_dropout(g, x, l->p, training);
     case CN_LAYER_FLATTEN: return cn_flatten(g, x);
     case CN_LAYER_RESIDUAL: {
-        cn_var *h = apply(m, l->sub[0], g, x, training);
-        h = cn_relu(g, apply(m, l->sub[1], g, h, training));
-        h = apply(m, l->sub[3], g, apply(m, l->sub[2], g, h, training), training);
+        cn_var *h = apply(m, l->sub[0], g, x, training, fuse);
+        h = fuse ? bn(m, l->sub[1], g, h, training, 1, NULL)
+                 : cn_relu(g, bn(m, l->sub[1], g, h, training, 0, NULL));
+        h = apply(m, l->sub[2], g, h, training, fuse);
+        if (!fuse) h = bn(m, l->sub[3], g, h, training, 0, NULL);
         cn_var *s = x;
-        if (l->sub[4]) s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training), training);
-        return cn_relu(g, cn_add(g, h, s));
+        if (l->sub[4])
+            s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training, fuse), training, fuse);
+        return fuse ? bn(m, l->sub[3], g, h, training, 1, s) : cn_relu(g, cn_add(g, h, s));
     }
     default: return NULL;
     }
@@ -477,15 +493,20 @@ cn_var *cn_model_forward_layers(cn_model *m, cn_graph *g, cn_var *x, int trainin
     }
     for (int i = 0; i < m->n_layers && x; i++) {
         const cn_layer *l = m->layers[i];
-        /* Conv2d then ReLU: one fused op, unless the caller wants to see
-         * the convolution's own output. */
-        if (!outs && l->kind == CN_LAYER_CONV2D && i + 1 < m->n_layers &&
-            m->layers[i + 1]->kind == CN_LAYER_RELU) {
+        /* Conv2d or BatchNorm2d then ReLU: one fused op, unless the caller
+         * wants to see the first layer's own output. */
+        const int then_relu = i + 1 < m->n_layers && m->layers[i + 1]->kind == CN_LAYER_RELU;
+        if (!outs && then_relu && l->kind == CN_LAYER_CONV2D) {
             x = cn_conv2d_relu(g, x, param(m, g, l->t_w), param(m, g, l->t_b), &l->conv);
             i++;
             continue;
         }
-        x = apply(m, l, g, x, training);
+        if (!outs && then_relu && l->kind == CN_LAYER_BATCHNORM2D) {
+            x = bn(m, l, g, x, training, 1, NULL);
+            i++;
+            continue;
+        }
+        x = apply(m, l, g, x, training, !outs);
         if (outs) outs[i] = x;
     }
     return x;

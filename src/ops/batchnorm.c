@@ -153,6 +153,41 @@ CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, cons
     }
 }
 
+/* relu(normalise + res) in the same pass: a ResNet block's last batch
+ * norm, its shortcut and its ReLU, with no intermediate written. */
+CN__MULTIVERSION static void normalise_add_relu(int64_t rows, int64_t C, int64_t cb,
+                                                const float *x, const float *hi, const float *lo,
+                                                const float *scale, const float *shift,
+                                                const float *res, float *y)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C, *rr = res + m * C;
+        float *yr = y + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            const float v = (((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c]) + rr[c];
+            yr[c] = !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
+/* relu(normalise) in the same pass, the ReLU exactly as cn_act_fwd's: a
+ * second sweep over y would cost as much memory traffic as the first. */
+CN__MULTIVERSION static void normalise_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                            const float *hi, const float *lo, const float *scale,
+                                            const float *shift, float *y)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C;
+        float *yr = y + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            const float v = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
+            yr[c] = !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
 /* The training statistics of one channel block, its parts merged in part
  * order: mean and biased variance, and the running statistics updated. */
 static void combine_stats(int64_t cb, const stats *part, double mom, float *running_mean,
@@ -170,10 +205,11 @@ static void combine_stats(int64_t cb, const stats *part, double mom, float *runn
     }
 }
 
-cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M, int64_t C,
-                           const float *x, const float *gamma, const float *beta,
-                           float *running_mean, float *running_var, float *save_mean,
-                           float *save_invstd, float *y)
+/* relu: y = relu(bn(x) [+ res]); res (nullable) only with relu. */
+static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int relu, int64_t M,
+                        int64_t C, const float *x, const float *gamma, const float *beta,
+                        float *running_mean, float *running_var, float *save_mean,
+                        float *save_invstd, const float *res, float *y)
 {
     const cn_bn_params def = {1e-5f, 0.1f};
     if (!p) p = &def;
@@ -237,77 +273,166 @@ cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int
 #pragma omp for schedule(static)
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                normalise(part_lo(M, q + 1) - m0, C, cb, x + off, hi, lo, scale, shift, y + off);
+                const int64_t rows = part_lo(M, q + 1) - m0;
+                if (res)
+                    normalise_add_relu(rows, C, cb, x + off, hi, lo, scale, shift, res + off,
+                                       y + off);
+                else
+                    (relu ? normalise_relu : normalise)(rows, C, cb, x + off, hi, lo, scale,
+                                                        shift, y + off);
             }
         }
     }
     return CN_OK;
 }
 
+cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M, int64_t C,
+                           const float *x, const float *gamma, const float *beta,
+                           float *running_mean, float *running_var, float *save_mean,
+                           float *save_invstd, float *y)
+{
+    return bn_fwd(ctx, p, training, 0, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, NULL, y);
+}
+
+cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
+                                int64_t C, const float *x, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, float *save_mean,
+                                float *save_invstd, float *y)
+{
+    return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, NULL, y);
+}
+
+cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
+                                    int64_t C, const float *x, const float *gamma,
+                                    const float *beta, float *running_mean, float *running_var,
+                                    float *save_mean, float *save_invstd, const float *res,
+                                    float *y)
+{
+    if (!res) return cn__err(CN_ERR_INVALID_ARG, "batchnorm: add_relu needs the residual res");
+    return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, res, y);
+}
+
+/* The gradient through a fused ReLU from its output v, exactly as
+ * cn_act_bwd's: g where v > 0, NaN where v is NaN, else 0. */
+static inline float relu_grad(float v, float g)
+{
+    const float pos = v > 0 ? g : 0.0f; /* two flat selects: gcc if-converts these */
+    return v != v ? v : pos;
+}
+
 /* Over rows [0, rows): sgy[c] = sum gy, sgxc[c] = sum gy * (x - mean[c]),
- * in double, blocked as col_sums. */
-CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const float *x,
-                                      const float *gy, const float *restrict mean,
-                                      double *restrict sgy, double *restrict sgxc)
+ * in double, blocked as col_sums. With relu, gy is first taken through the
+ * ReLU whose output is y (same stride as x): an inline body specialised
+ * twice, so the plain case carries no test. */
+static inline __attribute__((always_inline)) void
+bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
+              const float *gy, const float *restrict mean, double *restrict sgy,
+              double *restrict sgxc)
 {
     for (int64_t c = 0; c < cb; c++) sgy[c] = sgxc[c] = 0.0;
     for (int64_t m0 = 0; m0 < rows; m0 += RB) {
         const int64_t mb = CN__MIN(RB, rows - m0);
-        const float *xb = x + m0 * C, *gb = gy + m0 * C;
+        const float *xb = x + m0 * C, *gb = gy + m0 * C, *yb = relu ? y + m0 * C : NULL;
         int64_t c0 = 0;
         for (; c0 + G <= cb; c0 += G) {
             double a1[G], a2[G];
             for (int c = 0; c < G; c++) a1[c] = sgy[c0 + c], a2[c] = sgxc[c0 + c];
             for (int64_t m = 0; m < mb; m++) {
                 const float *xr = xb + m * C + c0, *gr = gb + m * C + c0;
+                const float *yr = relu ? yb + m * C + c0 : NULL;
 #pragma omp simd
                 for (int c = 0; c < G; c++) {
-                    a1[c] += gr[c];
-                    a2[c] += (double)gr[c] * ((double)xr[c] - mean[c0 + c]);
+                    const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+                    a1[c] += g;
+                    a2[c] += (double)g * ((double)xr[c] - mean[c0 + c]);
                 }
             }
             for (int c = 0; c < G; c++) sgy[c0 + c] = a1[c], sgxc[c0 + c] = a2[c];
         }
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
-            const float *xr = xb + m * C, *gr = gb + m * C;
+            const float *xr = xb + m * C, *gr = gb + m * C, *yr = relu ? yb + m * C : NULL;
 #pragma omp simd
             for (int64_t c = c0; c < cb; c++) {
-                sgy[c] += gr[c];
-                sgxc[c] += (double)gr[c] * ((double)xr[c] - mean[c]);
+                const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+                sgy[c] += g;
+                sgxc[c] += (double)g * ((double)xr[c] - mean[c]);
             }
         }
     }
 }
 
-/* gx = k * (gy - a - (x - mean) * b) over rows [0, rows); gx may alias gy. */
+CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                      const float *gy, const float *restrict mean,
+                                      double *restrict sgy, double *restrict sgxc)
+{
+    bwd_sums_body(0, rows, C, cb, x, NULL, gy, mean, sgy, sgxc);
+}
+
+CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                           const float *y, const float *gy,
+                                           const float *restrict mean, double *restrict sgy,
+                                           double *restrict sgxc)
+{
+    bwd_sums_body(1, rows, C, cb, x, y, gy, mean, sgy, sgxc);
+}
+
+/* gx = k * (gy - a - (x - mean) * b) over rows [0, rows), gy through the
+ * ReLU of output y with relu; gx may alias gy. */
+static inline __attribute__((always_inline)) void
+bwd_gx_training_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
+                     const float *gy, const float *mean, const float *k, const float *a,
+                     const float *b, float *gx)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C, *gr = gy + m * C, *yr = relu ? y + m * C : NULL;
+        float *gxr = gx + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+            gxr[c] = k[c] * (g - a[c] - (xr[c] - mean[c]) * b[c]);
+        }
+    }
+}
+
 CN__MULTIVERSION static void bwd_gx_training(int64_t rows, int64_t C, int64_t cb, const float *x,
                                              const float *gy, const float *mean, const float *k,
                                              const float *a, const float *b, float *gx)
 {
-    for (int64_t m = 0; m < rows; m++) {
-        const float *xr = x + m * C, *gr = gy + m * C;
-        float *gxr = gx + m * C;
-#pragma omp simd
-        for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * (gr[c] - a[c] - (xr[c] - mean[c]) * b[c]);
-    }
+    bwd_gx_training_body(0, rows, C, cb, x, NULL, gy, mean, k, a, b, gx);
+}
+
+CN__MULTIVERSION static void bwd_gx_training_relu(int64_t rows, int64_t C, int64_t cb,
+                                                  const float *x, const float *y, const float *gy,
+                                                  const float *mean, const float *k, const float *a,
+                                                  const float *b, float *gx)
+{
+    bwd_gx_training_body(1, rows, C, cb, x, y, gy, mean, k, a, b, gx);
 }
 
 /* gx = k * gy over rows [0, rows): in evaluation x must not reach gx (a
  * 0 * inf would turn into NaN). gx may alias gy. */
-CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, const float *gy,
-                                         const float *k, float *gx)
+CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, const float *y,
+                                         const float *gy, const float *k, float *gx)
 {
     for (int64_t m = 0; m < rows; m++) {
-        const float *gr = gy + m * C;
+        const float *gr = gy + m * C, *yr = y ? y + m * C : NULL;
         float *gxr = gx + m * C;
+        if (yr)
 #pragma omp simd
-        for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * gr[c];
+            for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * relu_grad(yr[c], gr[c]);
+        else
+#pragma omp simd
+            for (int64_t c = 0; c < cb; c++) gxr[c] = k[c] * gr[c];
     }
 }
 
-void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
-                      const float *gamma, const float *save_mean, const float *save_invstd,
-                      const float *gy, float *gx, float *ggamma, float *gbeta)
+/* y: the output of a fused ReLU that gy is taken through, or NULL. */
+static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
+                   const float *gamma, const float *save_mean, const float *save_invstd,
+                   const float *y, const float *gy, float *gx, float *ggamma, float *gbeta)
 {
     if (M <= 0 || C <= 0) {
         for (int64_t c = 0; c < C; c++) {
@@ -332,8 +457,12 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                    bwd_sums(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, mean, psgy[q],
-                             psgxc[q]);
+                    if (y)
+                        bwd_sums_relu(part_lo(M, q + 1) - m0, C, cb, x + off, y + off, gy + off,
+                                      mean, psgy[q], psgxc[q]);
+                    else
+                        bwd_sums(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, mean,
+                                 psgy[q], psgxc[q]);
                 }
             }
             /* Training: gx = k * (gy - mean(gy) - xhat * mean(gy * xhat))
@@ -357,12 +486,30 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), rows = part_lo(M, q + 1) - m0;
                     const int64_t off = m0 * C + c0;
-                    if (training)
+                    if (training && y)
+                        bwd_gx_training_relu(rows, C, cb, x + off, y + off, gy + off, mean, k, a,
+                                             b, gx + off);
+                    else if (training)
                         bwd_gx_training(rows, C, cb, x + off, gy + off, mean, k, a, b, gx + off);
                     else
-                        bwd_gx_eval(rows, C, cb, gy + off, k, gx + off);
+                        bwd_gx_eval(rows, C, cb, y ? y + off : NULL, gy + off, k, gx + off);
                 }
             }
         }
     }
+}
+
+void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
+                      const float *gamma, const float *save_mean, const float *save_invstd,
+                      const float *gy, float *gx, float *ggamma, float *gbeta)
+{
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, NULL, gy, gx, ggamma, gbeta);
+}
+
+void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
+                           const float *gamma, const float *save_mean, const float *save_invstd,
+                           const float *y, const float *gy, float *gx, float *ggamma,
+                           float *gbeta)
+{
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gx, ggamma, gbeta);
 }
