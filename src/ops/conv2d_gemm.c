@@ -331,8 +331,11 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
  * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
 int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
 {
+    /* A strided 1x1 filter reaches one pixel in SH*SW, in short tiles (half
+     * the kernel's rows at stride 2): one GEMM over all of gy's pixels and
+     * a scatter (the col2im path) does better. */
     return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
-           d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
+           d->KH * d->KW > 1 && d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
 }
 
 /* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap); buf as in
