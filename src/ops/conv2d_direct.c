@@ -377,14 +377,6 @@ void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, cons
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++) {
-            float s = 0.0f;
-            for (int k = 0; k < BWW_CHUNKS; k++) s += part[k * stride + i];
-            if (i < nw) {
-                if (gw) gw[i] = s;
-            } else if (gb) {
-                gb[i - nw] = s;
-            }
-        }
+        for (int64_t i = 0; i < stride; i++) cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
     }
 }

@@ -133,6 +133,22 @@ CN__HIDDEN int cn__conv_ws_threads(void);
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
 
+/* Element i of a weight gradient kept as chunk partials part[k*stride + i]
+ * (gw's nw elements, then gb's): their sum in chunk order, into gw[i] or
+ * gb[i - nw] (either may be NULL). The last step of the direct kernels'
+ * fixed-order reductions. */
+static inline void cn__sum_chunks(const float *part, int chunks, int64_t stride, int64_t nw,
+                                  int64_t i, float *gw, float *gb)
+{
+    float s = 0.0f;
+    for (int k = 0; k < chunks; k++) s += part[k * stride + i];
+    if (i < nw) {
+        if (gw) gw[i] = s;
+    } else if (gb) {
+        gb[i - nw] = s;
+    }
+}
+
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
  * blocks, one after another); NULL base only measures. */
 static inline void *cn__ws_take(char *base, size_t *off, size_t bytes)
