@@ -528,25 +528,20 @@ static int bww_tr(const cn_conv2d_desc *d)
     return cdiv(d->OC, mr) * mr * cdiv(d->IC, nr) * nr < cdiv(d->IC, mr) * mr * cdiv(d->OC, nr) * nr;
 }
 
-/* gw[:, :, ic, :] = G^T dU G, dU the sum of the np parts in part order, for
- * the rows r of [r0, r1) of dU's [R, S] planes (R = IC, S = OC, or with tr
- * the transpose), 16 columns a step; for F(2x2)
- * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
-CN__MULTIVERSION static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts,
-                                                   int64_t np, int64_t r0, int64_t r1, float *gw)
+/* gw[:, :, ic, :] = G^T dU G for the rows r of [r0, r1) of dU's [R, S]
+ * planes (R = IC, S = OC, or with tr the transpose), 16 columns a step; for
+ * F(2x2) G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+CN__MULTIVERSION static void weight_grad_transform(const cn_conv2d_desc *d, const float *dU,
+                                                   int64_t r0, int64_t r1, float *gw)
 {
-    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, XI = npts(d), per = XI * plane + OC;
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, XI = npts(d);
     const int a = tile_m(d) + 2, tr = bww_tr(d);
     const int64_t S = tr ? IC : OC;
     for (int64_t r = r0; r < r1; r++)
         for (int64_t s0 = 0; s0 < S; s0 += 16) {
             const int64_t k = CN__MIN(16, S - s0);
-            v16 u[6][6], t[3][6], g[3][3], q;
-            for (int64_t xi = 0; xi < XI; xi++) {
-                const float *src = parts + xi * plane + r * S + s0;
-                ldn(&u[xi / a][xi % a], src, k);
-                for (int64_t p = 1; p < np; p++) ldn(&q, src + p * per, k), u[xi / a][xi % a] += q;
-            }
+            v16 u[6][6], t[3][6], g[3][3];
+            for (int64_t xi = 0; xi < XI; xi++) ldn(&u[xi / a][xi % a], dU + xi * plane + r * S + s0, k);
             if (a == 6) {
                 for (int b = 0; b < 6; b++)
                     GT6(&t[0][b], 6, u[0][b], u[1][b], u[2][b], u[3][b], u[4][b], u[5][b]);
@@ -605,6 +600,13 @@ static void bww_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const fl
     }
 }
 
+/* s[i] += y[i], i < n. */
+CN__MULTIVERSION static void add_to(float *restrict s, const float *restrict y, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) s[i] += y[i];
+}
+
 /* s[i] += sum over R rows of y[r, i]. */
 CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
                                       int64_t n)
@@ -646,10 +648,19 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                 sum_rows(pb, gy + r0 * OC, r1 - r0, OC);
             }
         }
+        if (gw && np > 1) {
+            /* parts[0] += parts[p], p in order, streaming: summed inside
+             * the transform, the parts' scattered rows cost it a miss each. */
+            const int64_t len = XI * IC * OC, blk = 4096;
+#pragma omp for schedule(static)
+            for (int64_t i0 = 0; i0 < len; i0 += blk)
+                for (int64_t p = 1; p < np; p++)
+                    add_to(parts + i0, parts + p * per + i0, CN__MIN(blk, len - i0));
+        }
         if (gw) {
             const int64_t R = bww_tr(d) ? OC : IC;
 #pragma omp for schedule(static)
-            for (int64_t r = 0; r < R; r++) weight_grad_transform(d, parts, np, r, r + 1, gw);
+            for (int64_t r = 0; r < R; r++) weight_grad_transform(d, parts, r, r + 1, gw);
         }
         if (gb) {
 #pragma omp for schedule(static)
