@@ -185,50 +185,6 @@ static void window(int64_t n, int64_t h0, int64_t w0, int side, int64_t H, int64
         }
 }
 
-/* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
-static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, int64_t i0,
-                             int64_t i1)
-{
-    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
-    for (int64_t ic = i0; ic < i1; ic++)
-        for (int64_t oc = 0; oc < OC; oc++) {
-            float g[3][3], t[6][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) g[a][b] = w[((a * 3 + b) * IC + ic) * OC + oc];
-            if (tile_m(d) == 4) {
-                for (int b = 0; b < 3; b++) G6(&t[0][b], 3, g[0][b], g[1][b], g[2][b]);
-                for (int a = 0; a < 6; a++)
-                    G6(U + (int64_t)(a * 6) * plane + ic * OC + oc, plane, t[a][0], t[a][1], t[a][2]);
-                continue;
-            }
-            for (int b = 0; b < 3; b++) {
-                t[0][b] = g[0][b];
-                t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
-                t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
-                t[3][b] = g[2][b];
-            }
-            for (int a = 0; a < 4; a++) {
-                float *u = U + (int64_t)(a * 4) * plane + ic * OC + oc;
-                u[0 * plane] = t[a][0];
-                u[1 * plane] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
-                u[2 * plane] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
-                u[3 * plane] = t[a][2];
-            }
-        }
-}
-
-/* B^T d B on one 4x4 block of v8 (in place). */
-static inline void bt_d_b(v8 q[4][4])
-{
-    for (int c = 0; c < 4; c++) {
-        const v8 a0 = q[0][c], a1 = q[1][c], a2 = q[2][c], a3 = q[3][c];
-        q[0][c] = a0 - a2, q[1][c] = a1 + a2, q[2][c] = a2 - a1, q[3][c] = a1 - a3;
-    }
-    for (int r = 0; r < 4; r++) {
-        const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
-        q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
-    }
-}
 /* F(4x4) works on 16 channels a step (one zmm where the CPU has them).
  * ldn: the first n <= 16 lanes of p, the rest zero; stn stores them:
  * channel tails go through the same vector code as full blocks. */
@@ -248,6 +204,52 @@ static inline void stn(float *p, const v16 *v, int64_t n)
     else memcpy(p, v, (size_t)n * sizeof(float));
 }
 
+/* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1),
+ * 16 output channels a step. */
+CN__MULTIVERSION static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U,
+                                              int64_t i0, int64_t i1)
+{
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
+    const int a = tile_m(d) + 2;
+    for (int64_t ic = i0; ic < i1; ic++)
+        for (int64_t oc = 0; oc < OC; oc += 16) {
+            const int64_t k = CN__MIN(16, OC - oc);
+            v16 g[3][3], t[6][3], u[6][6];
+            for (int e = 0; e < 9; e++) ldn(&g[e / 3][e % 3], w + (e * IC + ic) * OC + oc, k);
+            if (a == 6) {
+                for (int b = 0; b < 3; b++) G6(&t[0][b], 3, g[0][b], g[1][b], g[2][b]);
+                for (int r = 0; r < 6; r++) G6(&u[r][0], 1, t[r][0], t[r][1], t[r][2]);
+            } else {
+                for (int b = 0; b < 3; b++) {
+                    t[0][b] = g[0][b];
+                    t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                    t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                    t[3][b] = g[2][b];
+                }
+                for (int r = 0; r < 4; r++) {
+                    u[r][0] = t[r][0];
+                    u[r][1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+                    u[r][2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+                    u[r][3] = t[r][2];
+                }
+            }
+            for (int xi = 0; xi < a * a; xi++)
+                stn(U + xi * plane + ic * OC + oc, &u[xi / a][xi % a], k);
+        }
+}
+
+/* B^T d B on one 4x4 block of v8 (in place). */
+static inline void bt_d_b(v8 q[4][4])
+{
+    for (int c = 0; c < 4; c++) {
+        const v8 a0 = q[0][c], a1 = q[1][c], a2 = q[2][c], a3 = q[3][c];
+        q[0][c] = a0 - a2, q[1][c] = a1 + a2, q[2][c] = a2 - a1, q[3][c] = a1 - a3;
+    }
+    for (int r = 0; r < 4; r++) {
+        const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
+        q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
+    }
+}
 /* The F(4x4) input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
 CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const float *x, int64_t t0,
                                               int64_t nt, int64_t ldv, float *V)
