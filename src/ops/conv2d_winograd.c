@@ -118,10 +118,17 @@ static size_t parts_bytes(const cn_conv2d_desc *d)
     return align64((size_t)(bww_parts(d) * (npts(d) * d->IC * d->OC + d->OC)) * sizeof(float));
 }
 
+/* The forward's U [a*a, IC, OC] and SLACK floats its micro-kernels may
+ * read past it. */
+static size_t u_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)(npts(d) * d->IC * d->OC + SLACK) * sizeof(float));
+}
+
 size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_winograd_applies(d)) return 0;
-    return align64((size_t)(npts(d) * d->IC * d->OC) * sizeof(float)) +
+    return u_bytes(d) +
            (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
@@ -443,14 +450,41 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
     }
 }
 
+/* M[xi] = V[xi] U[xi] for the n tiles of a chunk, all a*a products. On
+ * AVX-512 the micro-kernel runs on the operands in place for full slivers
+ * of 14 tiles, as the driver would, without its per-call cost (a few
+ * percent of a small layer's forward); columns past OC read up to SLACK
+ * floats past U. Deep K, or rows at a multiple of 2 KiB (few cache sets),
+ * go through the driver, which blocks and packs them. */
+static void fwd_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const float *V,
+                         const float *U, float *M, void *gws)
+{
+    const int64_t IC = d->IC, OC = d->OC, XI = npts(d);
+    const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
+    const int direct =
+        cn__isa_detect() == CN_ISA_AVX512 && IC <= 384 && IC % 512 != 0 && OC % 512 != 0;
+    const int64_t nd = direct ? n / mr * mr : 0; /* rows run directly */
+    for (int64_t xi = 0; xi < XI; xi++) {
+        const float *v = V + xi * T * IC, *u = U + xi * IC * OC;
+        float *m = M + xi * T * OC;
+        for (int64_t i = 0; i < nd; i += mr)
+            for (int64_t j = 0; j < OC; j += nr)
+                cn__sgemm_ukr_avx512(IC, v + i * IC, IC, 1, u + j, OC, m + i * OC + j, OC, (int)mr,
+                                     (int)CN__MIN(nr, OC - j), 1.0f, 0.0f);
+        if (nd < n)
+            (void)cn__sgemm_ws(NULL, 0, 0, n - nd, OC, IC, 1.0f, v + nd * IC, IC, u, OC, 0.0f,
+                               m + nd * OC, OC, gws);
+    }
+}
+
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                              const float *w, const float *b, int relu, float *y, void *ws)
 {
-    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), XI = npts(d);
+    const int64_t IC = d->IC, T = chunk_tiles(d), XI = npts(d);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
     const int m4 = tile_m(d) == 4;
     float *U = ws;
-    char *threads = (char *)ws + align64((size_t)(XI * IC * OC) * sizeof(float));
+    char *threads = (char *)ws + u_bytes(d);
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -464,9 +498,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
             if (m4) input_transform4(d, x, t0, n, T, V);
             else input_transform(d, x, t0, n, T, V);
-            for (int64_t xi = 0; xi < XI; xi++)
-                (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
-                                   U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
+            fwd_products(d, n, T, V, U, M, gws);
             if (m4) output_transform4(d, M, t0, n, T, b, relu, y);
             else output_transform(d, M, t0, n, T, b, relu, y);
         }
