@@ -98,9 +98,9 @@ static size_t vm_bytes(const cn_conv2d_desc *d)
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
-    const size_t g =
-        CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1),
-                CN__MAX(cn__sgemm_ws_size(d->IC, d->OC, T, 1), cn__sgemm_ws_size(d->OC, d->IC, T, 1)));
+    const size_t g = CN__MAX(
+        cn__sgemm_ws_size(T, d->OC, d->IC, 1),
+        CN__MAX(cn__sgemm_ws_size(d->IC, d->OC, T, 1), cn__sgemm_ws_size(d->OC, d->IC, T, 1)));
     return vm_bytes(d) + align64(g);
 }
 
@@ -128,8 +128,7 @@ static size_t u_bytes(const cn_conv2d_desc *d)
 size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_winograd_applies(d)) return 0;
-    return u_bytes(d) +
-           (size_t)cn__conv_ws_threads() * thread_bytes(d);
+    return u_bytes(d) + (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
 size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
@@ -485,6 +484,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
     const int m4 = tile_m(d) == 4;
     float *U = ws;
     char *threads = (char *)ws + u_bytes(d);
+    memset(U + XI * IC * d->OC, 0, SLACK * sizeof(float)); /* read, never used */
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -559,7 +559,8 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
 static int bww_tr(const cn_conv2d_desc *d)
 {
     const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
-    return cdiv(d->OC, mr) * mr * cdiv(d->IC, nr) * nr < cdiv(d->IC, mr) * mr * cdiv(d->OC, nr) * nr;
+    return cdiv(d->OC, mr) * mr * cdiv(d->IC, nr) * nr <
+           cdiv(d->IC, mr) * mr * cdiv(d->OC, nr) * nr;
 }
 
 /* gw[:, :, ic, :] = G^T dU G for the rows r of [r0, r1) of dU's [R, S]
@@ -575,7 +576,8 @@ CN__MULTIVERSION static void weight_grad_transform(const cn_conv2d_desc *d, cons
         for (int64_t s0 = 0; s0 < S; s0 += 16) {
             const int64_t k = CN__MIN(16, S - s0);
             v16 u[6][6], t[3][6], g[3][3];
-            for (int64_t xi = 0; xi < XI; xi++) ldn(&u[xi / a][xi % a], dU + xi * plane + r * S + s0, k);
+            for (int64_t xi = 0; xi < XI; xi++)
+                ldn(&u[xi / a][xi % a], dU + xi * plane + r * S + s0, k);
             if (a == 6) {
                 for (int b = 0; b < 6; b++)
                     GT6(&t[0][b], 6, u[0][b], u[1][b], u[2][b], u[3][b], u[4][b], u[5][b]);
