@@ -84,14 +84,24 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
     return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
 }
 
-/* One thread's V [a*a, T, IC], M [a*a, T, OC] and GEMM packing buffers (for
- * the forward GEMM and the weight gradient's transposed one). */
+/* Floats after V and M that the weight gradient's micro-kernels may read
+ * (and ignore) past their last row: an MR x NR tile's rows and columns. */
+#define SLACK 64
+
+/* One thread's V [a*a, T, IC], M [a*a, T, OC], SLACK and GEMM packing
+ * buffers (for the forward GEMM and either weight-gradient orientation). */
+static size_t vm_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)(npts(d) * chunk_tiles(d) * (d->IC + d->OC) + SLACK) * sizeof(float));
+}
+
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
-    const size_t g =
-        CN__MAX(cn__sgemm_ws_size(T, d->OC, d->IC, 1), cn__sgemm_ws_size(d->IC, d->OC, T, 1));
-    return align64((size_t)(npts(d) * T * (d->IC + d->OC)) * sizeof(float)) + align64(g);
+    const size_t g = CN__MAX(
+        cn__sgemm_ws_size(T, d->OC, d->IC, 1),
+        CN__MAX(cn__sgemm_ws_size(d->IC, d->OC, T, 1), cn__sgemm_ws_size(d->OC, d->IC, T, 1)));
+    return vm_bytes(d) + align64(g);
 }
 
 /* Weight-gradient parts: a fixed number (at most 8, at most 64 MiB), each an
@@ -108,11 +118,17 @@ static size_t parts_bytes(const cn_conv2d_desc *d)
     return align64((size_t)(bww_parts(d) * (npts(d) * d->IC * d->OC + d->OC)) * sizeof(float));
 }
 
+/* The forward's U [a*a, IC, OC] and SLACK floats its micro-kernels may
+ * read past it. */
+static size_t u_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)(npts(d) * d->IC * d->OC + SLACK) * sizeof(float));
+}
+
 size_t cn__conv_winograd_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_winograd_applies(d)) return 0;
-    return align64((size_t)(npts(d) * d->IC * d->OC) * sizeof(float)) +
-           (size_t)cn__conv_ws_threads() * thread_bytes(d);
+    return u_bytes(d) + (size_t)cn__conv_ws_threads() * thread_bytes(d);
 }
 
 size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
@@ -175,50 +191,6 @@ static void window(int64_t n, int64_t h0, int64_t w0, int side, int64_t H, int64
         }
 }
 
-/* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1). */
-static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U, int64_t i0,
-                             int64_t i1)
-{
-    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
-    for (int64_t ic = i0; ic < i1; ic++)
-        for (int64_t oc = 0; oc < OC; oc++) {
-            float g[3][3], t[6][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++) g[a][b] = w[((a * 3 + b) * IC + ic) * OC + oc];
-            if (tile_m(d) == 4) {
-                for (int b = 0; b < 3; b++) G6(&t[0][b], 3, g[0][b], g[1][b], g[2][b]);
-                for (int a = 0; a < 6; a++)
-                    G6(U + (int64_t)(a * 6) * plane + ic * OC + oc, plane, t[a][0], t[a][1], t[a][2]);
-                continue;
-            }
-            for (int b = 0; b < 3; b++) {
-                t[0][b] = g[0][b];
-                t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
-                t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
-                t[3][b] = g[2][b];
-            }
-            for (int a = 0; a < 4; a++) {
-                float *u = U + (int64_t)(a * 4) * plane + ic * OC + oc;
-                u[0 * plane] = t[a][0];
-                u[1 * plane] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
-                u[2 * plane] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
-                u[3 * plane] = t[a][2];
-            }
-        }
-}
-
-/* B^T d B on one 4x4 block of v8 (in place). */
-static inline void bt_d_b(v8 q[4][4])
-{
-    for (int c = 0; c < 4; c++) {
-        const v8 a0 = q[0][c], a1 = q[1][c], a2 = q[2][c], a3 = q[3][c];
-        q[0][c] = a0 - a2, q[1][c] = a1 + a2, q[2][c] = a2 - a1, q[3][c] = a1 - a3;
-    }
-    for (int r = 0; r < 4; r++) {
-        const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
-        q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
-    }
-}
 /* F(4x4) works on 16 channels a step (one zmm where the CPU has them).
  * ldn: the first n <= 16 lanes of p, the rest zero; stn stores them:
  * channel tails go through the same vector code as full blocks. */
@@ -238,6 +210,52 @@ static inline void stn(float *p, const v16 *v, int64_t n)
     else memcpy(p, v, (size_t)n * sizeof(float));
 }
 
+/* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1),
+ * 16 output channels a step. */
+CN__MULTIVERSION static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U,
+                                              int64_t i0, int64_t i1)
+{
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC;
+    const int a = tile_m(d) + 2;
+    for (int64_t ic = i0; ic < i1; ic++)
+        for (int64_t oc = 0; oc < OC; oc += 16) {
+            const int64_t k = CN__MIN(16, OC - oc);
+            v16 g[3][3], t[6][3], u[6][6];
+            for (int e = 0; e < 9; e++) ldn(&g[e / 3][e % 3], w + (e * IC + ic) * OC + oc, k);
+            if (a == 6) {
+                for (int b = 0; b < 3; b++) G6(&t[0][b], 3, g[0][b], g[1][b], g[2][b]);
+                for (int r = 0; r < 6; r++) G6(&u[r][0], 1, t[r][0], t[r][1], t[r][2]);
+            } else {
+                for (int b = 0; b < 3; b++) {
+                    t[0][b] = g[0][b];
+                    t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                    t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                    t[3][b] = g[2][b];
+                }
+                for (int r = 0; r < 4; r++) {
+                    u[r][0] = t[r][0];
+                    u[r][1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+                    u[r][2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+                    u[r][3] = t[r][2];
+                }
+            }
+            for (int xi = 0; xi < a * a; xi++)
+                stn(U + xi * plane + ic * OC + oc, &u[xi / a][xi % a], k);
+        }
+}
+
+/* B^T d B on one 4x4 block of v8 (in place). */
+static inline void bt_d_b(v8 q[4][4])
+{
+    for (int c = 0; c < 4; c++) {
+        const v8 a0 = q[0][c], a1 = q[1][c], a2 = q[2][c], a3 = q[3][c];
+        q[0][c] = a0 - a2, q[1][c] = a1 + a2, q[2][c] = a2 - a1, q[3][c] = a1 - a3;
+    }
+    for (int r = 0; r < 4; r++) {
+        const v8 a0 = q[r][0], a1 = q[r][1], a2 = q[r][2], a3 = q[r][3];
+        q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
+    }
+}
 /* The F(4x4) input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
 CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const float *x, int64_t t0,
                                               int64_t nt, int64_t ldv, float *V)
@@ -431,14 +449,42 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
     }
 }
 
+/* M[xi] = V[xi] U[xi] for the n tiles of a chunk, all a*a products. On
+ * AVX-512 the micro-kernel runs on the operands in place for full slivers
+ * of 14 tiles, as the driver would, without its per-call cost (a few
+ * percent of a small layer's forward); columns past OC read up to SLACK
+ * floats past U. Deep K, or rows at a multiple of 2 KiB (few cache sets),
+ * go through the driver, which blocks and packs them. */
+static void fwd_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const float *V,
+                         const float *U, float *M, void *gws)
+{
+    const int64_t IC = d->IC, OC = d->OC, XI = npts(d);
+    const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
+    const int direct =
+        cn__isa_detect() == CN_ISA_AVX512 && IC <= 384 && IC % 512 != 0 && OC % 512 != 0;
+    const int64_t nd = direct ? n / mr * mr : 0; /* rows run directly */
+    for (int64_t xi = 0; xi < XI; xi++) {
+        const float *v = V + xi * T * IC, *u = U + xi * IC * OC;
+        float *m = M + xi * T * OC;
+        for (int64_t i = 0; i < nd; i += mr)
+            for (int64_t j = 0; j < OC; j += nr)
+                cn__sgemm_ukr_avx512(IC, v + i * IC, IC, 1, u + j, OC, m + i * OC + j, OC, (int)mr,
+                                     (int)CN__MIN(nr, OC - j), 1.0f, 0.0f);
+        if (nd < n)
+            (void)cn__sgemm_ws(NULL, 0, 0, n - nd, OC, IC, 1.0f, v + nd * IC, IC, u, OC, 0.0f,
+                               m + nd * OC, OC, gws);
+    }
+}
+
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                              const float *w, const float *b, int relu, float *y, void *ws)
 {
-    const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), XI = npts(d);
+    const int64_t IC = d->IC, T = chunk_tiles(d), XI = npts(d);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
     const int m4 = tile_m(d) == 4;
     float *U = ws;
-    char *threads = (char *)ws + align64((size_t)(XI * IC * OC) * sizeof(float));
+    char *threads = (char *)ws + u_bytes(d);
+    memset(U + XI * IC * d->OC, 0, SLACK * sizeof(float)); /* read, never used */
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -446,15 +492,13 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
         for (int64_t ic = 0; ic < IC; ic++) weight_transform(d, w, U, ic, ic + 1);
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
         float *V = (float *)mine, *M = V + XI * T * IC;
-        void *gws = mine + align64((size_t)(XI * T * (IC + OC)) * sizeof(float));
+        void *gws = mine + vm_bytes(d);
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
             if (m4) input_transform4(d, x, t0, n, T, V);
             else input_transform(d, x, t0, n, T, V);
-            for (int64_t xi = 0; xi < XI; xi++)
-                (void)cn__sgemm_ws(NULL, 0, 0, n, OC, IC, 1.0f, V + xi * T * IC, IC,
-                                   U + xi * IC * OC, OC, 0.0f, M + xi * T * OC, OC, gws);
+            fwd_products(d, n, T, V, U, M, gws);
             if (m4) output_transform4(d, M, t0, n, T, b, relu, y);
             else output_transform(d, M, t0, n, T, b, relu, y);
         }
@@ -507,42 +551,96 @@ CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float
     }
 }
 
-/* gw[:, :, ic, :] = G^T dU G for rows ic of [i0, i1), dU the sum of the
- * parts in part order; for F(2x2) G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
-static void weight_grad_transform(const cn_conv2d_desc *d, const float *parts, int64_t np,
-                                  int64_t i0, int64_t i1, float *gw)
+/* The weight gradient's a*a products in the orientation that wastes fewer
+ * rows and columns of the AVX-512 micro-kernel's 14 x 32 tiles:
+ * dU[xi] [IC, OC] = V[xi]^T dM[xi], or with tr, its transpose [OC, IC] =
+ * dM[xi]^T V[xi] (for IC = 32, OC = 64: 70 x 32 computed instead of
+ * 42 x 64). A function of the shape only. */
+static int bww_tr(const cn_conv2d_desc *d)
 {
-    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, XI = npts(d), per = XI * plane + OC;
-    const int a = tile_m(d) + 2;
-    for (int64_t ic = i0; ic < i1; ic++)
-        for (int64_t oc = 0; oc < OC; oc++) {
-            float u[6][6], t[3][6];
-            for (int64_t xi = 0; xi < XI; xi++) {
-                const float *q = parts + xi * plane + ic * OC + oc;
-                float s = q[0];
-                for (int64_t p = 1; p < np; p++) s += q[p * per];
-                u[xi / a][xi % a] = s;
-            }
+    const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
+    return cdiv(d->OC, mr) * mr * cdiv(d->IC, nr) * nr <
+           cdiv(d->IC, mr) * mr * cdiv(d->OC, nr) * nr;
+}
+
+/* gw[:, :, ic, :] = G^T dU G for the rows r of [r0, r1) of dU's [R, S]
+ * planes (R = IC, S = OC, or with tr the transpose), 16 columns a step; for
+ * F(2x2) G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+CN__MULTIVERSION static void weight_grad_transform(const cn_conv2d_desc *d, const float *dU,
+                                                   int64_t r0, int64_t r1, float *gw)
+{
+    const int64_t IC = d->IC, OC = d->OC, plane = IC * OC, XI = npts(d);
+    const int a = tile_m(d) + 2, tr = bww_tr(d);
+    const int64_t S = tr ? IC : OC;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t s0 = 0; s0 < S; s0 += 16) {
+            const int64_t k = CN__MIN(16, S - s0);
+            v16 u[6][6], t[3][6], g[3][3];
+            for (int64_t xi = 0; xi < XI; xi++)
+                ldn(&u[xi / a][xi % a], dU + xi * plane + r * S + s0, k);
             if (a == 6) {
                 for (int b = 0; b < 6; b++)
                     GT6(&t[0][b], 6, u[0][b], u[1][b], u[2][b], u[3][b], u[4][b], u[5][b]);
-                for (int r = 0; r < 3; r++)
-                    GT6(gw + (int64_t)(r * 3) * plane + ic * OC + oc, plane, t[r][0], t[r][1],
-                        t[r][2], t[r][3], t[r][4], t[r][5]);
-                continue;
+                for (int h = 0; h < 3; h++)
+                    GT6(&g[h][0], 1, t[h][0], t[h][1], t[h][2], t[h][3], t[h][4], t[h][5]);
+            } else {
+                for (int b = 0; b < 4; b++) {
+                    t[0][b] = u[0][b] + 0.5f * (u[1][b] + u[2][b]);
+                    t[1][b] = 0.5f * (u[1][b] - u[2][b]);
+                    t[2][b] = 0.5f * (u[1][b] + u[2][b]) + u[3][b];
+                }
+                for (int e = 0; e < 3; e++) {
+                    g[e][0] = t[e][0] + 0.5f * (t[e][1] + t[e][2]);
+                    g[e][1] = 0.5f * (t[e][1] - t[e][2]);
+                    g[e][2] = 0.5f * (t[e][1] + t[e][2]) + t[e][3];
+                }
             }
-            for (int b = 0; b < 4; b++) {
-                t[0][b] = u[0][b] + 0.5f * (u[1][b] + u[2][b]);
-                t[1][b] = 0.5f * (u[1][b] - u[2][b]);
-                t[2][b] = 0.5f * (u[1][b] + u[2][b]) + u[3][b];
-            }
-            for (int r = 0; r < 3; r++) {
-                float *g = gw + (int64_t)(r * 3) * plane + ic * OC + oc;
-                g[0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
-                g[plane] = 0.5f * (t[r][1] - t[r][2]);
-                g[2 * plane] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+            for (int e = 0; e < 9; e++) {
+                float *o = gw + e * plane;
+                if (!tr) {
+                    stn(o + r * OC + s0, &g[e / 3][e % 3], k);
+                    continue;
+                }
+                float lanes[16];
+                memcpy(lanes, &g[e / 3][e % 3], sizeof lanes);
+                for (int64_t l = 0; l < k; l++) o[(s0 + l) * OC + r] = lanes[l];
             }
         }
+}
+
+/* dU[xi] = V[xi]^T dM[xi] (+ dU[xi] with acc) for the n tiles of a chunk,
+ * all a*a products, in bww_tr's orientation. On AVX-512 the micro-kernel
+ * reads both operands in place, as packing them would cost as much as the
+ * short K = n products themselves; its tiles past the last row or column
+ * read up to SLACK floats past the planes, results dropped. */
+static void bww_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const float *V,
+                         const float *dM, int acc, float *dU, void *gws)
+{
+    const int tr = bww_tr(d);
+    const int64_t R = tr ? d->OC : d->IC, S = tr ? d->IC : d->OC, XI = npts(d);
+    const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
+    const float *A = tr ? dM : V, *B = tr ? V : dM;
+    const int direct = cn__isa_detect() == CN_ISA_AVX512;
+    for (int64_t xi = 0; xi < XI; xi++) {
+        const float *a = A + xi * T * R, *b = B + xi * T * S;
+        float *c = dU + xi * R * S;
+        if (!direct) {
+            (void)cn__sgemm_ws(NULL, 1, 0, R, S, n, 1.0f, a, R, b, S, acc ? 1.0f : 0.0f, c, S, gws);
+            continue;
+        }
+        for (int64_t i = 0; i < R; i += mr)
+            for (int64_t j = 0; j < S; j += nr)
+                cn__sgemm_ukr_avx512(n, a + i, 1, R, b + j, S, c + i * S + j, S,
+                                     (int)CN__MIN(mr, R - i), (int)CN__MIN(nr, S - j), 1.0f,
+                                     acc ? 1.0f : 0.0f);
+    }
+}
+
+/* s[i] += y[i], i < n. */
+CN__MULTIVERSION static void add_to(float *restrict s, const float *restrict y, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) s[i] += y[i];
 }
 
 /* s[i] += sum over R rows of y[r, i]. */
@@ -568,7 +666,8 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
     {
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
         float *V = (float *)mine, *dM = V + XI * T * IC;
-        void *gws = mine + align64((size_t)(XI * T * (IC + OC)) * sizeof(float));
+        void *gws = mine + vm_bytes(d);
+        memset(dM + XI * T * OC, 0, SLACK * sizeof(float)); /* read, never used */
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
             float *dU = parts + p * per, *pb = dU + XI * IC * OC;
@@ -577,10 +676,7 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
                 if (m4) input_transform4(d, x, t0, n, T, V), grad_transform4(d, gy, t0, n, T, dM);
                 else input_transform(d, x, t0, n, T, V), grad_transform(d, gy, t0, n, T, dM);
-                for (int64_t xi = 0; xi < XI; xi++)
-                    (void)cn__sgemm_ws(NULL, 1, 0, IC, OC, n, 1.0f, V + xi * T * IC, IC,
-                                       dM + xi * T * OC, OC, c == c0 ? 0.0f : 1.0f,
-                                       dU + xi * IC * OC, OC, gws);
+                bww_products(d, n, T, V, dM, c > c0, dU, gws);
             }
             if (gb) {
                 memset(pb, 0, (size_t)OC * sizeof *pb);
@@ -588,9 +684,19 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                 sum_rows(pb, gy + r0 * OC, r1 - r0, OC);
             }
         }
-        if (gw) {
+        if (gw && np > 1) {
+            /* parts[0] += parts[p], p in order, streaming: summed inside
+             * the transform, the parts' scattered rows cost it a miss each. */
+            const int64_t len = XI * IC * OC, blk = 4096;
 #pragma omp for schedule(static)
-            for (int64_t ic = 0; ic < IC; ic++) weight_grad_transform(d, parts, np, ic, ic + 1, gw);
+            for (int64_t i0 = 0; i0 < len; i0 += blk)
+                for (int64_t p = 1; p < np; p++)
+                    add_to(parts + i0, parts + p * per + i0, CN__MIN(blk, len - i0));
+        }
+        if (gw) {
+            const int64_t R = bww_tr(d) ? OC : IC;
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < R; r++) weight_grad_transform(d, parts, r, r + 1, gw);
         }
         if (gb) {
 #pragma omp for schedule(static)
