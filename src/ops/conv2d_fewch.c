@@ -452,17 +452,18 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
     plan_init(d, &pl);
     const int64_t nw = pl.K * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
     const int nt = cn__threads(ctx);
-    int done = 0; /* chunks finished */
+    int done = 0; /* chunks finished, +1 once they are added up */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
-        double tk = 0.0; /* this thread's last chunk, seconds */
+        const int master = omp_get_thread_num() == 0;
+        uint64_t tk = 0; /* the master's last chunk, TSC ticks */
         /* each chunk's rows summed, in order, by the one thread that takes
          * it (dynamic, as in the forward pass: a chunk's sum does not depend
          * on which thread does it) */
 #pragma omp for schedule(dynamic) nowait
         for (int k = 0; k < FEW_CHUNKS; k++) {
-            const double t0 = omp_get_wtime();
+            const uint64_t t0 = master ? __rdtsc() : 0;
             float *pk = part + k * stride;
             memset(pk, 0, (size_t)stride * sizeof *pk);
             /* the chunk's rows in bands that stay inside one image */
@@ -481,7 +482,7 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
             int c;
 #pragma omp atomic capture seq_cst
             c = ++done;
-            if (c == FEW_CHUNKS)
+            if (c == FEW_CHUNKS) {
                 for (int64_t i = 0; i < stride; i++) {
                     float s = 0.0f;
                     for (int j = 0; j < FEW_CHUNKS; j++) s += part[j * stride + i];
@@ -491,18 +492,23 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
                         gb[i - nw] = s;
                     }
                 }
-            tk = omp_get_wtime() - t0;
+#pragma omp atomic update
+                done++;
+            }
+            if (master) tk = __rdtsc() - t0;
         }
-        /* Out of chunks: wait for the others' last ones spinning, for at
-         * most about one chunk's time, rather than asleep in the region's
-         * closing barrier, whose wake-up takes tens of microseconds. */
-        if (tk > 0.0) {
-            const double end = omp_get_wtime() + 2.0 * tk;
+        /* The master, out of chunks before the others, waits for them
+         * spinning, for at most about a chunk's time, rather than asleep
+         * in the region's closing barrier (a futex wake-up: microseconds
+         * to tens of them); the others sleep there, the master does not
+         * wait for their wake-up. */
+        if (tk > 0) {
+            const uint64_t end = __rdtsc() + 2 * tk;
             for (;;) {
                 int c;
 #pragma omp atomic read
                 c = done;
-                if (c == FEW_CHUNKS || omp_get_wtime() > end) break;
+                if (c > FEW_CHUNKS || __rdtsc() > end) break;
                 _mm_pause();
             }
         }
