@@ -26,6 +26,7 @@
  * in chunk order: the result does not depend on the thread count. Other
  * ISAs keep the small-group kernels of conv2d_direct.c (cn__conv_fewch_applies
  * is false there). */
+#include <omp.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -451,14 +452,18 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
     plan_init(d, &pl);
     const int64_t nw = pl.K * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
     const int nt = cn__threads(ctx);
+    int done = 0; /* chunks finished, +1 once they are added up */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
+        const int master = omp_get_thread_num() == 0;
+        uint64_t tk = 0; /* the master's last chunk, TSC ticks */
         /* each chunk's rows summed, in order, by the one thread that takes
          * it (dynamic, as in the forward pass: a chunk's sum does not depend
          * on which thread does it) */
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
         for (int k = 0; k < FEW_CHUNKS; k++) {
+            const uint64_t t0 = master ? __rdtsc() : 0;
             float *pk = part + k * stride;
             memset(pk, 0, (size_t)stride * sizeof *pk);
             /* the chunk's rows in bands that stay inside one image */
@@ -468,16 +473,43 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
                 nb = CN__MIN(CN__MIN(pl.B, d->OH - oh), r1 - row);
                 bww_band(d, &pl, x, gy, pk, gb ? pk + nw : NULL, n, oh, nb, buf);
             }
+            /* The thread that finishes the last chunk adds the chunks up,
+             * every element in chunk order: no barrier between the two
+             * steps, which with sleeping OpenMP workers (the CLI's passive
+             * wait policy) costs a futex wake-up, a large part of a small
+             * problem's time on 2 threads. seq_cst: the other chunks'
+             * sums are visible once their count is. */
+            int c;
+#pragma omp atomic capture seq_cst
+            c = ++done;
+            if (c == FEW_CHUNKS) {
+                for (int64_t i = 0; i < stride; i++) {
+                    float s = 0.0f;
+                    for (int j = 0; j < FEW_CHUNKS; j++) s += part[j * stride + i];
+                    if (i < nw) {
+                        if (gw) gw[i] = s;
+                    } else if (gb) {
+                        gb[i - nw] = s;
+                    }
+                }
+#pragma omp atomic update
+                done++;
+            }
+            if (master) tk = __rdtsc() - t0;
         }
-        /* then every element is the sum of its chunks in chunk order */
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++) {
-            float s = 0.0f;
-            for (int k = 0; k < FEW_CHUNKS; k++) s += part[k * stride + i];
-            if (i < nw) {
-                if (gw) gw[i] = s;
-            } else if (gb) {
-                gb[i - nw] = s;
+        /* The master, out of chunks before the others, waits for them
+         * spinning, for at most about a chunk's time, rather than asleep
+         * in the region's closing barrier (a futex wake-up: microseconds
+         * to tens of them); the others sleep there, the master does not
+         * wait for their wake-up. */
+        if (tk > 0) {
+            const uint64_t end = __rdtsc() + 2 * tk;
+            for (;;) {
+                int c;
+#pragma omp atomic read
+                c = done;
+                if (c > FEW_CHUNKS || __rdtsc() > end) break;
+                _mm_pause();
             }
         }
     }
