@@ -189,7 +189,7 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
     __m512 acc[24][4];
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++) {
-        const __m512 bj = b ? _mm512_loadu_ps(b + 16 * j) : _mm512_setzero_ps();
+        const __m512 bj = b ? _mm512_loadu_ps(b + 16 * (int64_t)j) : _mm512_setzero_ps();
 #pragma GCC unroll 24
         for (int r = 0; r < R; r++) acc[r][j] = bj;
     }
@@ -197,7 +197,7 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
         const float *wp = w + k * OC, *xp = xb + off[k];
         __m512 wv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(wp + 16 * j);
+        for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(wp + 16 * (int64_t)j);
 #pragma GCC unroll 24
         for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -212,7 +212,7 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
                 __m512 v = acc[r][j];
                 /* cn_act_fwd's relu: v <= 0 gives +0, NaN stays NaN */
                 if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ), z);
-                _mm512_storeu_ps(y + (int64_t)r * OC + 16 * j, v);
+                _mm512_storeu_ps(y + (int64_t)r * OC + 16 * (int64_t)j, v);
             }
 }
 
@@ -260,7 +260,7 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
 #undef FEW_FWD
                 }
             }
-            ob += 16 * NB;
+            ob += 16 * (int64_t)NB;
         }
     }
 }
@@ -288,7 +288,7 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
             __m512 gv[4];
 #pragma GCC unroll 4
             for (int j = 0; j < NB; j++) {
-                gv[j] = _mm512_loadu_ps(gq + 16 * j);
+                gv[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j);
                 if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
             }
 #pragma GCC unroll 12
@@ -300,13 +300,14 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
     for (int i = 0; i < RB; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
-            float *q = part + (int64_t)i * OC + 16 * j;
+            float *q = part + (int64_t)i * OC + 16 * (int64_t)j;
             _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[i][j]));
         }
     if (BIAS)
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++)
-            _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), bacc[j]));
+            _mm512_storeu_ps(pb + 16 * (int64_t)j,
+                             _mm512_add_ps(_mm512_loadu_ps(pb + 16 * (int64_t)j), bacc[j]));
 }
 
 /* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
@@ -355,10 +356,11 @@ ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, in
         for (int64_t p = 0; p < np; p++)
 #pragma GCC unroll 4
             for (int j = 0; j < NB; j++)
-                a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(gy + h * gh + p * OC + 16 * j));
+                a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(gy + h * gh + p * OC + 16 * (int64_t)j));
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
-        _mm512_storeu_ps(pb + 16 * j, _mm512_add_ps(_mm512_loadu_ps(pb + 16 * j), a[j]));
+        _mm512_storeu_ps(pb + 16 * (int64_t)j,
+                         _mm512_add_ps(_mm512_loadu_ps(pb + 16 * (int64_t)j), a[j]));
 }
 
 /* part[k0..k1, OC] += the weight gradient of nb x np pixels from xb (in
@@ -395,7 +397,7 @@ static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const floa
             else
                 bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
         }
-        ob += 16 * NB;
+        ob += 16 * (int64_t)NB;
     }
 }
 
@@ -458,9 +460,9 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
         float buf[FEW_BUF] __attribute__((aligned(64)));
         const int master = omp_get_thread_num() == 0;
         uint64_t tk = 0; /* the master's last chunk, TSC ticks */
-        /* each chunk's rows summed, in order, by the one thread that takes
-         * it (dynamic, as in the forward pass: a chunk's sum does not depend
-         * on which thread does it) */
+                         /* each chunk's rows summed, in order, by the one thread that takes
+                          * it (dynamic, as in the forward pass: a chunk's sum does not depend
+                          * on which thread does it) */
 #pragma omp for schedule(dynamic) nowait
         for (int k = 0; k < FEW_CHUNKS; k++) {
             const uint64_t t0 = master ? __rdtsc() : 0;

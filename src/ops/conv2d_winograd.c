@@ -143,10 +143,15 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
 /* (G g) for g = (a0, a1, a2), into u[0..5 step s], F(4x4). */
 #define G6(u, s, a0, a1, a2)                                                                       \
     do {                                                                                           \
-        const TYPE(a0) e = (a0) + (a2), q = (1.0f / 6) * (a1);                                     \
-        (u)[0] = 0.25f * (a0), (u)[(s)] = (-1.0f / 6) * e - q, (u)[2 * (s)] = (-1.0f / 6) * e + q; \
-        (u)[3 * (s)] = (1.0f / 24) * (a0) + (1.0f / 6) * (a2) + 0.5f * q;                          \
-        (u)[4 * (s)] = (1.0f / 24) * (a0) + (1.0f / 6) * (a2) - 0.5f * q, (u)[5 * (s)] = (a2);     \
+        const int64_t s_ = (s);                                                                    \
+        const TYPE(a0) e = (a0) + (a2), q = (1.0f / 6) * (a1),                                     \
+                       h = (1.0f / 24) * (a0) + (1.0f / 6) * (a2);                                 \
+        (u)[0] = 0.25f * (a0);                                                                     \
+        (u)[s_] = (-1.0f / 6) * e - q;                                                             \
+        (u)[2 * s_] = (-1.0f / 6) * e + q;                                                         \
+        (u)[3 * s_] = h + 0.5f * q;                                                                \
+        (u)[4 * s_] = h - 0.5f * q;                                                                \
+        (u)[5 * s_] = (a2);                                                                        \
     } while (0)
 /* B^T d for d = (a0..a5), F(4x4). */
 #define BT6(a0, a1, a2, a3, a4, a5)                                                                \
@@ -154,29 +159,29 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
         const TYPE(a0) t1 = (a4)-4.0f * (a2), t2 = (a3)-4.0f * (a1), t3 = (a4) - (a2),             \
                        t4 = 2.0f * ((a3) - (a1)), r0 = 4.0f * (a0)-5.0f * (a2) + (a4),             \
                        r5 = 4.0f * (a1)-5.0f * (a3) + (a5);                                        \
-        a0 = r0, a1 = t1 + t2, a2 = t1 - t2, a3 = t3 + t4, a4 = t3 - t4, a5 = r5;                  \
+        (a0) = r0, (a1) = t1 + t2, (a2) = t1 - t2, (a3) = t3 + t4, (a4) = t3 - t4, (a5) = r5;      \
     } while (0)
 /* A^T m for m = (m0..m5) into y0..y3, F(4x4). */
 #define AT6(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                                                \
     do {                                                                                           \
         const TYPE(m0) s12 = (m1) + (m2), d12 = (m1) - (m2), s34 = (m3) + (m4), d34 = (m3) - (m4); \
-        y0 = (m0) + s12 + s34, y1 = d12 + 2.0f * d34, y2 = s12 + 4.0f * s34;                       \
-        y3 = d12 + 8.0f * d34 + (m5);                                                              \
+        (y0) = (m0) + s12 + s34, (y1) = d12 + 2.0f * d34, (y2) = s12 + 4.0f * s34;                 \
+        (y3) = d12 + 8.0f * d34 + (m5);                                                            \
     } while (0)
 /* A g for g = (g0..g3) into r0..r5 (the gradient of A^T m), F(4x4). */
 #define A6(g0, g1, g2, g3, r0, r1, r2, r3, r4, r5)                                                 \
     do {                                                                                           \
         const TYPE(g0) e = (g0) + (g2), o = (g1) + (g3), e4 = (g0) + 4.0f * (g2),                  \
                        o4 = 2.0f * (g1) + 8.0f * (g3);                                             \
-        r0 = (g0), r1 = e + o, r2 = e - o, r3 = e4 + o4, r4 = e4 - o4, r5 = (g3);                  \
+        (r0) = (g0), (r1) = e + o, (r2) = e - o, (r3) = e4 + o4, (r4) = e4 - o4, (r5) = (g3);      \
     } while (0)
 /* G^T u for u = (u0..u5) into g[0..2 step s] (the gradient of G g), F(4x4). */
 #define GT6(g, s, u0, u1, u2, u3, u4, u5)                                                          \
     do {                                                                                           \
         const TYPE(u0) e = (u1) + (u2), o = (u1) - (u2), e3 = (u3) + (u4), o3 = (u3) - (u4);       \
         (g)[0] = 0.25f * (u0) - (1.0f / 6) * e + (1.0f / 24) * e3;                                 \
-        (g)[(s)] = (-1.0f / 6) * o + (1.0f / 12) * o3;                                             \
-        (g)[2 * (s)] = (-1.0f / 6) * e + (1.0f / 6) * e3 + (u5);                                   \
+        (g)[(int64_t)(s)] = (-1.0f / 6) * o + (1.0f / 12) * o3;                                    \
+        (g)[2 * (int64_t)(s)] = (-1.0f / 6) * e + (1.0f / 6) * e3 + (u5);                          \
     } while (0)
 
 /* Offsets (in floats) of the side x side pixels from (h0, w0) on in image n
@@ -206,8 +211,10 @@ static inline void ldn(v16 *v, const float *p, int64_t n)
 
 static inline void stn(float *p, const v16 *v, int64_t n)
 {
-    if (n == 16) ST16(p, *v);
-    else memcpy(p, v, (size_t)n * sizeof(float));
+    if (n == 16)
+        ST16(p, *v);
+    else
+        memcpy(p, v, (size_t)n * sizeof(float));
 }
 
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1),
@@ -273,8 +280,10 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
             v16 q[6][6];
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++)
-                    if (src[a][b] >= 0) ldn(&q[a][b], x + src[a][b] + c, k);
-                    else q[a][b] = z;
+                    if (src[a][b] >= 0)
+                        ldn(&q[a][b], x + src[a][b] + c, k);
+                    else
+                        q[a][b] = z;
             for (int b = 0; b < 6; b++) BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
             for (int a = 0; a < 6; a++) {
                 BT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
@@ -304,8 +313,8 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             for (int a = 0; a < 6; a++)
                 for (int e = 0; e < 6; e++) ldn(&m[a][e], mt + (a * 6 + e) * plane + c, k);
             for (int e = 0; e < 6; e++)
-                AT6(m[0][e], m[1][e], m[2][e], m[3][e], m[4][e], m[5][e], r[0][e], r[1][e],
-                    r[2][e], r[3][e]);
+                AT6(m[0][e], m[1][e], m[2][e], m[3][e], m[4][e], m[5][e], r[0][e], r[1][e], r[2][e],
+                    r[3][e]);
             v16 bv = zero;
             if (b) ldn(&bv, b + c, k);
             for (int a = 0; a < 4; a++) {
@@ -338,8 +347,10 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
             v16 g[4][4], r[6][4], q[6];
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++)
-                    if (src[a][b] >= 0) ldn(&g[a][b], gy + src[a][b] + c, k);
-                    else g[a][b] = z;
+                    if (src[a][b] >= 0)
+                        ldn(&g[a][b], gy + src[a][b] + c, k);
+                    else
+                        g[a][b] = z;
             for (int b = 0; b < 4; b++)
                 A6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
                    r[5][b]);
@@ -496,11 +507,15 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-            if (m4) input_transform4(d, x, t0, n, T, V);
-            else input_transform(d, x, t0, n, T, V);
+            if (m4)
+                input_transform4(d, x, t0, n, T, V);
+            else
+                input_transform(d, x, t0, n, T, V);
             fwd_products(d, n, T, V, U, M, gws);
-            if (m4) output_transform4(d, M, t0, n, T, b, relu, y);
-            else output_transform(d, M, t0, n, T, b, relu, y);
+            if (m4)
+                output_transform4(d, M, t0, n, T, b, relu, y);
+            else
+                output_transform(d, M, t0, n, T, b, relu, y);
         }
     }
 }
@@ -674,8 +689,10 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
             for (int64_t c = c0; gw && c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-                if (m4) input_transform4(d, x, t0, n, T, V), grad_transform4(d, gy, t0, n, T, dM);
-                else input_transform(d, x, t0, n, T, V), grad_transform(d, gy, t0, n, T, dM);
+                if (m4)
+                    input_transform4(d, x, t0, n, T, V), grad_transform4(d, gy, t0, n, T, dM);
+                else
+                    input_transform(d, x, t0, n, T, V), grad_transform(d, gy, t0, n, T, dM);
                 bww_products(d, n, T, V, dM, c > c0, dU, gws);
             }
             if (gb) {
