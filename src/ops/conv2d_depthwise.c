@@ -27,6 +27,7 @@
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
  * This file is built with -ffp-contract=fast so that a*b+c on vectors
  * becomes one FMA. */
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -45,11 +46,9 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* Fixed number of row chunks of the backward-weights reduction: enough to
  * keep a few threads busy, few enough that the partials stay small. */
 #define DW_BWW_CHUNKS 16
-#ifndef PF
-#define PF 0
-#define PFY 1
-#define PF_HINT _MM_HINT_T0
-#endif
+
+/* Outputs over this many bytes are streamed to memory (AVX-512 forward). */
+#define DW_STREAM_BYTES ((int64_t)8 << 20)
 
 int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
@@ -234,12 +233,18 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
 #define TGT512 __attribute__((target("avx512f,avx512vl,avx2,fma,prfchw")))
 #define ALWAYS512 static inline __attribute__((always_inline)) TGT512
 
-/* Stores v, ReLU'd as cn_act_fwd does it when relu: !(v <= 0) keeps v > 0
- * and NaN, -0 becomes +0. */
+/* The AVX-512 forward's store flags (its relu argument). */
+#define ST_RELU 1   /* ReLU as cn_act_fwd: !(v <= 0) keeps v > 0 and NaN, -0 becomes +0 */
+#define ST_STREAM 2 /* non-temporal store, p 64-byte aligned */
+
 ALWAYS512 void st16(float *p, __m512 v, int relu)
 {
-    if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
-    _mm512_storeu_ps(p, v);
+    if (relu & ST_RELU)
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
+    if (relu & ST_STREAM)
+        _mm512_stream_ps(p, v);
+    else
+        _mm512_storeu_ps(p, v);
 }
 
 /* R output pixels from column ow of row (n, oh), every channel, taps
@@ -356,7 +361,7 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
             pf = xn + (ihl * d->IW + a) * C, npf = CN__MAX(e - a, 0);
         }
         const float *ypf = yr + end * C;
-        const int64_t nypf = CN__MIN(8, d->OW - end);
+        const int64_t nypf = relu & ST_STREAM ? 0 : CN__MIN(8, d->OW - end);
         float *yp = yr + at * C;
         if (slide == 1 && !check)
             fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 1, 1);
@@ -374,6 +379,7 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
         }
         ow = end - 1;
     }
+    if (relu & ST_STREAM) _mm_sfence(); /* before another thread reads y */
 }
 
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
@@ -548,6 +554,12 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const int64_t rows = d->MB * d->OH;
 #ifdef CN_DW_X86
     if (fast) {
+        /* An output much larger than the L2s is written with streaming
+         * stores: its lines would leave the caches before anything reads
+         * them, and a cached store first reads each line (a third of this
+         * memory-bound pass's traffic). */
+        const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
+        if (ybytes > DW_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
             dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);
