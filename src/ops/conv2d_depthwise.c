@@ -405,13 +405,16 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++) xq[k] = xr[k] + (lo * d->SW - d->PL) * C + c;
     const float *gq = gyr + lo * C + c;
-    /* the input row the next output row reads first, a row ahead (the
-     * hardware prefetchers leave it to come from L3 too late) */
+    /* the input row the next output row reads first and that row's
+     * gradient, a row ahead (the hardware prefetchers leave them to come
+     * from memory too late) */
     const int64_t ahead = (d->SH * d->IW + (KW_ - 1) * d->DW) * C;
     for (int64_t ow = lo; ow < hi; ow++, gq += C) {
 #pragma GCC unroll 2
-        for (int j = 0; j < CB; j++)
+        for (int j = 0; j < CB; j++) {
             _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(gq + d->OW * C + 16 * j), _MM_HINT_T0);
+        }
         __m512 g[2];
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * j), ab[j] += g[j];
