@@ -174,22 +174,26 @@ static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads
     }
 }
 
-/* The AVX-512 depthwise forward writes outputs over 8 MiB with streaming
- * stores when they are 64-byte aligned: forward and backward-data (the same
- * kernel) of such problems against the reference, and on 2 threads bit for
- * bit. Only those passes: the weight gradient's long sums would test the
- * tolerance, not the stores. */
-static void large_depthwise_outputs_match_reference_on_one_and_two_threads(void)
+/* The AVX-512 depthwise and 8-channel-group forwards write outputs over 4
+ * MiB with streaming stores when they are 64-byte aligned: forward and
+ * backward-data (the same kernels) of such problems against the reference,
+ * and on 2 threads bit for bit. Only those passes: the weight gradient's
+ * long sums would test the tolerance, not the stores. */
+static void large_outputs_match_reference_on_one_and_two_threads(void)
 {
-    for (int i = 0; i < 2 && tl_ok(); i++) {
+    for (int i = 0; i < 3 && tl_ok(); i++) {
         conv_cfg c;
+        const int64_t C = i < 2 ? 2048 : 1024, G = i < 2 ? C : C / 8; /* depthwise, 8 a group */
         do {
-            conv_cfg_random(&c, i ? CFG_SAME : CFG_ANY, 7, 1);
-            c.xs[0] = 1, c.xs[1] = c.xs[2] = 36, c.xs[3] = 2048;
-            c.ws[0] = c.ws[1] = 3, c.ws[2] = 1, c.ws[3] = 2048, c.p.groups = 2048;
+            conv_cfg_random(&c, i == 1 ? CFG_SAME : CFG_ANY, 7, 1);
+            c.xs[0] = 1, c.xs[1] = c.xs[2] = 36, c.xs[3] = C;
+            c.ws[0] = c.ws[1] = 3, c.ws[2] = C / G, c.ws[3] = C, c.p.groups = (int)G;
             c.p.stride_h = c.p.stride_w = c.p.dil_h = c.p.dil_w = 1;
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
+        CHECK(getenv("CN_CONV_IMPL") ||
+                  !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
+              "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
         bufs B;
         bufs_init(&B, &c.d);
         const size_t ny = (B.ny * 4 + 63) / 64 * 64, nx = (B.nx * 4 + 63) / 64 * 64;
@@ -533,6 +537,9 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
             c.bias = tl_randint(0, 1);
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
+        CHECK(getenv("CN_CONV_IMPL") ||
+                  !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
+              "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
         bufs B;
         bufs_init(&B, &c.d);
         for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-2, 2);
@@ -961,7 +968,7 @@ static void run_all(void)
     TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
     TL_RUN(few_input_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(depthwise_16_channel_problems_match_reference_on_one_and_two_threads);
-    TL_RUN(large_depthwise_outputs_match_reference_on_one_and_two_threads);
+    TL_RUN(large_outputs_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);

@@ -47,8 +47,9 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
  * keep a few threads busy, few enough that the partials stay small. */
 #define DW_BWW_CHUNKS 16
 
-/* Outputs over this many bytes are streamed to memory (AVX-512 forward). */
-#define DW_STREAM_BYTES ((int64_t)8 << 20)
+/* Outputs over this many bytes (twice the two cores' L2s) are streamed to
+ * memory (AVX-512 forward). */
+#define DW_STREAM_BYTES ((int64_t)4 << 20)
 
 int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
