@@ -410,7 +410,43 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
      * gradient, a row ahead (the hardware prefetchers leave them to come
      * from memory too late) */
     const int64_t ahead = (d->SH * d->IW + (KW_ - 1) * d->DW) * C;
-    for (int64_t ow = lo; ow < hi; ow++, gq += C) {
+    /* 3-wide taps at stride 1: input column q (from the interior's first)
+     * feeds tap kw with the gradient of pixel q - kw, so each input vector
+     * is loaded once for its three taps (4 loads per 9 multiply-adds, not
+     * 10), the last three pixels' gradients rolling through g0..g2. Every
+     * a[k][kw] still sums its pixels in column order: the same bits. */
+    const int64_t n = hi - lo;
+    if (KW_ == 3 && d->SW == 1 && d->DW == 1 && n >= 2) {
+        __m512 g0[2], g1[2], g2[2];
+#define DW_COL3(q, T0, T1, T2)                                                                     \
+    do {                                                                                           \
+        _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                       \
+        {                                                                                          \
+            _mm_prefetch((const char *)(xq[KH_ - 1] + (q) * C + ahead + 16 * j), _MM_HINT_T0);     \
+            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * j), _MM_HINT_T0);            \
+            g2[j] = g1[j], g1[j] = g0[j];                                                          \
+            if (T0) g0[j] = _mm512_loadu_ps(gq + (q) * C + 16 * j), ab[j] += g0[j];                \
+        }                                                                                          \
+        _Pragma("GCC unroll 5") for (int k = 0; k < KH_; k++)                                      \
+            _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                   \
+        {                                                                                          \
+            const __m512 xv = _mm512_loadu_ps(xq[k] + (q) * C + 16 * j);                           \
+            if (T0) a[k][0][j] = _mm512_fmadd_ps(xv, g0[j], a[k][0][j]);                           \
+            if (T1) a[k][1][j] = _mm512_fmadd_ps(xv, g1[j], a[k][1][j]);                           \
+            if (T2) a[k][2][j] = _mm512_fmadd_ps(xv, g2[j], a[k][2][j]);                           \
+        }                                                                                          \
+    } while (0)
+#pragma GCC unroll 2
+        for (int j = 0; j < CB; j++) g0[j] = g1[j] = _mm512_setzero_ps();
+        DW_COL3(0, 1, 0, 0);
+        DW_COL3(1, 1, 1, 0);
+        for (int64_t q = 2; q < n; q++) DW_COL3(q, 1, 1, 1);
+        DW_COL3(n, 0, 1, 1);
+        DW_COL3(n + 1, 0, 0, 1);
+#undef DW_COL3
+    }
+    for (int64_t ow = lo; ow < (KW_ == 3 && d->SW == 1 && d->DW == 1 && n >= 2 ? lo : hi);
+         ow++, gq += C) {
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) {
             _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * j), _MM_HINT_T0);
