@@ -17,11 +17,13 @@
  *    each input vector is loaded once and feeds all the taps that read it.
  *    Only the taps inside the input are visited, so borders need no zero
  *    buffer. Weights (3x3): all 9 taps of 32 channels accumulate in
- *    registers over a row's interior columns; taps of rows outside the
+ *    registers over a row's interior columns (at stride 1 each input
+ *    vector loaded once for its three taps); taps of rows outside the
  *    input read an in-range row and are dropped, border columns add their
  *    valid taps directly. Both prefetch the input row an output row reads
  *    first, which would otherwise arrive from L3 too late: the problems
- *    these kernels serve are bound by memory, not by FMAs.
+ *    these kernels serve are bound by memory, not by FMAs. For the same
+ *    reason the forward streams outputs over DW_STREAM_BYTES to memory.
  *  - portable (any channel count, the input dilation of backward-data, and
  *    the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).

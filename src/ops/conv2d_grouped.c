@@ -15,7 +15,8 @@
  * for R pixels of a row. With 3-wide rows at stride 1 each broadcast serves
  * the three taps that read it (R + 5 loads for 3R FMAs). One permute puts
  * a pixel's lanes back in NHWC order (channels 16gp .. 16gp+15) at the
- * store. The next block's input rows are prefetched during the compute.
+ * store (a streaming one for outputs over GRP8_STREAM_BYTES). The next
+ * block's input rows are prefetched during the compute.
  *
  * Each output sums its bias and taps in an order fixed by the problem's
  * shape, whatever the blocking; the weight gradient sums fixed row chunks
