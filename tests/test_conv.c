@@ -174,6 +174,50 @@ static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads
     }
 }
 
+/* The AVX-512 depthwise and 8-channel-group forwards write outputs over 4
+ * MiB with streaming stores when they are 64-byte aligned: forward and
+ * backward-data (the same kernels) of such problems against the reference,
+ * and on 2 threads bit for bit. Only those passes: the weight gradient's
+ * long sums would test the tolerance, not the stores. */
+static void large_outputs_match_reference_on_one_and_two_threads(void)
+{
+    for (int i = 0; i < 3 && tl_ok(); i++) {
+        conv_cfg c;
+        const int64_t C = i < 2 ? 2048 : 1024, G = i < 2 ? C : C / 8; /* depthwise, 8 a group */
+        do {
+            conv_cfg_random(&c, i == 1 ? CFG_SAME : CFG_ANY, 7, 1);
+            c.xs[0] = 1, c.xs[1] = c.xs[2] = 36, c.xs[3] = C;
+            c.ws[0] = c.ws[1] = 3, c.ws[2] = C / G, c.ws[3] = C, c.p.groups = (int)G;
+            c.p.stride_h = c.p.stride_w = c.p.dil_h = c.p.dil_w = 1;
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+        conv_cfg_describe(&c);
+        CHECK(getenv("CN_CONV_IMPL") ||
+                  !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
+              "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
+        bufs B;
+        bufs_init(&B, &c.d);
+        const size_t ny = (B.ny * 4 + 63) / 64 * 64, nx = (B.nx * 4 + 63) / 64 * 64;
+        float *y[2] = {aligned_alloc(64, ny), aligned_alloc(64, ny)},
+              *gx[2] = {aligned_alloc(64, nx), aligned_alloc(64, nx)};
+        cn_ctx two;
+        cn_ctx_init(&two);
+        two.threads = 2;
+        for (int t = 0; t < 2; t++) {
+            CHECK_OK(cn_conv2d_fwd(t ? &two : NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, y[t],
+                                   NULL));
+            CHECK_OK(cn_conv2d_bwd_data(t ? &two : NULL, &c.d, B.gy, B.w, gx[t], NULL));
+        }
+        cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
+        cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
+        (void)(agree("forward", y[0], B.yd, B.ny, c.str) &&
+               agree("grad_input", gx[0], B.gxd, B.nx, c.str));
+        CHECK(!memcmp(y[0], y[1], B.ny * 4) && !memcmp(gx[0], gx[1], B.nx * 4),
+              "1 and 2 threads differ for %s", c.str);
+        free(y[0]), free(y[1]), free(gx[0]), free(gx[1]);
+        bufs_free(&B);
+    }
+}
+
 /* A random problem for the AVX-512 kernel of 8-channel groups taken in
  * pairs (conv2d_grouped.c): 2, 4 or 6 groups of 8 output channels over 1-16
  * input channels, rows up to 15 pixels (full 14-pixel tiles and every
@@ -493,6 +537,9 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
             c.bias = tl_randint(0, 1);
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
+        CHECK(getenv("CN_CONV_IMPL") ||
+                  !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
+              "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
         bufs B;
         bufs_init(&B, &c.d);
         for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-2, 2);
@@ -921,6 +968,7 @@ static void run_all(void)
     TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
     TL_RUN(few_input_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(depthwise_16_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(large_outputs_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);

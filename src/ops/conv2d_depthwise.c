@@ -17,16 +17,19 @@
  *    each input vector is loaded once and feeds all the taps that read it.
  *    Only the taps inside the input are visited, so borders need no zero
  *    buffer. Weights (3x3): all 9 taps of 32 channels accumulate in
- *    registers over a row's interior columns; taps of rows outside the
+ *    registers over a row's interior columns (at stride 1 each input
+ *    vector loaded once for its three taps); taps of rows outside the
  *    input read an in-range row and are dropped, border columns add their
  *    valid taps directly. Both prefetch the input row an output row reads
  *    first, which would otherwise arrive from L3 too late: the problems
- *    these kernels serve are bound by memory, not by FMAs.
+ *    these kernels serve are bound by memory, not by FMAs. For the same
+ *    reason the forward streams outputs over DW_STREAM_BYTES to memory.
  *  - portable (any channel count, the input dilation of backward-data, and
  *    the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
  * This file is built with -ffp-contract=fast so that a*b+c on vectors
  * becomes one FMA. */
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -45,11 +48,10 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* Fixed number of row chunks of the backward-weights reduction: enough to
  * keep a few threads busy, few enough that the partials stay small. */
 #define DW_BWW_CHUNKS 16
-#ifndef PF
-#define PF 0
-#define PFY 1
-#define PF_HINT _MM_HINT_T0
-#endif
+
+/* Outputs over this many bytes (twice the two cores' L2s) are streamed to
+ * memory (AVX-512 forward). */
+#define DW_STREAM_BYTES ((int64_t)4 << 20)
 
 int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC == d->G; }
 
@@ -234,12 +236,18 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
 #define TGT512 __attribute__((target("avx512f,avx512vl,avx2,fma,prfchw")))
 #define ALWAYS512 static inline __attribute__((always_inline)) TGT512
 
-/* Stores v, ReLU'd as cn_act_fwd does it when relu: !(v <= 0) keeps v > 0
- * and NaN, -0 becomes +0. */
+/* The AVX-512 forward's store flags (its relu argument). */
+#define ST_RELU 1   /* ReLU as cn_act_fwd: !(v <= 0) keeps v > 0 and NaN, -0 becomes +0 */
+#define ST_STREAM 2 /* non-temporal store, p 64-byte aligned */
+
 ALWAYS512 void st16(float *p, __m512 v, int relu)
 {
-    if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
-    _mm512_storeu_ps(p, v);
+    if (relu & ST_RELU)
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
+    if (relu & ST_STREAM)
+        _mm512_stream_ps(p, v);
+    else
+        _mm512_storeu_ps(p, v);
 }
 
 /* R output pixels from column ow of row (n, oh), every channel, taps
@@ -356,7 +364,7 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
             pf = xn + (ihl * d->IW + a) * C, npf = CN__MAX(e - a, 0);
         }
         const float *ypf = yr + end * C;
-        const int64_t nypf = CN__MIN(8, d->OW - end);
+        const int64_t nypf = relu & ST_STREAM ? 0 : CN__MIN(8, d->OW - end);
         float *yp = yr + at * C;
         if (slide == 1 && !check)
             fwd_slide512(d, xn, w, b, relu, yp, at, ih0, kh0, kh1, pf, npf, ypf, nypf, 0, 3, 1, 1);
@@ -374,6 +382,7 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
         }
         ow = end - 1;
     }
+    if (relu & ST_STREAM) _mm_sfence(); /* before another thread reads y */
 }
 
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
@@ -399,13 +408,52 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++) xq[k] = xr[k] + (lo * d->SW - d->PL) * C + c;
     const float *gq = gyr + lo * C + c;
-    /* the input row the next output row reads first, a row ahead (the
-     * hardware prefetchers leave it to come from L3 too late) */
+    /* the input row the next output row reads first and that row's
+     * gradient, a row ahead (the hardware prefetchers leave them to come
+     * from memory too late) */
     const int64_t ahead = (d->SH * d->IW + (KW_ - 1) * d->DW) * C;
-    for (int64_t ow = lo; ow < hi; ow++, gq += C) {
+    /* 3-wide taps at stride 1: input column q (from the interior's first)
+     * feeds tap kw with the gradient of pixel q - kw, so each input vector
+     * is loaded once for its three taps (4 loads per 9 multiply-adds, not
+     * 10), the last three pixels' gradients rolling through g0..g2. Every
+     * a[k][kw] still sums its pixels in column order: the same bits. */
+    const int64_t n = hi - lo;
+    if (KW_ == 3 && d->SW == 1 && d->DW == 1 && n >= 2) {
+        __m512 g0[2], g1[2], g2[2];
+#define DW_COL3(q, T0, T1, T2)                                                                     \
+    do {                                                                                           \
+        _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                       \
+        {                                                                                          \
+            _mm_prefetch((const char *)(xq[KH_ - 1] + (q) * C + ahead + 16 * j), _MM_HINT_T0);     \
+            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * j), _MM_HINT_T0);            \
+            g2[j] = g1[j], g1[j] = g0[j];                                                          \
+            if (T0) g0[j] = _mm512_loadu_ps(gq + (q) * C + 16 * j), ab[j] += g0[j];                \
+        }                                                                                          \
+        _Pragma("GCC unroll 5") for (int k = 0; k < KH_; k++)                                      \
+            _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                   \
+        {                                                                                          \
+            const __m512 xv = _mm512_loadu_ps(xq[k] + (q) * C + 16 * j);                           \
+            if (T0) a[k][0][j] = _mm512_fmadd_ps(xv, g0[j], a[k][0][j]);                           \
+            if (T1) a[k][1][j] = _mm512_fmadd_ps(xv, g1[j], a[k][1][j]);                           \
+            if (T2) a[k][2][j] = _mm512_fmadd_ps(xv, g2[j], a[k][2][j]);                           \
+        }                                                                                          \
+    } while (0)
 #pragma GCC unroll 2
-        for (int j = 0; j < CB; j++)
+        for (int j = 0; j < CB; j++) g0[j] = g1[j] = _mm512_setzero_ps();
+        DW_COL3(0, 1, 0, 0);
+        DW_COL3(1, 1, 1, 0);
+        for (int64_t q = 2; q < n; q++) DW_COL3(q, 1, 1, 1);
+        DW_COL3(n, 0, 1, 1);
+        DW_COL3(n + 1, 0, 0, 1);
+#undef DW_COL3
+    }
+    for (int64_t ow = lo; ow < (KW_ == 3 && d->SW == 1 && d->DW == 1 && n >= 2 ? lo : hi);
+         ow++, gq += C) {
+#pragma GCC unroll 2
+        for (int j = 0; j < CB; j++) {
             _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(gq + d->OW * C + 16 * j), _MM_HINT_T0);
+        }
         __m512 g[2];
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * j), ab[j] += g[j];
@@ -548,6 +596,12 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const int64_t rows = d->MB * d->OH;
 #ifdef CN_DW_X86
     if (fast) {
+        /* An output much larger than the L2s is written with streaming
+         * stores: its lines would leave the caches before anything reads
+         * them, and a cached store first reads each line (a third of this
+         * memory-bound pass's traffic). */
+        const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
+        if (ybytes > DW_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
             dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);

@@ -15,11 +15,13 @@
  * for R pixels of a row. With 3-wide rows at stride 1 each broadcast serves
  * the three taps that read it (R + 5 loads for 3R FMAs). One permute puts
  * a pixel's lanes back in NHWC order (channels 16gp .. 16gp+15) at the
- * store. The next block's input rows are prefetched during the compute.
+ * store (a streaming one for outputs over GRP8_STREAM_BYTES). The next
+ * block's input rows are prefetched during the compute.
  *
  * Each output sums its bias and taps in an order fixed by the problem's
  * shape, whatever the blocking; the weight gradient sums fixed row chunks
  * and adds them in order: results do not depend on the thread count. */
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -34,6 +36,13 @@
 
 /* Largest input copy per thread a row block aims for (it stays in L2). */
 #define XS_BYTES (256 * 1024)
+
+/* Outputs over this many bytes (twice the two cores' L2s) are streamed. */
+#define GRP8_STREAM_BYTES ((int64_t)4 << 20)
+
+/* The forward's store flags (its relu argument). */
+#define ST_RELU 1   /* ReLU as cn_act_fwd */
+#define ST_STREAM 2 /* non-temporal stores, y 64-byte aligned */
 
 int cn__conv_grp8_applies(const cn_conv2d_desc *d)
 {
@@ -196,10 +205,13 @@ ALWAYS void tile(const cn_conv2d_desc *d, const grp8_plan *p, const float *xr, c
     for (int r = 0; r < R; r++) {
         __m512 v = _mm512_permutexvar_ps(out, acc[r]);
         /* relu as cn_act_fwd's: v <= 0 (so -0, not NaN) becomes +0 */
-        if (relu)
+        if (relu & ST_RELU)
             v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ),
                                    _mm512_setzero_ps());
-        _mm512_storeu_ps(yp + (ow0 + r) * d->OC, v);
+        if (relu & ST_STREAM)
+            _mm512_stream_ps(yp + (ow0 + r) * d->OC, v);
+        else
+            _mm512_storeu_ps(yp + (ow0 + r) * d->OC, v);
     }
 #undef PF_ONE
 }
@@ -269,6 +281,12 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
     const int64_t wpair = d->KH * d->KW * (d->IC / d->G) * 16,
                   plane = p.rows * p.Wp * (d->IC / pairs);
     float *wv = ws, *bv = wv + pairs * wpair;
+    /* Outputs over GRP8_STREAM_BYTES are written with streaming stores (each
+     * a whole line): they leave the L2 before anything reads them, and a
+     * cached store would first read the line from memory. */
+    if (d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float) > GRP8_STREAM_BYTES &&
+        ((uintptr_t)y & 63) == 0)
+        relu |= ST_STREAM;
 #pragma omp parallel num_threads(nt) if (nt > 1 && tasks > 1)
     {
         float *xs = wv + p.wv_floats + omp_get_thread_num() * p.xs_floats;
@@ -296,6 +314,7 @@ void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
                 block(d, &p, xs + gp * plane, wv + gp * wpair, bv + gp * 16, relu, y, n, gp, oh0,
                       nrows, pf + gp * slice, CN__MAX(CN__MIN(slice, pf_bytes - gp * slice), 0));
         }
+        if (relu & ST_STREAM) _mm_sfence(); /* before another thread reads y */
     }
 }
 
