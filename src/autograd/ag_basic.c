@@ -18,8 +18,8 @@ static void linear_bwd(cn_graph *g, cn__node *n)
     cn_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
     float *gx = cn__grad_begin(g, x), *gw = cn__grad_begin(g, w), *gb = cn__grad_begin(g, b);
     if (g->status) return;
-    cn_linear_bwd(g->ctx, x->shape[0], x->shape[1], w->shape[1], x->data, w->data, n->out->grad,
-                  gx, gw, gb);
+    cn_linear_bwd(g->ctx, x->shape[0], x->shape[1], w->shape[1], x->data, w->data, n->out->grad, gx,
+                  gw, gb);
     cn__grad_end(g, x, gx), cn__grad_end(g, w, gw), cn__grad_end(g, b, gb);
 }
 
@@ -56,7 +56,7 @@ cn_var *cn_linear(cn_graph *g, cn_var *x, cn_var *w, cn_var *b)
 
 typedef enum { EW_ADD, EW_MUL, EW_ADD_RELU, EW_COPY } ew_op;
 
-/* y = a op b over [0, n) (EW_COPY: y = a, a threaded memcpy); the ReLU as
+/* y = a op b over [0, n) (EW_COPY: y = a, a threaded memcpy, b unread); the ReLU as
  * cn_act_fwd's (NaN stays NaN). y may alias a or b: omp simd asserts each
  * element is read before written. */
 CN__MULTIVERSION static void ew_kernel(ew_op op, int64_t n, const float *a, const float *b,
@@ -89,7 +89,7 @@ static void ew(const cn_ctx *ctx, ew_op op, size_t n, const float *a, const floa
 #pragma omp parallel for num_threads(nt) if (nt > 1 && len >= PAR_MIN) schedule(static)
     for (int64_t t = 0; t < chunks; t++) {
         const int64_t i0 = t * CHUNK;
-        ew_kernel(op, CN__MIN(CHUNK, len - i0), a + i0, b ? b + i0 : NULL, y + i0);
+        ew_kernel(op, CN__MIN(CHUNK, len - i0), a + i0, b + i0, y + i0);
     }
 }
 
@@ -105,7 +105,8 @@ static void add_bwd(cn_graph *g, cn__node *n)
         if (!gi) continue;
         if (n->saved && !src) /* add_relu: exactly as cn_relu's backward */
             cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, y->grad, gi);
-        else ew(g->ctx, EW_COPY, y->size, src ? src : y->grad, NULL, gi);
+        else
+            ew(g->ctx, EW_COPY, y->size, src ? src : y->grad, y->grad, gi); /* b unused */
         cn__grad_end(g, n->in[i], gi);
         src = gi; /* still this input's contribution alone */
     }
@@ -187,7 +188,10 @@ static cn_var *act(cn_graph *g, cn_var *x, cn_act a, float slope)
 }
 
 cn_var *cn_relu(cn_graph *g, cn_var *x) { return act(g, x, CN_ACT_RELU, 0); }
-cn_var *cn_leaky_relu(cn_graph *g, cn_var *x, float slope) { return act(g, x, CN_ACT_LEAKY_RELU, slope); }
+cn_var *cn_leaky_relu(cn_graph *g, cn_var *x, float slope)
+{
+    return act(g, x, CN_ACT_LEAKY_RELU, slope);
+}
 cn_var *cn_tanh(cn_graph *g, cn_var *x) { return act(g, x, CN_ACT_TANH, 0); }
 cn_var *cn_sigmoid(cn_graph *g, cn_var *x) { return act(g, x, CN_ACT_SIGMOID, 0); }
 
@@ -210,7 +214,8 @@ cn_var *cn_reshape(cn_graph *g, cn_var *x, int ndim, const int64_t *shape)
     int infer = -1;
     for (int i = 0; i < ndim; i++) {
         s[i] = shape[i];
-        if (s[i] == -1 && infer < 0) infer = i;
+        if (s[i] == -1 && infer < 0)
+            infer = i;
         else if (s[i] < 0)
             return cn__fail(g, CN_ERR_INVALID_ARG, "reshape: invalid target %s",
                             cn_shape_str(ndim, shape, s2, sizeof s2));
@@ -259,8 +264,10 @@ static void concat_geometry(const cn_var *v, int axis, int64_t *outer, int64_t *
         return;
     }
     for (int i = 0; i < v->ndim; i++) {
-        if (i < axis) *outer *= v->shape[i];
-        else *run *= v->shape[i];
+        if (i < axis)
+            *outer *= v->shape[i];
+        else
+            *run *= v->shape[i];
     }
 }
 
@@ -286,7 +293,8 @@ cn_var *cn_concat(cn_graph *g, cn_var *const *xs, int n, int axis)
 {
     char s1[64], s2[64];
     if (g->status) return NULL;
-    if (n < 1) return cn__fail(g, CN_ERR_INVALID_ARG, "concat: needs at least one input, got %d", n);
+    if (n < 1)
+        return cn__fail(g, CN_ERR_INVALID_ARG, "concat: needs at least one input, got %d", n);
     for (int k = 0; k < n; k++)
         if (cn__bad(g, 1, xs[k], NULL, NULL)) return NULL;
     const cn_var *a = xs[0];

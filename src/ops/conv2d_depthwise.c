@@ -424,15 +424,16 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
     do {                                                                                           \
         _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                       \
         {                                                                                          \
-            _mm_prefetch((const char *)(xq[KH_ - 1] + (q) * C + ahead + 16 * j), _MM_HINT_T0);     \
-            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * j), _MM_HINT_T0);            \
+            _mm_prefetch((const char *)(xq[KH_ - 1] + (q)*C + ahead + 16 * (int64_t)j),            \
+                         _MM_HINT_T0);                                                             \
+            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * (int64_t)j), _MM_HINT_T0);   \
             g2[j] = g1[j], g1[j] = g0[j];                                                          \
-            if (T0) g0[j] = _mm512_loadu_ps(gq + (q) * C + 16 * j), ab[j] += g0[j];                \
+            if (T0) g0[j] = _mm512_loadu_ps(gq + (q)*C + 16 * (int64_t)j), ab[j] += g0[j];         \
         }                                                                                          \
         _Pragma("GCC unroll 5") for (int k = 0; k < KH_; k++)                                      \
             _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                   \
         {                                                                                          \
-            const __m512 xv = _mm512_loadu_ps(xq[k] + (q) * C + 16 * j);                           \
+            const __m512 xv = _mm512_loadu_ps(xq[k] + (q)*C + 16 * (int64_t)j);                    \
             if (T0) a[k][0][j] = _mm512_fmadd_ps(xv, g0[j], a[k][0][j]);                           \
             if (T1) a[k][1][j] = _mm512_fmadd_ps(xv, g1[j], a[k][1][j]);                           \
             if (T2) a[k][2][j] = _mm512_fmadd_ps(xv, g2[j], a[k][2][j]);                           \
@@ -451,20 +452,21 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
          ow++, gq += C) {
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) {
-            _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * j), _MM_HINT_T0);
-            _mm_prefetch((const char *)(gq + d->OW * C + 16 * j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * (int64_t)j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(gq + d->OW * C + 16 * (int64_t)j), _MM_HINT_T0);
         }
         __m512 g[2];
 #pragma GCC unroll 2
-        for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * j), ab[j] += g[j];
+        for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j), ab[j] += g[j];
 #pragma GCC unroll 5
         for (int k = 0; k < KH_; k++) {
 #pragma GCC unroll 5
             for (int kw = 0; kw < KW_; kw++)
 #pragma GCC unroll 2
                 for (int j = 0; j < CB; j++)
-                    a[k][kw][j] = _mm512_fmadd_ps(_mm512_loadu_ps(xq[k] + kw * d->DW * C + 16 * j),
-                                                  g[j], a[k][kw][j]);
+                    a[k][kw][j] =
+                        _mm512_fmadd_ps(_mm512_loadu_ps(xq[k] + kw * d->DW * C + 16 * (int64_t)j),
+                                        g[j], a[k][kw][j]);
             xq[k] += step;
         }
     }
@@ -475,7 +477,7 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
             for (int kw = 0; kw < KW_; kw++)
 #pragma GCC unroll 2
                 for (int j = 0; j < CB; j++) {
-                    float *p = part + (k * KW_ + kw) * C + c + 16 * j;
+                    float *p = part + (k * KW_ + kw) * C + c + 16 * (int64_t)j;
                     _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[k][kw][j]));
                 }
     for (int64_t ow = 0; ow < d->OW; ow++) {
@@ -486,12 +488,12 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
         tap_range(iw0, d->DW, KW_, d->IW, &kw0, &kw1);
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) {
-            const __m512 g = _mm512_loadu_ps(gyr + ow * C + c + 16 * j);
+            const __m512 g = _mm512_loadu_ps(gyr + ow * C + c + 16 * (int64_t)j);
             ab[j] += g;
             for (int64_t k = kh0; k < kh1; k++)
                 for (int64_t kw = kw0; kw < kw1; kw++) {
-                    float *p = part + (k * KW_ + kw) * C + c + 16 * j;
-                    const float *xp = xr[k] + (iw0 + kw * d->DW) * C + c + 16 * j;
+                    float *p = part + (k * KW_ + kw) * C + c + 16 * (int64_t)j;
+                    const float *xp = xr[k] + (iw0 + kw * d->DW) * C + c + 16 * (int64_t)j;
                     _mm512_storeu_ps(p,
                                      _mm512_fmadd_ps(_mm512_loadu_ps(xp), g, _mm512_loadu_ps(p)));
                 }
@@ -500,8 +502,8 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
     if (pb)
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++)
-            _mm512_storeu_ps(pb + c + 16 * j,
-                             _mm512_add_ps(_mm512_loadu_ps(pb + c + 16 * j), ab[j]));
+            _mm512_storeu_ps(pb + c + 16 * (int64_t)j,
+                             _mm512_add_ps(_mm512_loadu_ps(pb + c + 16 * (int64_t)j), ab[j]));
 }
 
 ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
@@ -643,14 +645,7 @@ void cn__conv2d_dw_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++) {
-            float s = 0.0f;
-            for (int k = 0; k < DW_BWW_CHUNKS; k++) s += part[k * stride + i];
-            if (i < nw) {
-                if (gw) gw[i] = s;
-            } else if (gb) {
-                gb[i - nw] = s;
-            }
-        }
+        for (int64_t i = 0; i < stride; i++)
+            cn__sum_chunks(part, DW_BWW_CHUNKS, stride, nw, i, gw, gb);
     }
 }

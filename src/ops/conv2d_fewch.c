@@ -485,15 +485,8 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 #pragma omp atomic capture seq_cst
             c = ++done;
             if (c == FEW_CHUNKS) {
-                for (int64_t i = 0; i < stride; i++) {
-                    float s = 0.0f;
-                    for (int j = 0; j < FEW_CHUNKS; j++) s += part[j * stride + i];
-                    if (i < nw) {
-                        if (gw) gw[i] = s;
-                    } else if (gb) {
-                        gb[i - nw] = s;
-                    }
-                }
+                for (int64_t i = 0; i < stride; i++)
+                    cn__sum_chunks(part, FEW_CHUNKS, stride, nw, i, gw, gb);
 #pragma omp atomic update
                 done++;
             }

@@ -35,7 +35,7 @@
 #define ALWAYS static inline __attribute__((always_inline)) TGT
 
 /* Largest input copy per thread a row block aims for (it stays in L2). */
-#define XS_BYTES (256 * 1024)
+#define XS_BYTES ((int64_t)256 * 1024)
 
 /* Outputs over this many bytes (twice the two cores' L2s) are streamed. */
 #define GRP8_STREAM_BYTES ((int64_t)4 << 20)
@@ -67,7 +67,7 @@ static grp8_plan plan(const cn_conv2d_desc *d, int nt)
     while (p.RB > 1 && ((p.RB - 1) * d->SH + (d->KH - 1) * d->DH + 1) * row_bytes > XS_BYTES)
         p.RB = (p.RB + 1) / 2;
     /* enough blocks for every thread */
-    while (p.RB > 1 && d->MB * ((d->OH + p.RB - 1) / p.RB) < 4 * nt) p.RB = (p.RB + 1) / 2;
+    while (p.RB > 1 && d->MB * ((d->OH + p.RB - 1) / p.RB) < 4 * (int64_t)nt) p.RB = (p.RB + 1) / 2;
     p.rows = (p.RB - 1) * d->SH + (d->KH - 1) * d->DH + 1;
     p.xs_floats = (p.rows * p.Wp * d->IC + 15) / 16 * 16;
     p.wv_floats = (d->KH * d->KW * (d->IC / d->G) + 1) * d->OC;
@@ -345,7 +345,7 @@ size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
     do {                                                                                           \
         _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++)                                        \
         {                                                                                          \
-            const __m512 v = bcast_pair(xc + 2 * i);                                               \
+            const __m512 v = bcast_pair(xc + 2 * (int64_t)i);                                      \
             if (0 >= (K0) && 0 < (K1)) a0[i] = _mm512_fmadd_ps(v, g0, a0[i]);                      \
             if (1 >= (K0) && 1 < (K1)) a1[i] = _mm512_fmadd_ps(v, g1, a1[i]);                      \
             if (2 >= (K0) && 2 < (K1)) a2[i] = _mm512_fmadd_ps(v, g2, a2[i]);                      \
@@ -370,7 +370,7 @@ static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const flo
         for (int64_t r = 0; r < nrows; r++) {
             const float *xr = xs + ((r * d->SH + kh * d->DH) * p->Wp) * 16;
             const float *gr = gy + ((n * d->OH + oh0 + r) * OW) * OC + 16 * gp;
-            __m512 g0 = _mm512_setzero_ps(), g1 = g0, g2 = g0;
+            __m512 g0 = _mm512_setzero_ps(), g1 = g0, g2;
             const float *xc = xr;
             /* column c: g0 = gy[c], g1 = gy[c-1], g2 = gy[c-2] */
             for (int64_t c = 0; c < OW + 2; c++, xc += 16) {
@@ -444,15 +444,8 @@ void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, con
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++) {
-            float s = 0.0f;
-            for (int k = 0; k < BWW_CHUNKS; k++) s += part[k * stride + i];
-            if (i < nw) {
-                if (gw) gw[i] = s;
-            } else if (gb) {
-                gb[i - nw] = s;
-            }
-        }
+        for (int64_t i = 0; i < stride; i++)
+            cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
     }
 }
 

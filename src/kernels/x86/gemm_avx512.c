@@ -50,7 +50,7 @@ static inline TGT void store_row(float *c, __m512 ab0, __m512 ab1, __m512 va, __
         c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                                \
     }
 #define STORE(i)                                                                                   \
-    if ((i) < m) store_row(c + (int64_t)(i) * ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
+    if ((i) < m) store_row(c + (int64_t)(i)*ldc, c##i##a, c##i##b, va, vb, beta == 0.0f, m0, m1);
 
 TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
                               int64_t rs_b, float *c, int64_t ldc, int m, int n, float alpha,
@@ -72,11 +72,11 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
      * rows below: they are fetched a cache line per row every 16 k, as the
      * hardware prefetchers do not ramp up on 14 short streams. Prefetches
      * never fault, so rows past the matrix are harmless. */
-    const float *an = cs_a == 1 ? a + MR * r1 : NULL;
+    const int ahead = cs_a == 1;
     for (int64_t p0 = 0; p0 < k; p0 += 16) {
-        if (an)
+        if (ahead)
             for (int i = 0; i < MR; i++)
-                _mm_prefetch((const char *)(an + i * r1 + p0), _MM_HINT_T0);
+                _mm_prefetch((const char *)(a + (MR + i) * r1 + p0), _MM_HINT_T0);
         const int64_t p1 = CN__MIN(k, p0 + 16);
         for (int64_t p = p0; p < p1; p++) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
@@ -99,10 +99,11 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
 
 /* One k step of the batch kernel on rows a0 + {0, r1, r2}, a3 + ... */
 #define BODY                                                                                       \
-    FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2]) FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])        \
-    FMA(6, a6[0]) FMA(7, a6[r1]) FMA(8, a6[r2]) FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])      \
-    FMA(12, a12[0]) FMA(13, a12[r1])                                                               \
-    a0 += cs_a, a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;                                   \
+    FMA(0, a0[0])                                                                                  \
+    FMA(1, a0[r1]) FMA(2, a0[r2]) FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2]) FMA(6, a6[0])        \
+        FMA(7, a6[r1]) FMA(8, a6[r2]) FMA(9, a9[0]) FMA(10, a9[r1]) FMA(11, a9[r2])                \
+            FMA(12, a12[0]) FMA(13, a12[r1]) a0 += cs_a,                                           \
+        a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;                                           \
     b += rs_b;
 
 /* The batch-reduce kernel (gemm.h): the k loop of cn__sgemm_ukr_avx512 run
