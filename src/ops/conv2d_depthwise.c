@@ -69,15 +69,6 @@ static inline void tap_range(int64_t base, int64_t dil, int64_t K, int64_t n, in
     *k0 = CN__MIN(a, K), *k1 = CN__MAX(b, *k0);
 }
 
-/* Output columns [lo, hi) whose taps all fall inside the input row. */
-static void interior_cols(const cn_conv2d_desc *d, int64_t *lo, int64_t *hi)
-{
-    int64_t a = d->PL <= 0 ? 0 : (d->PL + d->SW - 1) / d->SW;
-    int64_t t = d->IW - 1 + d->PL - (d->KW - 1) * d->DW;
-    int64_t b = t < 0 ? 0 : CN__MIN(d->OW, t / d->SW + 1);
-    *lo = CN__MIN(a, b), *hi = b;
-}
-
 /* ---- portable kernels (8-float vector extensions) ----------------------- */
 
 /* Four interior output pixels x 16 channels [c, c+16) of row (n, oh): 8
@@ -111,18 +102,6 @@ ALWAYS void dw_fwd_quad(const cn_conv2d_desc *d, const float *x, const float *w,
     for (int r = 0; r < 4; r++) ST(yp + r * C + c, a[r][0]), ST(yp + r * C + c + 8, a[r][1]);
 }
 
-/* Input pixel (ih, iw) of image n, or NULL where it reads as zero: outside
- * the input, or, with input dilation ish x isw (backward-data of a strided
- * convolution: the output gradient with ish-1 zero rows between its rows,
- * never stored), between real pixels. d->IH x d->IW is the dilated extent. */
-static inline const float *src_px(const cn_conv2d_desc *d, const float *x, int64_t n, int64_t ih,
-                                  int64_t iw, int64_t ish, int64_t isw)
-{
-    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW || ih % ish || iw % isw) return NULL;
-    const int64_t IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
-    return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
-}
-
 /* y row (n, oh) = depthwise conv of x with w [KH,KW,C] plus b; x dilated by
  * ish x isw (1 x 1: plain). */
 ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
@@ -132,7 +111,7 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
     float *yrow = y + (n * d->OH + oh) * d->OW * C;
     const v8 z = {0};
     int64_t lo, hi;
-    interior_cols(d, &lo, &hi);
+    cn__interior_cols(d, &lo, &hi);
     for (int64_t ow = 0; ow < d->OW; ow++) {
         float *yp = yrow + ow * C;
         int64_t c = 0;
@@ -147,8 +126,8 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
                a3 = b ? LD(b + c + 24) : z;
             for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    const float *xp = cn__src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                                 ow * d->SW - d->PL + kw * d->DW, ish, isw);
                     if (!xp) continue;
                     xp += c;
                     const float *wp = w + (kh * d->KW + kw) * C + c;
@@ -161,8 +140,8 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
             v8 a0 = b ? LD(b + c) : z;
             for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    const float *xp = cn__src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                                 ow * d->SW - d->PL + kw * d->DW, ish, isw);
                     if (xp) a0 += LD(xp + c) * LD(w + (kh * d->KW + kw) * C + c);
                 }
             ST(yp + c, a0);
@@ -171,8 +150,8 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
             float a = b ? b[c] : 0.0f;
             for (int64_t kh = 0; kh < d->KH; kh++)
                 for (int64_t kw = 0; kw < d->KW; kw++) {
-                    const float *xp = src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
-                                             ow * d->SW - d->PL + kw * d->DW, ish, isw);
+                    const float *xp = cn__src_px(d, x, n, oh * d->SH - d->PT + kh * d->DH,
+                                                 ow * d->SW - d->PL + kw * d->DW, ish, isw);
                     if (xp) a += xp[c] * w[(kh * d->KW + kw) * C + c];
                 }
             yp[c] = a;
@@ -346,7 +325,7 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
     const float *xn = x + n * d->IH * d->IW * C;
     float *yr = y + (n * d->OH + oh) * d->OW * C;
     int64_t lo, hi, kh0, kh1, kw0 = 0, kw1 = 0;
-    interior_cols(d, &lo, &hi);
+    cn__interior_cols(d, &lo, &hi);
     tap_range(ih0, d->DH, d->KH, d->IH, &kh0, &kh1);
     /* 3-wide filters slide: 1 or 2, the stride; 0: they do not */
     const int slide = d->KW == 3 && d->DW == 1 && d->OW >= 8 && d->SW <= 2 ? (int)d->SW : 0;
@@ -512,7 +491,7 @@ ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *
     const int64_t C = d->OC, ih0 = oh * d->SH - d->PT;
     int64_t kh0, kh1, lo, hi;
     tap_range(ih0, d->DH, KH_, d->IH, &kh0, &kh1);
-    interior_cols(d, &lo, &hi);
+    cn__interior_cols(d, &lo, &hi);
     const float *xr[5];
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++) {

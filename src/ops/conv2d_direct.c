@@ -43,15 +43,6 @@ int cn__conv_grouped_applies(const cn_conv2d_desc *d)
     return OCG % 8 == 0 && ((d->G > 1 && ICG <= GRP_MAX_ICG) || ICG <= 4);
 }
 
-/* Output columns [lo, hi) whose taps all fall inside the input row. */
-static void interior_cols(const cn_conv2d_desc *d, int64_t *lo, int64_t *hi)
-{
-    int64_t a = d->PL <= 0 ? 0 : (d->PL + d->SW - 1) / d->SW;
-    int64_t t = d->IW - 1 + d->PL - (d->KW - 1) * d->DW;
-    int64_t b = t < 0 ? 0 : CN__MIN(d->OW, t / d->SW + 1);
-    *lo = CN__MIN(a, b), *hi = b;
-}
-
 /* Output columns [lo, hi) for which tap column kw reads inside the input. */
 static void tap_cols(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *hi)
 {
@@ -67,18 +58,6 @@ static void chunk_rows(const cn_conv2d_desc *d, int k, int64_t *r0, int64_t *r1)
 {
     const int64_t rows = d->MB * d->OH;
     *r0 = rows * k / BWW_CHUNKS, *r1 = rows * (k + 1) / BWW_CHUNKS;
-}
-
-/* Input pixel (ih, iw) of image n, or NULL where it reads as zero: outside
- * the input, or, with input dilation ish x isw (backward-data of a strided
- * convolution: the output gradient with ish-1 zero rows between its rows,
- * never stored), between real pixels. d->IH x d->IW is the dilated extent. */
-static inline const float *src_px(const cn_conv2d_desc *d, const float *x, int64_t n, int64_t ih,
-                                  int64_t iw, int64_t ish, int64_t isw)
-{
-    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW || ih % ish || iw % isw) return NULL;
-    const int64_t IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
-    return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
 }
 
 /* ---- small groups ------------------------------------------------------- */
@@ -127,7 +106,7 @@ ALWAYS void grp_fwd_tile(const cn_conv2d_desc *d, const float *x, const float *w
             const float *xp[8];
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                const float *q = r < nr ? src_px(d, x, n, ih, iw + r * d->SW, ish, isw) : NULL;
+                const float *q = r < nr ? cn__src_px(d, x, n, ih, iw + r * d->SW, ish, isw) : NULL;
                 xp[r] = q ? q + g * ICG : zeros;
             }
             for (int64_t i = 0; i < ICG; i++, wp += OC) {
@@ -158,7 +137,7 @@ ALWAYS void grp_fwd_row_nb(const cn_conv2d_desc *d, const float *x, const float 
                            const int NB, int64_t ish, int64_t isw)
 {
     int64_t lo, hi;
-    interior_cols(d, &lo, &hi);
+    cn__interior_cols(d, &lo, &hi);
     for (int64_t ow = 0; ow < d->OW; ow += R) {
         const int64_t nr = CN__MIN(R, d->OW - ow);
         if (ish == 1 && isw == 1 && nr == R && ow >= lo && ow + R <= hi)
@@ -377,6 +356,7 @@ void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, cons
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++) cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
+        for (int64_t i = 0; i < stride; i++)
+            cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
     }
 }

@@ -36,8 +36,8 @@ CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc
 CN__HIDDEN int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d);
 /* gx is overwritten; wt is scratch of KH*KW*(OC/G)*IC floats. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                              const float *gy, const float *w, float *gx,
-                                              float *wt, float *cols);
+                                              const float *gy, const float *w, float *gx, float *wt,
+                                              float *cols);
 /* gw and gb (either may be NULL) are overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                  const float *x, const float *gy, float *gw,
@@ -59,8 +59,8 @@ CN__HIDDEN void cn__conv2d_vec_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, c
  * d->IW is the dilated extent, x holds ((IH-1)/ish+1) x ((IW-1)/isw+1)
  * pixels (backward-data of a strided convolution, no bias). */
 CN__HIDDEN void cn__conv2d_vec_fwd_dilated(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                           const float *x, const float *w, int64_t ish,
-                                           int64_t isw, float *y);
+                                           const float *x, const float *w, int64_t ish, int64_t isw,
+                                           float *y);
 CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                            const float *x, const float *gy, float *gw, float *gb,
                                            float *part);
@@ -92,8 +92,8 @@ CN__HIDDEN size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                      const float *w, const float *b, int relu, float *y);
 CN__HIDDEN void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                             const float *x, const float *gy, float *gw,
-                                             float *gb, float *part);
+                                             const float *x, const float *gy, float *gw, float *gb,
+                                             float *part);
 
 /* The depthwise kernels (conv2d_depthwise.c) behind the vec entry points:
  * forward over x dilated by ish x isw (1 x 1: plain; bias and relu as in
@@ -132,6 +132,28 @@ CN__HIDDEN int cn__conv_ws_threads(void);
  * "grouped", "fewch", "winograd"), as the passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
+
+/* The direct kernels' geometry (conv2d_direct.c, conv2d_depthwise.c). */
+/* Output columns [lo, hi) whose taps all fall inside the input row. */
+static inline void cn__interior_cols(const cn_conv2d_desc *d, int64_t *lo, int64_t *hi)
+{
+    int64_t a = d->PL <= 0 ? 0 : (d->PL + d->SW - 1) / d->SW;
+    int64_t t = d->IW - 1 + d->PL - (d->KW - 1) * d->DW;
+    int64_t b = t < 0 ? 0 : CN__MIN(d->OW, t / d->SW + 1);
+    *lo = CN__MIN(a, b), *hi = b;
+}
+
+/* Input pixel (ih, iw) of image n, or NULL where it reads as zero: outside
+ * the input, or, with input dilation ish x isw (backward-data of a strided
+ * convolution: the output gradient with ish-1 zero rows between its rows,
+ * never stored), between real pixels. d->IH x d->IW is the dilated extent. */
+static inline const float *cn__src_px(const cn_conv2d_desc *d, const float *x, int64_t n,
+                                      int64_t ih, int64_t iw, int64_t ish, int64_t isw)
+{
+    if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW || ih % ish || iw % isw) return NULL;
+    const int64_t IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
+    return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
+}
 
 /* Element i of a weight gradient kept as chunk partials part[k*stride + i]
  * (gw's nw elements, then gb's): their sum in chunk order, into gw[i] or
