@@ -159,7 +159,7 @@ static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads
         conv_cfg c;
         for (;;) {
             conv_cfg_random(&c, i % CFG_KIND_COUNT, 7, 1);
-            const int64_t C = 16 * tl_randint(1, 5);
+            const int64_t C = 16 * (int64_t)tl_randint(1, 5);
             if (i % 2 && c.ws[0] <= 3 && c.ws[1] <= 3) c.ws[0] = c.ws[1] = 3;
             if (i % 3 == 0) c.xs[2] = tl_randint(8, 20);
             c.p.groups = (int)C;
