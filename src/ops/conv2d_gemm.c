@@ -210,6 +210,10 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
  * (all of them, or a few at a border) are skipped rather than multiplied
  * by zeros. Used where a tap is deep enough (ICG) for the kernel's k loop. */
 #define IMPLICIT_MIN_ICG 32
+/* Tiles of at most MR7 rows (7-pixel rows, stride-2 phases of 14) take
+ * the 7 x 64 kernel, which computes no dropped rows. */
+#define MR7 CN__SGEMM_AVX512_MR7
+#define NR7 CN__SGEMM_AVX512_NR7
 #define IMPLICIT_A_FLOATS 12288
 
 static int implicit_applies(const cn_conv2d_desc *d)
@@ -263,14 +267,16 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
              * all column slivers use it; the first group sets C. */
             float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG;
             const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG));
+            const int64_t nr = m <= MR7 ? NR7 : NR;
             for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                 const int nb = CN__MIN(per, nt - t0);
-                for (int64_t j = 0; j < OCG; j += NR) {
+                for (int64_t j = 0; j < OCG; j += nr) {
                     const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                    cn__sgemm_batch_avx512(nb, pr + t0, 1, d->OC, c + j, d->OC, m,
-                                           (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f, pf, np);
+                    (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
+                        nb, pr + t0, 1, d->OC, c + j, d->OC, m, (int)CN__MIN(nr, OCG - j),
+                        t0 ? 1.0f : 0.0f, pf, np);
                     if (np) pf += np * 16;
-                    for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                    for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
                 }
             }
         }
@@ -379,15 +385,16 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                     }
                 }
                 float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
+                const int64_t nr = m <= MR7 ? NR7 : NR;
                 for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                     const int nb = CN__MIN(per, nt - t0);
-                    for (int64_t j = 0; j < ICG; j += NR) {
+                    for (int64_t j = 0; j < ICG; j += nr) {
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                        cn__sgemm_batch_avx512(nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
-                                               (int)CN__MIN(NR, ICG - j), t0 ? 1.0f : 0.0f, pf,
-                                               np);
+                        (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
+                            nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
+                            (int)CN__MIN(nr, ICG - j), t0 ? 1.0f : 0.0f, pf, np);
                         if (np) pf += np * 16;
-                        for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                        for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
                     }
                 }
             }
