@@ -117,6 +117,9 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
 {
     /* The prefetch hint, a share before each pair's k loop. */
     const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
+    /* no pairs (a tile the filter does not reach): the hint all at once */
+    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
+        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
     ROWS(DECL)
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
@@ -221,6 +224,9 @@ TGT void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
                                  int64_t pf_lines)
 {
     const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
+    /* no pairs (a tile the filter does not reach): the hint all at once */
+    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
+        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
     R7(DECL4)
     const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16), m2 = cols_mask(n, 32),
                     m3 = cols_mask(n, 48);
