@@ -535,6 +535,17 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
             c.ws[0] = tl_randint(1, 3), c.ws[1] = tl_randint(1, 3), c.ws[2] = icg;
             c.ws[3] = (int64_t)p.groups * ocg;
             c.bias = tl_randint(0, 1);
+            /* The resnet's strided layers, scaled down: 7-pixel output rows
+             * and stride-2 phases of 7 (the 7 x 64 kernel, with a partial
+             * second column block at 72 channels), and strided 1x1 filters
+             * (rows and phases that no tap reaches, cleared). */
+            if (i >= 2 && i < 6) {
+                const int k = i < 4 ? 3 : 1, w = i % 2 ? 28 : 14;
+                c.p.groups = 1, c.p.stride_h = c.p.stride_w = 2, c.p.dil_h = c.p.dil_w = 1;
+                c.p.pad_top = c.p.pad_bottom = c.p.pad_left = c.p.pad_right = k / 2;
+                c.xs[0] = 1, c.xs[1] = 5, c.xs[2] = w, c.xs[3] = icg;
+                c.ws[0] = c.ws[1] = k, c.ws[3] = i % 2 ? 40 : 72;
+            }
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
         CHECK(getenv("CN_CONV_IMPL") ||

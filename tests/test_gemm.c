@@ -447,9 +447,13 @@ static void cn_isa_environment_variable_caps_the_isa(void)
 static void batch_kernel_is_exact_and_stays_in_its_tile(void)
 {
     if (!cn__isa_supported(CN_ISA_AVX512)) return;
-    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR, LDC = NR + 3;
-    for (int it = 0; it < 300 && tl_ok(); it++) {
-        const int nt = tl_randint(0, 3), m = tl_randint(1, MR), n = tl_randint(1, NR);
+    /* pair rows up to 14 (the conv's pairs), tiles up to 14 x 32 or, for
+     * the 7 x 64 kernel (every other iteration), 7 x 64 */
+    enum { MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR7, LDC = NR + 3 };
+    for (int it = 0; it < 600 && tl_ok(); it++) {
+        const int k7 = it % 2;
+        const int nt = tl_randint(0, 3), m = tl_randint(1, k7 ? CN__SGEMM_AVX512_MR7 : MR),
+                  n = tl_randint(1, k7 ? NR : CN__SGEMM_AVX512_NR);
         const int64_t cs = tl_randint(1, 2), rs_b = n + tl_randint(0, 2);
         const float beta = (float)tl_randint(0, 1);
         const int ranged = tl_randint(0, 1);
@@ -475,9 +479,11 @@ static void batch_kernel_is_exact_and_stays_in_its_tile(void)
                         s += a[t][i * pr[t].rs_a + p * cs] * b[t][p * rs_b + j];
                 want[i * LDC + j] = s + (beta == 0.0f ? 0.0f : beta * want[i * LDC + j]);
             }
-        cn__sgemm_batch_avx512(nt, pr, cs, rs_b, c, LDC, m, n, beta, NULL, 0);
-        CHECK(!memcmp(c, want, sizeof c), "batch kernel: nt=%d m=%d n=%d cs=%lld beta=%g ranged=%d",
-              nt, m, n, (long long)cs, beta, ranged);
+        (k7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(nt, pr, cs, rs_b, c, LDC, m, n,
+                                                                beta, NULL, 0);
+        CHECK(!memcmp(c, want, sizeof c),
+              "batch kernel: k7=%d nt=%d m=%d n=%d cs=%lld beta=%g ranged=%d", k7, nt, m, n,
+              (long long)cs, beta, ranged);
         for (int t = 0; t < nt; t++) free(a[t]), free(b[t]);
     }
 }

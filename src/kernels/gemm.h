@@ -141,6 +141,15 @@ typedef struct cn__sgemm_pair {
 CN__HIDDEN void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
                                        int64_t rs_b, float *c, int64_t ldc, int m, int n,
                                        float beta, const float *pf, int64_t pf_lines);
+/* The same for tiles of at most MR7 = 7 rows and NR7 = 64 columns (m <= 7,
+ * n <= 64; hi may exceed 7, rows from 7 on are not read): each element
+ * gets the same operations as in cn__sgemm_batch_avx512, so the two give
+ * identical bits. */
+#define CN__SGEMM_AVX512_MR7 7
+#define CN__SGEMM_AVX512_NR7 64
+CN__HIDDEN void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
+                                        int64_t rs_b, float *c, int64_t ldc, int m, int n,
+                                        float beta, const float *pf, int64_t pf_lines);
 
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)

@@ -210,6 +210,10 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
  * (all of them, or a few at a border) are skipped rather than multiplied
  * by zeros. Used where a tap is deep enough (ICG) for the kernel's k loop. */
 #define IMPLICIT_MIN_ICG 32
+/* Tiles of at most MR7 rows (7-pixel rows, stride-2 phases of 14) take
+ * the 7 x 64 kernel, which computes no dropped rows. */
+#define MR7 CN__SGEMM_AVX512_MR7
+#define NR7 CN__SGEMM_AVX512_NR7
 #define IMPLICIT_A_FLOATS 12288
 
 static int implicit_applies(const cn_conv2d_desc *d)
@@ -263,14 +267,16 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
              * all column slivers use it; the first group sets C. */
             float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG;
             const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG));
+            const int64_t nr = m <= MR7 ? NR7 : NR;
             for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                 const int nb = CN__MIN(per, nt - t0);
-                for (int64_t j = 0; j < OCG; j += NR) {
+                for (int64_t j = 0; j < OCG; j += nr) {
                     const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                    cn__sgemm_batch_avx512(nb, pr + t0, 1, d->OC, c + j, d->OC, m,
-                                           (int)CN__MIN(NR, OCG - j), t0 ? 1.0f : 0.0f, pf, np);
+                    (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
+                        nb, pr + t0, 1, d->OC, c + j, d->OC, m, (int)CN__MIN(nr, OCG - j),
+                        t0 ? 1.0f : 0.0f, pf, np);
                     if (np) pf += np * 16;
-                    for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                    for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
                 }
             }
         }
@@ -331,11 +337,8 @@ cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
  * all, 3 in 4 of them for a 3x3 stride-2 filter) are skipped. */
 int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
 {
-    /* A strided 1x1 filter reaches one pixel in SH*SW, in short tiles (half
-     * the kernel's rows at stride 2): one GEMM over all of gy's pixels and
-     * a scatter (the col2im path) does better. */
     return cn__isa_detect() == CN_ISA_AVX512 && !is_pointwise(d) &&
-           d->KH * d->KW > 1 && d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
+           d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
 }
 
 /* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap); buf as in
@@ -356,6 +359,24 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
     const int64_t pf_call = cdiv(pf_lines, calls);
     const float *pf = pf_lines ? gy + (n * d->OH + oh0 + 1) * d->OW * d->OC : NULL;
     const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
+    /* A row that no filter row reaches, or with a phase that no filter
+     * column reaches (a strided 1x1 filter: 3 pixels in 4 at stride 2), is
+     * cleared first with memset, which writes whole cache lines without
+     * reading them, and its empty tiles are skipped: the kernel's stores of
+     * zeros would read every line first. */
+    int gap = 1;
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t oy = ih + d->PT - kh * d->DH;
+        if (oy >= 0 && oy % d->SH == 0 && oy / d->SH < d->OH) gap = 0;
+    }
+    for (int64_t ph = 0; !gap && ph < CN__MIN(d->SW, d->IW); ph++) {
+        int reached = 0;
+        for (int64_t kw = 0; kw < d->KW; kw++)
+            reached |= (((ph + d->PL - kw * d->DW) % d->SW) + d->SW) % d->SW == 0;
+        gap = !reached;
+    }
+    const int cleared = gap && d->G == 1;
+    if (cleared) memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
             for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
@@ -378,16 +399,18 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                                                     d->OC, OCG, (int)lo, (int)hi};
                     }
                 }
+                if (cleared && nt == 0) continue;
                 float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
+                const int64_t nr = m <= MR7 ? NR7 : NR;
                 for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                     const int nb = CN__MIN(per, nt - t0);
-                    for (int64_t j = 0; j < ICG; j += NR) {
+                    for (int64_t j = 0; j < ICG; j += nr) {
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
-                        cn__sgemm_batch_avx512(nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
-                                               (int)CN__MIN(NR, ICG - j), t0 ? 1.0f : 0.0f, pf,
-                                               np);
+                        (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
+                            nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
+                            (int)CN__MIN(nr, ICG - j), t0 ? 1.0f : 0.0f, pf, np);
                         if (np) pf += np * 16;
-                        for (int t = t0; t < t0 + nb; t++) pr[t].b += NR;
+                        for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
                     }
                 }
             }

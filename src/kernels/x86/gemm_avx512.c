@@ -22,6 +22,7 @@
 #define TGT __attribute__((target("avx512f,avx2,fma")))
 #define MR CN__SGEMM_AVX512_MR
 #define NR CN__SGEMM_AVX512_NR
+#define MR7 CN__SGEMM_AVX512_MR7
 
 /* Applies c = alpha*ab + beta*c to the 32 columns of one row under masks
  * m0, m1 (columns 0-15, 16-31); beta == 0 never loads c. Masked lanes are
@@ -116,6 +117,9 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
 {
     /* The prefetch hint, a share before each pair's k loop. */
     const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
+    /* no pairs (a tile the filter does not reach): the hint all at once */
+    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
+        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
     ROWS(DECL)
     __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
@@ -162,6 +166,95 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
     ROWS(STORE)
 }
 
+
+/* The 7 x 64 batch kernel: for tiles of at most 7 rows (a 7-pixel output
+ * row, a stride-2 phase of a 14-pixel row), where the 14-row kernel would
+ * spend half its FMAs on rows that are dropped. 7 rows x 4 zmm = 28
+ * accumulators again, 4 B loads and 7 broadcasts per 28 FMAs. */
+#define R7(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6)
+#define DECL4(i)                                                                                   \
+    __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(),                           \
+           c##i##2 = _mm512_setzero_ps(), c##i##3 = _mm512_setzero_ps();
+#define FMA4(i, v)                                                                                 \
+    {                                                                                              \
+        __m512 ai = _mm512_set1_ps(v);                                                             \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
+        c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2);                                                \
+        c##i##3 = _mm512_fmadd_ps(ai, b3, c##i##3);                                                \
+    }
+/* Row i's A pointer: rows outside [lo, hi) get row lo's (never read). */
+#define RP7(i) const float *rp##i = pr[t].a + ((i) >= lo && (i) < hi ? ((i)-lo) * r1 : 0);
+#define RF7(i, LO, HI)                                                                             \
+    if ((i) >= (LO) && (i) < (HI)) {                                                              \
+        FMA4(i, *rp##i) rp##i += cs_a;                                                             \
+    }
+/* A pair's k loop over rows [LO, HI): with literal bounds (the switch
+ * below) the row tests fold away, so a tap at a border costs no branches. */
+#define LOOP7(LO, HI)                                                                              \
+    for (int64_t p = 0; p < k; p++) {                                                              \
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);          \
+        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32), b3 = _mm512_maskz_loadu_ps(m3, b + 48);     \
+        RF7(0, LO, HI) RF7(1, LO, HI) RF7(2, LO, HI) RF7(3, LO, HI) RF7(4, LO, HI) RF7(5, LO, HI)  \
+            RF7(6, LO, HI) b += rs_b;                                                              \
+    }                                                                                              \
+    break;
+#define STORE4(i)                                                                                  \
+    if ((i) < m) {                                                                                 \
+        float *ci = c + (int64_t)(i)*ldc;                                                          \
+        if (beta != 0.0f) {                                                                        \
+            c##i##0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), c##i##0);                 \
+            c##i##1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), c##i##1);            \
+            c##i##2 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m2, ci + 32), c##i##2);            \
+            c##i##3 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m3, ci + 48), c##i##3);            \
+        }                                                                                          \
+        _mm512_mask_storeu_ps(ci, m0, c##i##0);                                                    \
+        _mm512_mask_storeu_ps(ci + 16, m1, c##i##1);                                               \
+        _mm512_mask_storeu_ps(ci + 32, m2, c##i##2);                                               \
+        _mm512_mask_storeu_ps(ci + 48, m3, c##i##3);                                               \
+    }
+
+static inline TGT __mmask16 cols_mask(int n, int j0)
+{
+    return n >= j0 + 16 ? 0xffff : n > j0 ? (__mmask16)((1u << (n - j0)) - 1) : 0;
+}
+
+TGT void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b,
+                                 float *c, int64_t ldc, int m, int n, float beta, const float *pf,
+                                 int64_t pf_lines)
+{
+    const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
+    /* no pairs (a tile the filter does not reach): the hint all at once */
+    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
+        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
+    R7(DECL4)
+    const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16), m2 = cols_mask(n, 32),
+                    m3 = cols_mask(n, 48);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j += 16) _mm_prefetch((const char *)(c + i * ldc + j), _MM_HINT_T0);
+    for (int t = 0; t < nt; t++) {
+        for (int64_t i = 0; i < pf_per && pf_lines > 0; i++, pf_lines--, pf += 16)
+            _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        const int64_t r1 = pr[t].rs_a, k = pr[t].k;
+        const float *b = pr[t].b;
+        const int lo = pr[t].lo, hi = CN__MIN(pr[t].hi, MR7);
+        R7(RP7)
+        /* The ranges of taps at a border (the rest: the generic loop) */
+        switch (lo * 8 + hi) {
+        case 7: LOOP7(0, 7)
+        case 6: LOOP7(0, 6)
+        case 5: LOOP7(0, 5)
+        case 4: LOOP7(0, 4)
+        case 15: LOOP7(1, 7)
+        case 23: LOOP7(2, 7)
+        case 31: LOOP7(3, 7)
+        default: LOOP7(lo, hi)
+        }
+    }
+    const __m512 vb = _mm512_set1_ps(beta);
+    R7(STORE4)
+}
+
 #else
 /* Not an x86 build: gemm.c does not reference the micro-kernel, and the
  * convolutions call the batch kernel only when cn__isa_detect() says
@@ -179,5 +272,11 @@ void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int6
                     s += pr[t].a[(i - pr[t].lo) * pr[t].rs_a + p * cs_a] * pr[t].b[p * rs_b + j];
             c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];
         }
+}
+void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b,
+                             float *c, int64_t ldc, int m, int n, float beta, const float *pf,
+                             int64_t pf_lines)
+{
+    cn__sgemm_batch_avx512(nt, pr, cs_a, rs_b, c, ldc, m, n, beta, pf, pf_lines);
 }
 #endif
