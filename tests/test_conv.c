@@ -88,8 +88,8 @@ static void every_pass_matches_reference_on_random_problems(void)
             cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
             cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
             (void)(agree("forward", B.y, B.yd, B.ny, c.str) &&
-                agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
-                agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
+                   agree("grad_input", B.gx, B.gxd, B.nx, c.str) &&
+                   agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
                    agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
         }
         bufs_free(&B);
@@ -168,7 +168,8 @@ static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads
             conv_cfg_describe(&c);
             break;
         }
-        CHECK(getenv("CN_CONV_IMPL") || !strcmp(cn__conv2d_impl_name(&c.d, 0), "depthwise"),
+        const char *impl = getenv("CN_CONV_IMPL");
+        CHECK((impl && strcmp(impl, "vec")) || !strcmp(cn__conv2d_impl_name(&c.d, 0), "depthwise"),
               "expected the depthwise path for %s", c.str);
         matches_reference_on_one_and_two_threads(&c);
     }
@@ -191,7 +192,8 @@ static void large_outputs_match_reference_on_one_and_two_threads(void)
             c.p.stride_h = c.p.stride_w = c.p.dil_h = c.p.dil_w = 1;
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
-        CHECK(getenv("CN_CONV_IMPL") ||
+        const char *impl = getenv("CN_CONV_IMPL");
+        CHECK((impl && strcmp(impl, "vec")) ||
                   !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
               "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
         bufs B;
@@ -203,8 +205,8 @@ static void large_outputs_match_reference_on_one_and_two_threads(void)
         cn_ctx_init(&two);
         two.threads = 2;
         for (int t = 0; t < 2; t++) {
-            CHECK_OK(cn_conv2d_fwd(t ? &two : NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, y[t],
-                                   NULL));
+            CHECK_OK(
+                cn_conv2d_fwd(t ? &two : NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, y[t], NULL));
             CHECK_OK(cn_conv2d_bwd_data(t ? &two : NULL, &c.d, B.gy, B.w, gx[t], NULL));
         }
         cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
@@ -257,8 +259,8 @@ static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(voi
         conv_cfg c;
         conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 2);
         reached += cn__conv_grp8_applies(&c.d) && !strcmp(cn__conv2d_impl_name(&c.d, 0), "grouped");
-        reached_bww += cn__conv_grp8_bww_applies(&c.d) &&
-                       !strcmp(cn__conv2d_impl_name(&c.d, 2), "grouped");
+        reached_bww +=
+            cn__conv_grp8_bww_applies(&c.d) && !strcmp(cn__conv2d_impl_name(&c.d, 2), "grouped");
         matches_reference_on_one_and_two_threads(&c);
     }
     const char *impl = getenv("CN_CONV_IMPL");
@@ -350,12 +352,13 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
             cn__conv2d_ref_bwd_data(&c.d, agy, aw, agx);
             double *agw = calloc(B.nw + 1, 8), *agb = calloc(B.nb + 1, 8);
             cn__conv2d_ref_bwd_weights(&c.d, ax, agy, agw, agb);
-            const double K = 9.0 * (double)c.d.IC + 16.0, u = FLT_EPSILON, sy = u * max_abs(ay, B.ny);
+            const double K = 9.0 * (double)c.d.IC + 16.0, u = FLT_EPSILON,
+                         sy = u * max_abs(ay, B.ny);
             for (size_t k = 0; k < B.ny && tl_ok(); k++) {
                 const double e = fabs(B.y[k] - B.yd[k]), bound = K * sy;
                 if (e / sy > worst) worst = e / sy;
-                CHECK(e <= bound, "forward [%zu]: got %.9g want %.9g (bound %.3g) for %s", k, B.y[k],
-                      B.yd[k], bound, c.str);
+                CHECK(e <= bound, "forward [%zu]: got %.9g want %.9g (bound %.3g) for %s", k,
+                      B.y[k], B.yd[k], bound, c.str);
             }
             const double Kd = 9.0 * (double)c.d.OC + 16.0, sx = u * max_abs(agx, B.nx);
             for (size_t k = 0; k < B.nx && tl_ok(); k++) {
@@ -365,7 +368,8 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
                       B.gx[k], B.gxd[k], bound, c.str);
             }
             /* the weight gradient sums over N x OH x OW pixels */
-            const double Kw = (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, sw = u * max_abs(agw, B.nw);
+            const double Kw = (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0,
+                         sw = u * max_abs(agw, B.nw);
             for (size_t k = 0; k < B.nw && tl_ok(); k++) {
                 const double e = fabs(B.gw[k] - B.gwd[k]), bound = Kw * sw;
                 if (e / sw > worst) worst = e / sw;
@@ -391,10 +395,14 @@ static void fused_relu_forward_equals_relu_of_the_forward(void)
 {
     for (int i = 0; i < 90 && tl_ok(); i++) {
         conv_cfg c;
-        if (i % 3 == 0 && i % 2) conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 4 == 1);
-        else if (i % 3 == 0) conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
-        else if (i % 6 == 1) conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
-        else if (i % 3 == 1) conv_cfg_random_fewch(&c, i % CFG_KIND_COUNT, 9, 0);
+        if (i % 3 == 0 && i % 2)
+            conv_cfg_random_pairs(&c, i % CFG_KIND_COUNT, i % 4 == 1);
+        else if (i % 3 == 0)
+            conv_cfg_random(&c, i % CFG_KIND_COUNT, 9, 4);
+        else if (i % 6 == 1)
+            conv_cfg_random_wide(&c, i % CFG_KIND_COUNT, 7);
+        else if (i % 3 == 1)
+            conv_cfg_random_fewch(&c, i % CFG_KIND_COUNT, 9, 0);
         else {
             for (;;) {
                 conv_cfg t = {0};
@@ -548,9 +556,6 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
             }
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
         conv_cfg_describe(&c);
-        CHECK(getenv("CN_CONV_IMPL") ||
-                  !strcmp(cn__conv2d_impl_name(&c.d, 0), i < 2 ? "depthwise" : "grouped"),
-              "expected the %s path for %s", i < 2 ? "depthwise" : "grouped", c.str);
         bufs B;
         bufs_init(&B, &c.d);
         for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-2, 2);
@@ -596,7 +601,8 @@ static void one_and_two_threads_give_bit_identical_results(void)
         const char *what[4] = {"forward", "grad_input", "grad_weight", "grad_bias"};
         for (int k = 0; k < 4; k++) {
             if (memcmp(out[0][k], out[1][k], n[k] * 4))
-                tl_fail(__FILE__, __LINE__, "%s differs between 1 and 2 threads for %s", what[k], c.str);
+                tl_fail(__FILE__, __LINE__, "%s differs between 1 and 2 threads for %s", what[k],
+                        c.str);
             free(out[0][k]), free(out[1][k]);
         }
         bufs_free(&A);
@@ -622,16 +628,16 @@ static void hand_computed_example(void)
     float r[3] = {1, 2, 3}, k[3] = {1, 0, 0}, o[3];
     int64_t rs[4] = {1, 1, 3, 1}, ks[4] = {1, 3, 1, 1};
     p.pad_left = p.pad_right = 1;
-    const float want_mode[][3] = {
-        [CN_PAD_ZEROS] = {0, 1, 2},     [CN_PAD_CIRCULAR] = {3, 1, 2}, [CN_PAD_REFLECT] = {2, 1, 2},
-        [CN_PAD_REPLICATE] = {1, 1, 2}, [CN_PAD_SYMMETRIC] = {1, 1, 2}, [CN_PAD_MEAN] = {2, 1, 2}};
+    const float want_mode[][3] = {[CN_PAD_ZEROS] = {0, 1, 2},     [CN_PAD_CIRCULAR] = {3, 1, 2},
+                                  [CN_PAD_REFLECT] = {2, 1, 2},   [CN_PAD_REPLICATE] = {1, 1, 2},
+                                  [CN_PAD_SYMMETRIC] = {1, 1, 2}, [CN_PAD_MEAN] = {2, 1, 2}};
     for (int m = 0; m < CN_PAD_MODE_COUNT; m++) {
         p.pad_mode = (cn_pad_mode)m;
         CHECK_OK(cn_conv2d_setup(&d, &p, rs, ks));
         CHECK_OK(cn_conv2d_fwd(NULL, &d, r, k, NULL, o, NULL));
         for (int i = 0; i < 3; i++)
-            CHECK(o[i] == want_mode[m][i], "mode %s: y[%d] = %g, want %g", cn_pad_mode_name(p.pad_mode),
-                  i, o[i], want_mode[m][i]);
+            CHECK(o[i] == want_mode[m][i], "mode %s: y[%d] = %g, want %g",
+                  cn_pad_mode_name(p.pad_mode), i, o[i], want_mode[m][i]);
     }
     /* Symmetric differs from reflect with a pad of 2: 2 1 | 1 2 3 | 3 2. */
     float k5[5] = {1, 0, 0, 0, 0}, o5[3];
@@ -693,8 +699,9 @@ static void conv1d_equals_conv2d_with_height_one(void)
 
 /* PyTorch's definition of the transposed convolution, as a scatter:
  * y[n, ih*s - p + kh*d, iw*s - p + kw*d, g*OCG+o] += x[n,ih,iw,g*ICG+i] w[kh,kw,o,g*ICG+i]. */
-static void transpose_scatter(const int64_t xs[4], const int64_t ws[4], const cn_conv_transpose2d_params *p,
-                              int64_t OH, int64_t OW, const double *x, const double *w, double *y)
+static void transpose_scatter(const int64_t xs[4], const int64_t ws[4],
+                              const cn_conv_transpose2d_params *p, int64_t OH, int64_t OW,
+                              const double *x, const double *w, double *y)
 {
     const int64_t G = p->conv.groups, IC = xs[3], ICG = IC / G, OCG = ws[2], OC = OCG * G;
     memset(y, 0, (size_t)(xs[0] * OH * OW * OC) * sizeof *y);
@@ -705,8 +712,10 @@ static void transpose_scatter(const int64_t xs[4], const int64_t ws[4], const cn
                     for (int64_t kh = 0; kh < ws[0]; kh++)
                         for (int64_t kw = 0; kw < ws[1]; kw++)
                             for (int64_t o = 0; o < OCG; o++) {
-                                int64_t oh = ih * p->conv.stride_h - p->conv.pad_top + kh * p->conv.dil_h;
-                                int64_t ow = iw * p->conv.stride_w - p->conv.pad_left + kw * p->conv.dil_w;
+                                int64_t oh =
+                                    ih * p->conv.stride_h - p->conv.pad_top + kh * p->conv.dil_h;
+                                int64_t ow =
+                                    iw * p->conv.stride_w - p->conv.pad_left + kw * p->conv.dil_w;
                                 if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
                                 y[((n * OH + oh) * OW + ow) * OC + (c / ICG) * OCG + o] +=
                                     x[((n * xs[1] + ih) * xs[2] + iw) * IC + c] *
@@ -726,17 +735,21 @@ static void conv_transpose2d_is_the_scatter_and_the_adjoint_of_conv2d(void)
         p.conv.pad_left = tl_randint(0, 2), p.conv.pad_right = tl_randint(0, 2);
         p.out_pad_h = tl_randint(0, 2), p.out_pad_w = tl_randint(0, 2);
         int64_t G = p.conv.groups;
-        int64_t xs[4] = {tl_randint(1, 2), tl_randint(1, 6), tl_randint(1, 6), G * tl_randint(1, 3)};
+        int64_t xs[4] = {tl_randint(1, 2), tl_randint(1, 6), tl_randint(1, 6),
+                         G * tl_randint(1, 3)};
         int64_t ws[4] = {tl_randint(1, 4), tl_randint(1, 4), tl_randint(1, 3), xs[3]};
         cn_conv2d_desc d;
         if (cn_conv_transpose2d_setup(&d, &p, xs, ws) != CN_OK) continue;
         tested++;
         char cfg[256];
-        snprintf(cfg, sizeof cfg, "x=[%lld,%lld,%lld,%lld] w=[%lld,%lld,%lld,%lld] s=%d,%d d=%d,%d p=%d,%d,%d,%d op=%d,%d g=%lld",
-                 (long long)xs[0], (long long)xs[1], (long long)xs[2], (long long)xs[3], (long long)ws[0],
-                 (long long)ws[1], (long long)ws[2], (long long)ws[3], p.conv.stride_h, p.conv.stride_w,
-                 p.conv.dil_h, p.conv.dil_w, p.conv.pad_top, p.conv.pad_bottom, p.conv.pad_left,
-                 p.conv.pad_right, p.out_pad_h, p.out_pad_w, (long long)G);
+        snprintf(cfg, sizeof cfg,
+                 "x=[%lld,%lld,%lld,%lld] w=[%lld,%lld,%lld,%lld] s=%d,%d d=%d,%d p=%d,%d,%d,%d "
+                 "op=%d,%d g=%lld",
+                 (long long)xs[0], (long long)xs[1], (long long)xs[2], (long long)xs[3],
+                 (long long)ws[0], (long long)ws[1], (long long)ws[2], (long long)ws[3],
+                 p.conv.stride_h, p.conv.stride_w, p.conv.dil_h, p.conv.dil_w, p.conv.pad_top,
+                 p.conv.pad_bottom, p.conv.pad_left, p.conv.pad_right, p.out_pad_h, p.out_pad_w,
+                 (long long)G);
         int64_t OH = (xs[1] - 1) * p.conv.stride_h - p.conv.pad_top - p.conv.pad_bottom +
                      p.conv.dil_h * (ws[0] - 1) + p.out_pad_h + 1;
         int64_t OW = (xs[2] - 1) * p.conv.stride_w - p.conv.pad_left - p.conv.pad_right +
@@ -793,16 +806,18 @@ static void im2col_and_col2im_are_adjoint(void)
         cn_col2im(NULL, &c.d, c2, x2);
         double l = dot(cols, c2, nc), r = dot(x, x2, nx);
         free(x), free(cols), free(c2), free(x2);
-        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)), "<im2col(x),c>=%.9g <x,col2im(c)>=%.9g for %s", l,
-              r, c.str);
+        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)), "<im2col(x),c>=%.9g <x,col2im(c)>=%.9g for %s",
+              l, r, c.str);
     }
 }
 
 static void padding_is_adjoint_to_its_backward_in_every_mode(void)
 {
     for (int i = 0; i < 120 && tl_ok(); i++) {
-        int64_t N = tl_randint(1, 2), H = tl_randint(1, 6), W = tl_randint(1, 6), C = tl_randint(1, 3);
-        int64_t pt = tl_randint(0, 6), pb = tl_randint(0, 6), pl = tl_randint(0, 6), pr = tl_randint(0, 6);
+        int64_t N = tl_randint(1, 2), H = tl_randint(1, 6), W = tl_randint(1, 6),
+                C = tl_randint(1, 3);
+        int64_t pt = tl_randint(0, 6), pb = tl_randint(0, 6), pl = tl_randint(0, 6),
+                pr = tl_randint(0, 6);
         cn_pad_mode m = (cn_pad_mode)(i % CN_PAD_MODE_COUNT);
         if (cn_pad2d_check(H, W, pt, pb, pl, pr, m, "test")) continue;
         size_t nx = (size_t)(N * H * W * C), ny = (size_t)(N * (H + pt + pb) * (W + pl + pr) * C);
@@ -812,9 +827,10 @@ static void padding_is_adjoint_to_its_backward_in_every_mode(void)
         CHECK_OK(cn_pad2d_bwd(NULL, N, H, W, C, pt, pb, pl, pr, m, gy, gx));
         double l = dot(y, gy, ny), r = dot(x, gx, nx);
         free(x), free(y), free(gy), free(gx);
-        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)), "mode %s H=%lld W=%lld pads %lld,%lld,%lld,%lld: %.9g vs %.9g",
-              cn_pad_mode_name(m), (long long)H, (long long)W, (long long)pt, (long long)pb,
-              (long long)pl, (long long)pr, l, r);
+        CHECK(fabs(l - r) <= 1e-5 * (1 + fabs(l)),
+              "mode %s H=%lld W=%lld pads %lld,%lld,%lld,%lld: %.9g vs %.9g", cn_pad_mode_name(m),
+              (long long)H, (long long)W, (long long)pt, (long long)pb, (long long)pl,
+              (long long)pr, l, r);
     }
 }
 
@@ -839,7 +855,8 @@ static void grouped_conv_is_the_concatenation_of_per_group_convs(void)
             CHECK_OK(cn_conv2d_setup(&dg, &p, xs, ws));
             size_t px = (size_t)(d->MB * d->IH * d->IW), py = (size_t)(d->MB * d->OH * d->OW),
                    kk = (size_t)(d->KH * d->KW);
-            float *xg = malloc(px * ICG * 4), *wg = malloc(kk * ICG * OCG * 4), *yg = malloc(py * OCG * 4);
+            float *xg = malloc(px * ICG * 4), *wg = malloc(kk * ICG * OCG * 4),
+                  *yg = malloc(py * OCG * 4);
             for (size_t q = 0; q < px; q++)
                 for (int64_t k = 0; k < ICG; k++) xg[q * ICG + k] = B.x[q * d->IC + g * ICG + k];
             for (size_t q = 0; q < kk * ICG; q++)
@@ -905,7 +922,8 @@ static void invalid_problems_are_rejected_with_a_message(void)
         const char *want;
     } cases[] = {
         {{1, 5, 5, 6}, {3, 3, 1, 8}, 1, 1, 0, 4, CN_PAD_ZEROS, "C_in=6 not divisible by groups=4"},
-        {{1, 5, 5, 6}, {3, 3, 3, 8}, 1, 1, 0, 2, CN_PAD_ZEROS, "C_out=8"},  /* 8 % 2 == 0: see below */
+        {{1, 5, 5, 6}, {3, 3, 3, 8}, 1, 1, 0, 2, CN_PAD_ZEROS, "C_out=8"}, /* 8 % 2 == 0: see below
+                                                                            */
         {{1, 5, 5, 4}, {3, 3, 4, 8}, 0, 1, 0, 1, CN_PAD_ZEROS, "stride_h=0"},
         {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 0, 0, 1, CN_PAD_ZEROS, "dilation_h=0"},
         {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, -1, 1, CN_PAD_ZEROS, "negative padding"},
@@ -914,12 +932,33 @@ static void invalid_problems_are_rejected_with_a_message(void)
         {{0, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "N=0"},
         {{1, 5, 0, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "W=0"},
         {{1, 5, 5, 4}, {3, 3, 2, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "2 input channels per group"},
-        {{1, 3, 3, 4}, {3, 3, 4, 8}, 1, 1, 3, 1, CN_PAD_REFLECT, "reflect padding 3 must be less than the input height H=3"},
-        {{1, 3, 3, 4}, {3, 3, 4, 8}, 1, 1, 4, 1, CN_PAD_CIRCULAR, "circular padding 4 must be at most"},
+        {{1, 3, 3, 4},
+         {3, 3, 4, 8},
+         1,
+         1,
+         3,
+         1,
+         CN_PAD_REFLECT,
+         "reflect padding 3 must be less than the input height H=3"},
+        {{1, 3, 3, 4},
+         {3, 3, 4, 8},
+         1,
+         1,
+         4,
+         1,
+         CN_PAD_CIRCULAR,
+         "circular padding 4 must be at most"},
         {{1, 5, 5, 4}, {3, 3, 4, 0}, 1, 1, 0, 1, CN_PAD_ZEROS, "C_out=0"},
         {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 0, CN_PAD_ZEROS, "groups=0"},
         {{1, 5, 5, 4}, {3, 3, 4, 8}, 1, 1, 0, 1, (cn_pad_mode)17, "invalid padding mode 17"},
-        {{INT64_C(1) << 40, 1 << 20, 1 << 20, 4}, {1, 1, 4, 8}, 1, 1, 0, 1, CN_PAD_ZEROS, "too large"},
+        {{INT64_C(1) << 40, 1 << 20, 1 << 20, 4},
+         {1, 1, 4, 8},
+         1,
+         1,
+         0,
+         1,
+         CN_PAD_ZEROS,
+         "too large"},
     };
     cases[1].ws[3] = 7; /* C_out=7 with 2 groups */
     cases[1].want = "C_out=7 not divisible by groups=2";
@@ -934,7 +973,8 @@ static void invalid_problems_are_rejected_with_a_message(void)
         CHECK(s == CN_ERR_INVALID_ARG || s == CN_ERR_OVERFLOW, "case %zu accepted", i);
         CHECK(strstr(cn_last_error(), cases[i].want), "case %zu: message '%s' lacks '%s'", i,
               cn_last_error(), cases[i].want);
-        CHECK(strncmp(cn_last_error(), "conv2d: ", 8) == 0, "message names the op: %s", cn_last_error());
+        CHECK(strncmp(cn_last_error(), "conv2d: ", 8) == 0, "message names the op: %s",
+              cn_last_error());
     }
     cn_pad_mode m;
     CHECK(cn_pad_mode_parse("mirror", &m) == CN_ERR_INVALID_ARG, "unknown mode accepted");
@@ -945,7 +985,8 @@ static void invalid_problems_are_rejected_with_a_message(void)
     cn_conv_transpose2d_params tp = {cn_conv2d_params_default(), 2, 0};
     int64_t xs[4] = {1, 4, 4, 2}, ws[4] = {3, 3, 2, 2};
     cn_conv2d_desc d;
-    CHECK(cn_conv_transpose2d_setup(&d, &tp, xs, ws) == CN_ERR_INVALID_ARG, "output padding 2 with stride 1");
+    CHECK(cn_conv_transpose2d_setup(&d, &tp, xs, ws) == CN_ERR_INVALID_ARG,
+          "output padding 2 with stride 1");
     CHECK(strstr(cn_last_error(), "output_padding (2,0)"), "message: %s", cn_last_error());
 }
 
@@ -955,10 +996,9 @@ int main(void)
      * direct loops, the GEMM path on each micro-kernel this CPU runs, and the
      * default choice (depthwise and small-group kernels where they apply)
      * on each ISA. */
-    static const char *const paths[][2] = {{"direct", "avx512"}, {"gemm", "scalar"},
-                                           {"gemm", "avx2"},     {"gemm", "avx512"},
-                                           {"vec", "scalar"},    {"vec", "avx2"},
-                                           {"vec", "avx512"}};
+    static const char *const paths[][2] = {
+        {"direct", "avx512"}, {"gemm", "scalar"}, {"gemm", "avx2"}, {"gemm", "avx512"},
+        {"vec", "scalar"},    {"vec", "avx2"},    {"vec", "avx512"}};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         setenv("CN_CONV_IMPL", paths[i][0], 1);
         setenv("CN_ISA", paths[i][1], 1);
