@@ -88,11 +88,19 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
  * (and ignore) past their last row: an MR x NR tile's rows and columns. */
 #define SLACK 64
 
-/* One thread's V [a*a, T, IC], M [a*a, T, OC], SLACK and GEMM packing
- * buffers (for the forward GEMM and either weight-gradient orientation). */
+/* Floats from one tile's transformed values to the next in V or M: a tile's
+ * a*a points of C channels lie together, so that the transforms read and
+ * write one stream each, plus 16 so that the GEMMs' rows (one a tile) do
+ * not fall into a few cache sets. */
+static int64_t tstride(const cn_conv2d_desc *d, int64_t C) { return npts(d) * C + 16; }
+
+/* One thread's V [T, a*a, IC], M [T, a*a, OC] (each tile tstride floats),
+ * SLACK and GEMM packing buffers (for the forward GEMM and either
+ * weight-gradient orientation). */
 static size_t vm_bytes(const cn_conv2d_desc *d)
 {
-    return align64((size_t)(npts(d) * chunk_tiles(d) * (d->IC + d->OC) + SLACK) * sizeof(float));
+    const int64_t T = chunk_tiles(d);
+    return align64((size_t)(T * (tstride(d, d->IC) + tstride(d, d->OC)) + SLACK) * sizeof(float));
 }
 
 static size_t thread_bytes(const cn_conv2d_desc *d)
@@ -263,18 +271,18 @@ static inline void bt_d_b(v8 q[4][4])
         q[r][0] = a0 - a2, q[r][1] = a1 + a2, q[r][2] = a2 - a1, q[r][3] = a1 - a3;
     }
 }
-/* The F(4x4) input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
+/* The F(4x4) input transform of tiles [t0, t0+nt): V[t - t0][xi][ic]. */
 CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const float *x, int64_t t0,
                                               int64_t nt, int64_t ldv, float *V)
 {
     const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldv * (size_t)IC;
+    const size_t plane = (size_t)IC;
     const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t src[6][6];
         window(n, 4 * th - d->PT, 4 * tw - d->PL, 6, d->IH, d->IW, IC, &src[0][0]);
-        float *vt = V + t * IC;
+        float *vt = V + t * ldv;
         for (int64_t c = 0; c < IC; c += 16) {
             const int64_t k = CN__MIN(16, IC - c);
             v16 q[6][6];
@@ -300,13 +308,13 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
                                                float *y)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldm * (size_t)OC;
+    const size_t plane = (size_t)OC;
     const v16 zero = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t dst[4][4];
         window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &dst[0][0]);
-        const float *mt = M + t * OC;
+        const float *mt = M + t * ldm;
         for (int64_t c = 0; c < OC; c += 16) {
             const int64_t k = CN__MIN(16, OC - c);
             v16 m[6][6], r[4][6], o[4];
@@ -329,19 +337,19 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
     }
 }
 
-/* dM[xi][t - t0][oc] = (A g A^T)[xi] for the 4x4 output-gradient block g of
+/* dM[t - t0][xi][oc] = (A g A^T)[xi] for the 4x4 output-gradient block g of
  * each tile (pixels past OH, OW read as zero), F(4x4). */
 CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const float *gy, int64_t t0,
                                              int64_t nt, int64_t ldm, float *dM)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldm * (size_t)OC;
+    const size_t plane = (size_t)OC;
     const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t src[4][4];
         window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &src[0][0]);
-        float *mt = dM + t * OC;
+        float *mt = dM + t * ldm;
         for (int64_t c = 0; c < OC; c += 16) {
             const int64_t k = CN__MIN(16, OC - c);
             v16 g[4][4], r[6][4], q[6];
@@ -362,19 +370,19 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
     }
 }
 
-/* The input transform of tiles [t0, t0+nt): V[xi][t - t0][ic]. */
+/* The input transform of tiles [t0, t0+nt): V[t - t0][xi][ic]. */
 CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0,
                                              int64_t nt, int64_t ldv, float *V)
 {
     const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldv * (size_t)IC;
+    const size_t plane = (size_t)IC;
     const v8 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         const int64_t ih0 = 2 * th - d->PT, iw0 = 2 * tw - d->PL;
         int64_t src[4][4];
         window(n, ih0, iw0, 4, d->IH, d->IW, IC, &src[0][0]);
-        float *vt = V + t * IC;
+        float *vt = V + t * ldv;
         int64_t c = 0;
         const int inside = ih0 >= 0 && ih0 + 4 <= d->IH && iw0 >= 0 && iw0 + 4 <= d->IW;
         if (inside) /* most tiles: no bounds to test per load */
@@ -417,12 +425,12 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
                                               float *y)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldm * (size_t)OC;
+    const size_t plane = (size_t)OC;
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t dst[2][2];
         window(n, 2 * th, 2 * tw, 2, d->OH, d->OW, OC, &dst[0][0]);
-        const float *mt = M + t * OC;
+        const float *mt = M + t * ldm;
         int64_t c = 0;
         for (; c + 8 <= OC; c += 8) {
             v8 m[4][4], r[2][4];
@@ -466,24 +474,23 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
  * percent of a small layer's forward); columns past OC read up to SLACK
  * floats past U. Deep K, or rows at a multiple of 2 KiB (few cache sets),
  * go through the driver, which blocks and packs them. */
-static void fwd_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const float *V,
-                         const float *U, float *M, void *gws)
+static void fwd_products(const cn_conv2d_desc *d, int64_t n, const float *V, const float *U,
+                         float *M, void *gws)
 {
-    const int64_t IC = d->IC, OC = d->OC, XI = npts(d);
+    const int64_t IC = d->IC, OC = d->OC, XI = npts(d), lv = tstride(d, IC), lm = tstride(d, OC);
     const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
-    const int direct =
-        cn__isa_detect() == CN_ISA_AVX512 && IC <= 384 && IC % 512 != 0 && OC % 512 != 0;
+    const int direct = cn__isa_detect() == CN_ISA_AVX512 && IC <= 384 && OC % 512 != 0;
     const int64_t nd = direct ? n / mr * mr : 0; /* rows run directly */
     for (int64_t xi = 0; xi < XI; xi++) {
-        const float *v = V + xi * T * IC, *u = U + xi * IC * OC;
-        float *m = M + xi * T * OC;
+        const float *v = V + xi * IC, *u = U + xi * IC * OC;
+        float *m = M + xi * OC;
         for (int64_t i = 0; i < nd; i += mr)
             for (int64_t j = 0; j < OC; j += nr)
-                cn__sgemm_ukr_avx512(IC, v + i * IC, IC, 1, u + j, OC, m + i * OC + j, OC, (int)mr,
+                cn__sgemm_ukr_avx512(IC, v + i * lv, lv, 1, u + j, OC, m + i * lm + j, lm, (int)mr,
                                      (int)CN__MIN(nr, OC - j), 1.0f, 0.0f);
         if (nd < n)
-            (void)cn__sgemm_ws(NULL, 0, 0, n - nd, OC, IC, 1.0f, v + nd * IC, IC, u, OC, 0.0f,
-                               m + nd * OC, OC, gws);
+            (void)cn__sgemm_ws(NULL, 0, 0, n - nd, OC, IC, 1.0f, v + nd * lv, lv, u, OC, 0.0f,
+                               m + nd * lm, lm, gws);
     }
 }
 
@@ -491,6 +498,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
                              const float *w, const float *b, int relu, float *y, void *ws)
 {
     const int64_t IC = d->IC, T = chunk_tiles(d), XI = npts(d);
+    const int64_t tv = tstride(d, IC), tm = tstride(d, d->OC);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
     const int m4 = tile_m(d) == 4;
     float *U = ws;
@@ -502,38 +510,38 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
 #pragma omp for schedule(static)
         for (int64_t ic = 0; ic < IC; ic++) weight_transform(d, w, U, ic, ic + 1);
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
-        float *V = (float *)mine, *M = V + XI * T * IC;
+        float *V = (float *)mine, *M = V + T * tstride(d, IC);
         void *gws = mine + vm_bytes(d);
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
             if (m4)
-                input_transform4(d, x, t0, n, T, V);
+                input_transform4(d, x, t0, n, tv, V);
             else
-                input_transform(d, x, t0, n, T, V);
-            fwd_products(d, n, T, V, U, M, gws);
+                input_transform(d, x, t0, n, tv, V);
+            fwd_products(d, n, V, U, M, gws);
             if (m4)
-                output_transform4(d, M, t0, n, T, b, relu, y);
+                output_transform4(d, M, t0, n, tm, b, relu, y);
             else
-                output_transform(d, M, t0, n, T, b, relu, y);
+                output_transform(d, M, t0, n, tm, b, relu, y);
         }
     }
 }
 
-/* dM[xi][t - t0][oc] = (A g A^T)[xi] for the 2x2 output-gradient block g
+/* dM[t - t0][xi][oc] = (A g A^T)[xi] for the 2x2 output-gradient block g
  * of each tile (pixels past OH, OW read as zero), A = [1 0; 1 1; 1 -1; 0 -1]:
  * the gradient of M in y = A^T M A. */
 CN__MULTIVERSION static void grad_transform(const cn_conv2d_desc *d, const float *gy, int64_t t0,
                                             int64_t nt, int64_t ldm, float *dM)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
-    const size_t plane = (size_t)ldm * (size_t)OC;
+    const size_t plane = (size_t)OC;
     const v8 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t src[2][2];
         window(n, 2 * th, 2 * tw, 2, d->OH, d->OW, OC, &src[0][0]);
-        float *mt = dM + t * OC;
+        float *mt = dM + t * ldm;
         int64_t c = 0;
         for (; c + 8 <= OC; c += 8) {
             v8 g[2][2], r[4][2];
@@ -628,24 +636,25 @@ CN__MULTIVERSION static void weight_grad_transform(const cn_conv2d_desc *d, cons
  * reads both operands in place, as packing them would cost as much as the
  * short K = n products themselves; its tiles past the last row or column
  * read up to SLACK floats past the planes, results dropped. */
-static void bww_products(const cn_conv2d_desc *d, int64_t n, int64_t T, const float *V,
-                         const float *dM, int acc, float *dU, void *gws)
+static void bww_products(const cn_conv2d_desc *d, int64_t n, const float *V, const float *dM,
+                         int acc, float *dU, void *gws)
 {
     const int tr = bww_tr(d);
     const int64_t R = tr ? d->OC : d->IC, S = tr ? d->IC : d->OC, XI = npts(d);
+    const int64_t la = tstride(d, R), lb = tstride(d, S);
     const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
     const float *A = tr ? dM : V, *B = tr ? V : dM;
     const int direct = cn__isa_detect() == CN_ISA_AVX512;
     for (int64_t xi = 0; xi < XI; xi++) {
-        const float *a = A + xi * T * R, *b = B + xi * T * S;
+        const float *a = A + xi * R, *b = B + xi * S;
         float *c = dU + xi * R * S;
         if (!direct) {
-            (void)cn__sgemm_ws(NULL, 1, 0, R, S, n, 1.0f, a, R, b, S, acc ? 1.0f : 0.0f, c, S, gws);
+            (void)cn__sgemm_ws(NULL, 1, 0, R, S, n, 1.0f, a, la, b, lb, acc ? 1.0f : 0.0f, c, S, gws);
             continue;
         }
         for (int64_t i = 0; i < R; i += mr)
             for (int64_t j = 0; j < S; j += nr)
-                cn__sgemm_ukr_avx512(n, a + i, 1, R, b + j, S, c + i * S + j, S,
+                cn__sgemm_ukr_avx512(n, a + i, 1, la, b + j, lb, c + i * S + j, S,
                                      (int)CN__MIN(mr, R - i), (int)CN__MIN(nr, S - j), 1.0f,
                                      acc ? 1.0f : 0.0f);
     }
@@ -671,6 +680,7 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                      const float *gy, float *gw, float *gb, void *ws)
 {
     const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), np = bww_parts(d), XI = npts(d);
+    const int64_t tv = tstride(d, IC), tm = tstride(d, OC);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
     const int64_t per = XI * IC * OC + OC, P = d->MB * d->OH * d->OW;
     const int m4 = tile_m(d) == 4;
@@ -680,9 +690,9 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
-        float *V = (float *)mine, *dM = V + XI * T * IC;
+        float *V = (float *)mine, *dM = V + T * tstride(d, IC);
         void *gws = mine + vm_bytes(d);
-        memset(dM + XI * T * OC, 0, SLACK * sizeof(float)); /* read, never used */
+        memset(dM + T * tstride(d, OC), 0, SLACK * sizeof(float)); /* read, never used */
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
             float *dU = parts + p * per, *pb = dU + XI * IC * OC;
@@ -690,10 +700,10 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
             for (int64_t c = c0; gw && c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
                 if (m4)
-                    input_transform4(d, x, t0, n, T, V), grad_transform4(d, gy, t0, n, T, dM);
+                    input_transform4(d, x, t0, n, tv, V), grad_transform4(d, gy, t0, n, tm, dM);
                 else
-                    input_transform(d, x, t0, n, T, V), grad_transform(d, gy, t0, n, T, dM);
-                bww_products(d, n, T, V, dM, c > c0, dU, gws);
+                    input_transform(d, x, t0, n, tv, V), grad_transform(d, gy, t0, n, tm, dM);
+                bww_products(d, n, V, dM, c > c0, dU, gws);
             }
             if (gb) {
                 memset(pb, 0, (size_t)OC * sizeof *pb);
