@@ -325,27 +325,31 @@ static inline float relu_grad(float v, float g)
 
 /* Over rows [0, rows): sgy[c] = sum gy, sgxc[c] = sum gy * (x - mean[c]),
  * in double, blocked as col_sums. With relu, gy is first taken through the
- * ReLU whose output is y (same stride as x): an inline body specialised
- * twice, so the plain case carries no test. */
+ * ReLU whose output is y (same stride as x), and with gr that gradient is
+ * also stored in gr (same stride): an inline body specialised three times,
+ * so the plain case carries no test. */
 static inline __attribute__((always_inline)) void
 bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
-              const float *gy, const float *restrict mean, double *restrict sgy,
+              const float *gy, float *gr, const float *restrict mean, double *restrict sgy,
               double *restrict sgxc)
 {
     for (int64_t c = 0; c < cb; c++) sgy[c] = sgxc[c] = 0.0;
     for (int64_t m0 = 0; m0 < rows; m0 += RB) {
         const int64_t mb = CN__MIN(RB, rows - m0);
         const float *xb = x + m0 * C, *gb = gy + m0 * C, *yb = relu ? y + m0 * C : NULL;
+        float *rb = gr ? gr + m0 * C : NULL;
         int64_t c0 = 0;
         for (; c0 + G <= cb; c0 += G) {
             double a1[G], a2[G];
             for (int c = 0; c < G; c++) a1[c] = sgy[c0 + c], a2[c] = sgxc[c0 + c];
             for (int64_t m = 0; m < mb; m++) {
-                const float *xr = xb + m * C + c0, *gr = gb + m * C + c0;
+                const float *xr = xb + m * C + c0, *gyr = gb + m * C + c0;
                 const float *yr = relu ? yb + m * C + c0 : NULL;
+                float *rr = gr ? rb + m * C + c0 : NULL;
 #pragma omp simd
                 for (int c = 0; c < G; c++) {
-                    const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+                    const float g = relu ? relu_grad(yr[c], gyr[c]) : gyr[c];
+                    if (gr) rr[c] = g;
                     a1[c] += g;
                     a2[c] += (double)g * ((double)xr[c] - mean[c0 + c]);
                 }
@@ -353,10 +357,12 @@ bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, con
             for (int c = 0; c < G; c++) sgy[c0 + c] = a1[c], sgxc[c0 + c] = a2[c];
         }
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
-            const float *xr = xb + m * C, *gr = gb + m * C, *yr = relu ? yb + m * C : NULL;
+            const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu ? yb + m * C : NULL;
+            float *rr = gr ? rb + m * C : NULL;
 #pragma omp simd
             for (int64_t c = c0; c < cb; c++) {
-                const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+                const float g = relu ? relu_grad(yr[c], gyr[c]) : gyr[c];
+                if (gr) rr[c] = g;
                 sgy[c] += g;
                 sgxc[c] += (double)g * ((double)xr[c] - mean[c]);
             }
@@ -368,7 +374,7 @@ CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const
                                       const float *gy, const float *restrict mean,
                                       double *restrict sgy, double *restrict sgxc)
 {
-    bwd_sums_body(0, rows, C, cb, x, NULL, gy, mean, sgy, sgxc);
+    bwd_sums_body(0, rows, C, cb, x, NULL, gy, NULL, mean, sgy, sgxc);
 }
 
 CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
@@ -376,7 +382,15 @@ CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, 
                                            const float *restrict mean, double *restrict sgy,
                                            double *restrict sgxc)
 {
-    bwd_sums_body(1, rows, C, cb, x, y, gy, mean, sgy, sgxc);
+    bwd_sums_body(1, rows, C, cb, x, y, gy, NULL, mean, sgy, sgxc);
+}
+
+CN__MULTIVERSION static void bwd_sums_relu_store(int64_t rows, int64_t C, int64_t cb,
+                                                 const float *x, const float *y, const float *gy,
+                                                 float *restrict gr, const float *restrict mean,
+                                                 double *restrict sgy, double *restrict sgxc)
+{
+    bwd_sums_body(1, rows, C, cb, x, y, gy, gr, mean, sgy, sgxc);
 }
 
 /* gx = k * (gy - a - (x - mean) * b) over rows [0, rows), gy through the
@@ -429,10 +443,13 @@ CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, co
     }
 }
 
-/* y: the output of a fused ReLU that gy is taken through, or NULL. */
+/* y: the output of a fused ReLU that gy is taken through, or NULL. gr
+ * (with y): where that ReLU's gradient is stored by the sums pass, which
+ * the gx pass then reads instead of y and gy (a stream fewer), or NULL. */
 static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
                    const float *gamma, const float *save_mean, const float *save_invstd,
-                   const float *y, const float *gy, float *gx, float *ggamma, float *gbeta)
+                   const float *y, const float *gy, float *gr, float *gx, float *ggamma,
+                   float *gbeta)
 {
     if (M <= 0 || C <= 0) {
         for (int64_t c = 0; c < C; c++) {
@@ -442,8 +459,9 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
         return;
     }
     const int nt = cn__threads(ctx);
-    /* Evaluation without gamma and beta gradients needs no sums. */
-    const int sums = training || ggamma || gbeta;
+    /* Evaluation without gamma and beta gradients needs no sums (but the
+     * pass that stores gr). */
+    const int sums = training || ggamma || gbeta || gr;
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
         const float *mean = save_mean + c0, *invstd = save_invstd + c0;
@@ -457,7 +475,10 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                    if (y)
+                    if (gr)
+                        bwd_sums_relu_store(part_lo(M, q + 1) - m0, C, cb, x + off, y + off,
+                                            gy + off, gr + off, mean, psgy[q], psgxc[q]);
+                    else if (y)
                         bwd_sums_relu(part_lo(M, q + 1) - m0, C, cb, x + off, y + off, gy + off,
                                       mean, psgy[q], psgxc[q]);
                     else
@@ -482,17 +503,19 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
                 b[c] = training ? (float)(gxhat / (double)M * is) : 0.0f;
             }
             if (gx) {
+                /* gy through the ReLU is in gr already */
+                const float *ry = gr ? NULL : y, *rg = gr ? gr : gy;
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), rows = part_lo(M, q + 1) - m0;
                     const int64_t off = m0 * C + c0;
-                    if (training && y)
-                        bwd_gx_training_relu(rows, C, cb, x + off, y + off, gy + off, mean, k, a,
+                    if (training && ry)
+                        bwd_gx_training_relu(rows, C, cb, x + off, ry + off, rg + off, mean, k, a,
                                              b, gx + off);
                     else if (training)
-                        bwd_gx_training(rows, C, cb, x + off, gy + off, mean, k, a, b, gx + off);
+                        bwd_gx_training(rows, C, cb, x + off, rg + off, mean, k, a, b, gx + off);
                     else
-                        bwd_gx_eval(rows, C, cb, y ? y + off : NULL, gy + off, k, gx + off);
+                        bwd_gx_eval(rows, C, cb, ry ? ry + off : NULL, rg + off, k, gx + off);
                 }
             }
         }
@@ -503,7 +526,8 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
                       const float *gamma, const float *save_mean, const float *save_invstd,
                       const float *gy, float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, NULL, gy, gx, ggamma, gbeta);
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, gx, ggamma,
+           gbeta);
 }
 
 void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
@@ -511,5 +535,14 @@ void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, cons
                            const float *y, const float *gy, float *gx, float *ggamma,
                            float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gx, ggamma, gbeta);
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, NULL, gx, ggamma,
+           gbeta);
+}
+
+void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
+                               const float *gamma, const float *save_mean,
+                               const float *save_invstd, const float *y, const float *gy,
+                               float *gres, float *gx, float *ggamma, float *gbeta)
+{
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gres, gx, ggamma, gbeta);
 }
