@@ -12,11 +12,11 @@
  *
  * Statistics are summed in double. The variance is never E[x^2] - E[x]^2,
  * which cancels a factor mean^2 / var (mean 1000, std 0.01 loses 10 of
- * double's 16 digits): each chunk of rows small enough to stay in cache
- * gets its own two-pass sum of squared deviations from its own mean, and
- * chunks are merged with Chan, Golub and LeVeque's update, which adds only
- * non-negative terms. That is as accurate as one two-pass sum over all rows
- * while x is read from memory once.
+ * double's 16 digits): each chunk of rows gets its sums of x - pivot and
+ * (x - pivot)^2 with one of its own values as the pivot, which bounds the
+ * cancellation by the chunk's row count (see part_stats), and chunks are
+ * merged with Chan, Golub and LeVeque's update, which adds only
+ * non-negative terms. x is read once, and only once from memory.
  *
  * Determinism: the rows are cut into NPART parts, a fixed number that does
  * not depend on the thread count, and parts into chunks of a size that
@@ -37,8 +37,8 @@
 #define NPART 16
 /* Below this many elements a parallel region costs more than it saves. */
 #define PAR_MIN 32768
-/* Elements per chunk of the statistics (64 KiB of floats): read twice,
- * the second time from cache. */
+/* Elements per chunk of the statistics: its rows bound the cancellation
+ * of a chunk's variance (at most 16384 rows, 4.2 of double's 16 digits). */
 #define CHUNK 16384
 /* The sum kernels keep G channels' sums in registers over a block of RB
  * rows (in memory, each row's add would wait for the previous row's store).
@@ -52,46 +52,39 @@
 static int64_t part_lo(int64_t M, int p) { return M / NPART * p + CN__MIN(p, M % NPART); }
 
 /* Over rows [0, rows) of x (row stride C, cb channels from x[0]), in
- * double: s[c] = sum x, or with mean != NULL, s[c] = sum (x - mean[c])^2. */
+ * double, around the pivot k[c]: s1[c] = sum (x - k), s2[c] = sum (x - k)^2,
+ * from one read of x. */
 CN__MULTIVERSION static void col_sums(int64_t rows, int64_t C, int64_t cb, const float *x,
-                                      const double *restrict mean, double *restrict s)
+                                      const double *restrict k, double *restrict s1,
+                                      double *restrict s2)
 {
-    for (int64_t c = 0; c < cb; c++) s[c] = 0.0;
+    for (int64_t c = 0; c < cb; c++) s1[c] = s2[c] = 0.0;
     for (int64_t m0 = 0; m0 < rows; m0 += RB) {
         const int64_t mb = CN__MIN(RB, rows - m0);
         const float *xb = x + m0 * C;
         int64_t c0 = 0;
         for (; c0 + G <= cb; c0 += G) {
-            double a[G];
-            for (int c = 0; c < G; c++) a[c] = s[c0 + c];
-            if (mean)
-                for (int64_t m = 0; m < mb; m++) {
-                    const float *r = xb + m * C + c0;
+            double a1[G], a2[G];
+            for (int c = 0; c < G; c++) a1[c] = s1[c0 + c], a2[c] = s2[c0 + c];
+            for (int64_t m = 0; m < mb; m++) {
+                const float *r = xb + m * C + c0;
 #pragma omp simd
-                    for (int c = 0; c < G; c++) {
-                        const double d = (double)r[c] - mean[c0 + c];
-                        a[c] += d * d;
-                    }
+                for (int c = 0; c < G; c++) {
+                    const double d = (double)r[c] - k[c0 + c];
+                    a1[c] += d;
+                    a2[c] += d * d;
                 }
-            else
-                for (int64_t m = 0; m < mb; m++) {
-                    const float *r = xb + m * C + c0;
-#pragma omp simd
-                    for (int c = 0; c < G; c++) a[c] += r[c];
-                }
-            for (int c = 0; c < G; c++) s[c0 + c] = a[c];
+            }
+            for (int c = 0; c < G; c++) s1[c0 + c] = a1[c], s2[c0 + c] = a2[c];
         }
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
             const float *r = xb + m * C;
-            if (mean)
 #pragma omp simd
-                for (int64_t c = c0; c < cb; c++) {
-                    const double d = (double)r[c] - mean[c];
-                    s[c] += d * d;
-                }
-            else
-#pragma omp simd
-                for (int64_t c = c0; c < cb; c++) s[c] += r[c];
+            for (int64_t c = c0; c < cb; c++) {
+                const double d = (double)r[c] - k[c];
+                s1[c] += d;
+                s2[c] += d * d;
+            }
         }
     }
 }
@@ -117,9 +110,12 @@ static void merge(int64_t cb, stats *a, const stats *b)
     a->n += b->n;
 }
 
-/* *st = the statistics of rows [0, rows) of x, chunk by chunk: the
- * chunk's sum, then its squared deviations from its own mean while the
- * chunk is still in cache, then merged into *st. */
+/* *st = the statistics of rows [0, rows) of x, chunk by chunk: the sums
+ * of each chunk around a pivot, its first row, then merged into *st. The
+ * squared deviations are s2 - s1^2 / n, which cancels a factor
+ * s2 / (s2 - s1^2 / n) = 1 + (mean - pivot)^2 / var <= n: one value's
+ * squared deviation is at most n - 1 times the biased variance. A value
+ * that is not finite is no pivot (inf - inf would hide an infinite mean). */
 static void part_stats(int64_t rows, int64_t C, int64_t cb, const float *x, stats *st)
 {
     const int64_t ch = CN__MAX(CHUNK / cb, 1);
@@ -127,11 +123,19 @@ static void part_stats(int64_t rows, int64_t C, int64_t cb, const float *x, stat
     for (int64_t c = 0; c < cb; c++) st->sum[c] = st->sq[c] = 0.0;
     for (int64_t m0 = 0; m0 < rows; m0 += ch) {
         stats k;
-        double mean[CB];
+        double piv[CB], s1[CB], s2[CB];
         k.n = CN__MIN(ch, rows - m0);
-        col_sums(k.n, C, cb, x + m0 * C, NULL, k.sum);
-        for (int64_t c = 0; c < cb; c++) mean[c] = k.sum[c] / (double)k.n;
-        col_sums(k.n, C, cb, x + m0 * C, mean, k.sq);
+        const double n = (double)k.n;
+        for (int64_t c = 0; c < cb; c++) {
+            const float v = x[m0 * C + c];
+            piv[c] = isfinite(v) ? v : 0.0;
+        }
+        col_sums(k.n, C, cb, x + m0 * C, piv, s1, s2);
+        for (int64_t c = 0; c < cb; c++) {
+            const double sq = s2[c] - s1[c] * s1[c] / n;
+            k.sum[c] = piv[c] * n + s1[c];
+            k.sq[c] = sq < 0.0 ? 0.0 : sq; /* rounding only; NaN stays */
+        }
         merge(cb, st, &k);
     }
 }
@@ -140,52 +144,40 @@ static void part_stats(int64_t rows, int64_t C, int64_t cb, const float *x, stat
  * double mean split into float hi + lo: x - hi is exact when x is near the
  * mean, so the result keeps float precision even when |mean| dwarfs the
  * standard deviation (x * scale + (shift - mean * scale) would cancel).
- * x and y may alias (each element is read before it is written). */
+ * With res (same stride) it is added, and with relu the ReLU is applied,
+ * exactly as cn_act_fwd's (NaN stays NaN), in the same pass: a second
+ * sweep over y would cost as much memory traffic as the first. x, res and
+ * y may alias (each element is read before it is written). An inline body
+ * specialised per case, so no case carries another's work. */
+static inline __attribute__((always_inline)) void
+normalise_body(int add, int relu, int64_t rows, int64_t C, int64_t cb, const float *x,
+               const float *hi, const float *lo, const float *scale, const float *shift,
+               const float *res, float *y)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xr = x + m * C, *rr = add ? res + m * C : NULL;
+        float *yr = y + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < cb; c++) {
+            float v = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
+            if (add) v += rr[c];
+            yr[c] = !relu || !(v <= 0.0f) ? v : 0.0f;
+        }
+    }
+}
+
+/* res (nullable) only with relu: a ResNet block's last batch norm, its
+ * shortcut and its ReLU. */
 CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, const float *x,
                                        const float *hi, const float *lo, const float *scale,
-                                       const float *shift, float *y)
+                                       const float *shift, const float *res, int relu, float *y)
 {
-    for (int64_t m = 0; m < rows; m++) {
-        const float *xr = x + m * C;
-        float *yr = y + m * C;
-#pragma omp simd
-        for (int64_t c = 0; c < cb; c++) yr[c] = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
-    }
-}
-
-/* relu(normalise + res) in the same pass: a ResNet block's last batch
- * norm, its shortcut and its ReLU, with no intermediate written. */
-CN__MULTIVERSION static void normalise_add_relu(int64_t rows, int64_t C, int64_t cb,
-                                                const float *x, const float *hi, const float *lo,
-                                                const float *scale, const float *shift,
-                                                const float *res, float *y)
-{
-    for (int64_t m = 0; m < rows; m++) {
-        const float *xr = x + m * C, *rr = res + m * C;
-        float *yr = y + m * C;
-#pragma omp simd
-        for (int64_t c = 0; c < cb; c++) {
-            const float v = (((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c]) + rr[c];
-            yr[c] = !(v <= 0.0f) ? v : 0.0f;
-        }
-    }
-}
-
-/* relu(normalise) in the same pass, the ReLU exactly as cn_act_fwd's: a
- * second sweep over y would cost as much memory traffic as the first. */
-CN__MULTIVERSION static void normalise_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
-                                            const float *hi, const float *lo, const float *scale,
-                                            const float *shift, float *y)
-{
-    for (int64_t m = 0; m < rows; m++) {
-        const float *xr = x + m * C;
-        float *yr = y + m * C;
-#pragma omp simd
-        for (int64_t c = 0; c < cb; c++) {
-            const float v = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
-            yr[c] = !(v <= 0.0f) ? v : 0.0f;
-        }
-    }
+    if (res)
+        normalise_body(1, 1, rows, C, cb, x, hi, lo, scale, shift, res, y);
+    else if (relu)
+        normalise_body(0, 1, rows, C, cb, x, hi, lo, scale, shift, NULL, y);
+    else
+        normalise_body(0, 0, rows, C, cb, x, hi, lo, scale, shift, NULL, y);
 }
 
 /* The training statistics of one channel block, its parts merged in part
@@ -274,12 +266,8 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
                 const int64_t rows = part_lo(M, q + 1) - m0;
-                if (res)
-                    normalise_add_relu(rows, C, cb, x + off, hi, lo, scale, shift, res + off,
-                                       y + off);
-                else
-                    (relu ? normalise_relu : normalise)(rows, C, cb, x + off, hi, lo, scale,
-                                                        shift, y + off);
+                normalise(rows, C, cb, x + off, hi, lo, scale, shift, res ? res + off : NULL,
+                          relu, y + off);
             }
         }
     }
