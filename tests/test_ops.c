@@ -625,14 +625,15 @@ static void batchnorm_propagates_nan(void)
 /* cn_batchnorm_bwd_add_relu is cn_act_bwd's ReLU gradient (the residual's)
  * then cn_batchnorm_bwd_relu, bit for bit, in training and in evaluation,
  * with and without the residual's gradient, on 2 threads, with a NaN and
- * exact zeros in y and a channel count crossing the 128-channel blocks. */
+ * exact zeros in y, a channel count crossing the 128-channel blocks and
+ * one summed in blocks of 64 and 16. */
 static void batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu(void)
 {
-    static const int64_t shapes[][2] = {{4099, 19}, {300, 130}};
+    static const int64_t shapes[][2] = {{4099, 19}, {300, 130}, {2000, 80}};
     cn_ctx c;
     cn_ctx_init(&c);
     c.threads = 2;
-    for (int s = 0; s < 2 && tl_ok(); s++)
+    for (int s = 0; s < 3 && tl_ok(); s++)
         for (int training = 0; training < 2 && tl_ok(); training++) {
             const int64_t M = shapes[s][0], C = shapes[s][1];
             const size_t n = (size_t)(M * C);
@@ -736,9 +737,11 @@ static void batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_sp
 {
     /* Row counts that 16 parts do not divide (and fewer rows than parts),
      * channel counts with and without a remainder below 16, one crossing
-     * the 128-channel blocks; large enough that the parallel paths run. */
-    static const int64_t shapes[][2] = {{32855, 19}, {4103, 48}, {2001, 300}, {7, 5}, {150, 333}};
-    for (int s = 0; s < 5 && tl_ok(); s++)
+     * the 128-channel blocks, one summed in blocks of 64 and 16; large
+     * enough that the parallel paths run. */
+    static const int64_t shapes[][2] = {{32855, 19}, {4103, 48}, {2001, 300},
+                                        {7, 5},      {150, 333}, {4103, 80}};
+    for (int s = 0; s < 6 && tl_ok(); s++)
         for (int training = 0; training < 2 && tl_ok(); training++) {
             const int64_t M = shapes[s][0], C = shapes[s][1];
             const size_t n = (size_t)(M * C), nout = 2 * n + 6 * (size_t)C;
@@ -791,9 +794,9 @@ static void batchnorm_backward_matches_closed_form_on_large_batches(void)
 {
     /* gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)),
      * ggamma = sum gy * xhat, gbeta = sum gy, all in double here; the sums
-     * run over many parts. */
-    for (int t = 0; t < 6 && tl_ok(); t++) {
-        const int64_t M = tl_randint(1000, 30000), C = (int64_t[]){5, 16, 33}[t % 3];
+     * run over many parts, and over blocks of 64 and 16 channels. */
+    for (int t = 0; t < 8 && tl_ok(); t++) {
+        const int64_t M = tl_randint(1000, 30000), C = (int64_t[]){5, 16, 33, 80}[t % 4];
         const size_t n = (size_t)(M * C);
         float *x = fnew(n), *gy = fnew(n), *y = fnew(n), *gx = fnew(n), *g = fnew(C), *sm = fnew(C),
               *si = fnew(C), *gg = fnew(C), *gb = fnew(C);
