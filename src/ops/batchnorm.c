@@ -25,6 +25,7 @@
  * elementwise passes are split over the same parts. So the results are
  * bit-identical for any number of threads. */
 #include <math.h>
+#include <omp.h>
 
 #include "convnet/ops.h"
 #include "internal.h"
@@ -235,11 +236,16 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
     const double eps = p->eps, mom = p->momentum;
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
-        double mean[CB], var[CB];
-        float hi[CB], lo[CB], scale[CB], shift[CB];
         stats part[NPART];
 #pragma omp parallel num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN)
         {
+            double mean[CB], var[CB];
+            float hi[CB], lo[CB], scale[CB], shift[CB];
+            /* Every thread derives the normalisation itself, the same values
+             * from the same parts in the same order: a barrier fewer than
+             * one thread deriving it for all. Only the first writes the
+             * running and saved statistics, which the region does not read. */
+            const int first = omp_get_thread_num() == 0;
             if (training) {
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
@@ -247,25 +253,22 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
                     part_stats(part_lo(M, q + 1) - m0, C, cb, x + m0 * C + c0, &part[q]);
                 }
             }
-#pragma omp single
-            {
-                if (training)
-                    combine_stats(cb, part, mom, running_mean ? running_mean + c0 : NULL,
-                                  running_var ? running_var + c0 : NULL, mean, var);
-                else
-                    for (int64_t c = 0; c < cb; c++) {
-                        mean[c] = running_mean[c0 + c];
-                        var[c] = running_var[c0 + c];
-                    }
+            if (training)
+                combine_stats(cb, part, mom, first && running_mean ? running_mean + c0 : NULL,
+                              first && running_var ? running_var + c0 : NULL, mean, var);
+            else
                 for (int64_t c = 0; c < cb; c++) {
-                    const double invstd = 1.0 / sqrt(var[c] + eps);
-                    hi[c] = (float)mean[c];
-                    lo[c] = (float)(mean[c] - hi[c]);
-                    scale[c] = (float)(invstd * (gamma ? gamma[c0 + c] : 1.0f));
-                    shift[c] = beta ? beta[c0 + c] : 0.0f;
-                    if (save_mean) save_mean[c0 + c] = hi[c];
-                    if (save_invstd) save_invstd[c0 + c] = (float)invstd;
+                    mean[c] = running_mean[c0 + c];
+                    var[c] = running_var[c0 + c];
                 }
+            for (int64_t c = 0; c < cb; c++) {
+                const double invstd = 1.0 / sqrt(var[c] + eps);
+                hi[c] = (float)mean[c];
+                lo[c] = (float)(mean[c] - hi[c]);
+                scale[c] = (float)(invstd * (gamma ? gamma[c0 + c] : 1.0f));
+                shift[c] = beta ? beta[c0 + c] : 0.0f;
+                if (first && save_mean) save_mean[c0 + c] = hi[c];
+                if (first && save_invstd) save_invstd[c0 + c] = (float)invstd;
             }
 #pragma omp for schedule(static)
             for (int q = 0; q < NPART; q++) {
@@ -474,9 +477,12 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
         /* Per part: sgy = sum gy, sgxc = sum gy * (x - mean), that is gbeta
          * and ggamma / invstd. */
         double psgy[NPART][CB], psgxc[NPART][CB];
-        float k[CB], a[CB], b[CB];
 #pragma omp parallel num_threads(nt) if (nt > 1 && M * cb >= PAR_MIN)
         {
+            float k[CB], a[CB], b[CB];
+            /* As in the forward: every thread derives k, a and b itself, a
+             * barrier fewer; only the first writes ggamma and gbeta. */
+            const int first = omp_get_thread_num() == 0;
             if (sums) {
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
@@ -495,14 +501,13 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
             /* Training: gx = k * (gy - mean(gy) - xhat * mean(gy * xhat))
              * with k = gamma * invstd and xhat = (x - mean) * invstd; the
              * batch statistics depend on x too. Evaluation: gx = k * gy. */
-#pragma omp single
             for (int64_t c = 0; c < cb; c++) {
                 double sgy = 0.0, sgxc = 0.0;
                 if (sums)
                     for (int q = 0; q < NPART; q++) sgy += psgy[q][c], sgxc += psgxc[q][c];
                 const double is = invstd[c], gxhat = sgxc * is;
-                if (ggamma) ggamma[c0 + c] = (float)gxhat;
-                if (gbeta) gbeta[c0 + c] = (float)sgy;
+                if (first && ggamma) ggamma[c0 + c] = (float)gxhat;
+                if (first && gbeta) gbeta[c0 + c] = (float)sgy;
                 k[c] = (float)((gamma ? gamma[c0 + c] : 1.0f) * is);
                 a[c] = training ? (float)(sgy / (double)M) : 0.0f;
                 /* Folds xhat's invstd in: xhat * b = (x - mean) * b. */
