@@ -622,6 +622,52 @@ static void batchnorm_propagates_nan(void)
         CHECK(i == 2 ? isnan(y[i]) : isfinite(y[i]), "eval y[%d] = %g", i, y[i]);
 }
 
+/* cn_batchnorm_bwd_add_relu is cn_act_bwd's ReLU gradient (the residual's)
+ * then cn_batchnorm_bwd_relu, bit for bit, in training and in evaluation,
+ * with and without the residual's gradient, on 2 threads, with a NaN and
+ * exact zeros in y, a channel count crossing the 128-channel blocks and
+ * one summed in blocks of 64 and 16. */
+static void batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu(void)
+{
+    static const int64_t shapes[][2] = {{4099, 19}, {300, 130}, {2000, 80}};
+    cn_ctx c;
+    cn_ctx_init(&c);
+    c.threads = 2;
+    for (int s = 0; s < 3 && tl_ok(); s++)
+        for (int training = 0; training < 2 && tl_ok(); training++) {
+            const int64_t M = shapes[s][0], C = shapes[s][1];
+            const size_t n = (size_t)(M * C);
+            float *x = fnew(n), *y = fnew(n), *r = fnew(n), *gy = fnew(n), *gr[2], *gx[2];
+            float *g = fnew(C), *b = fnew(C), *rm = fnew(C), *rv = fnew(C), *sm = fnew(C),
+                  *si = fnew(C), *gg[2], *gb[2];
+            tl_fill(x, n, -2, 2), tl_fill(r, n, -1, 1), tl_fill(gy, n, -1, 1);
+            tl_fill(g, C, 0.5, 1.5), tl_fill(b, C, -0.5, 0.5);
+            for (int64_t i = 0; i < C; i++) rm[i] = 0.5f, rv[i] = 2.0f;
+            CHECK_OK(cn_batchnorm_fwd_add_relu(&c, NULL, training, M, C, x, g, b, rm, rv, sm, si,
+                                               r, y));
+            y[7] = NAN;
+            for (int k = 0; k < 2; k++)
+                gr[k] = fnew(n), gx[k] = fnew(n), gg[k] = fnew(C), gb[k] = fnew(C);
+            cn_act_bwd(&c, CN_ACT_RELU, 0.0f, n, NULL, y, gy, gr[0]);
+            cn_batchnorm_bwd_relu(&c, training, M, C, x, g, sm, si, y, gy, gx[0], gg[0], gb[0]);
+            cn_batchnorm_bwd_add_relu(&c, training, M, C, x, g, sm, si, y, gy, gr[1], gx[1], gg[1],
+                                      gb[1]);
+            CHECK(!memcmp(gr[0], gr[1], n * 4), "M=%lld C=%lld training=%d: gres differs",
+                  (long long)M, (long long)C, training);
+            CHECK(!memcmp(gx[0], gx[1], n * 4) && !memcmp(gg[0], gg[1], (size_t)C * 4) &&
+                      !memcmp(gb[0], gb[1], (size_t)C * 4),
+                  "M=%lld C=%lld training=%d: gx, ggamma or gbeta differs", (long long)M,
+                  (long long)C, training);
+            cn_batchnorm_bwd_add_relu(&c, training, M, C, x, g, sm, si, y, gy, NULL, gx[1], gg[1],
+                                      gb[1]);
+            CHECK(!memcmp(gx[0], gx[1], n * 4), "M=%lld C=%lld training=%d: gx differs without gres",
+                  (long long)M, (long long)C, training);
+            free(x), free(y), free(r), free(gy), free(g), free(b), free(rm), free(rv), free(sm),
+                free(si);
+            for (int k = 0; k < 2; k++) free(gr[k]), free(gx[k]), free(gg[k]), free(gb[k]);
+        }
+}
+
 static void batchnorm_rejects_what_pytorch_rejects(void)
 {
     const float x[2] = {1, 2};
@@ -691,9 +737,11 @@ static void batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_sp
 {
     /* Row counts that 16 parts do not divide (and fewer rows than parts),
      * channel counts with and without a remainder below 16, one crossing
-     * the 128-channel blocks; large enough that the parallel paths run. */
-    static const int64_t shapes[][2] = {{32855, 19}, {4103, 48}, {2001, 300}, {7, 5}, {150, 333}};
-    for (int s = 0; s < 5 && tl_ok(); s++)
+     * the 128-channel blocks, one summed in blocks of 64 and 16; large
+     * enough that the parallel paths run. */
+    static const int64_t shapes[][2] = {{32855, 19}, {4103, 48}, {2001, 300},
+                                        {7, 5},      {150, 333}, {4103, 80}};
+    for (int s = 0; s < 6 && tl_ok(); s++)
         for (int training = 0; training < 2 && tl_ok(); training++) {
             const int64_t M = shapes[s][0], C = shapes[s][1];
             const size_t n = (size_t)(M * C), nout = 2 * n + 6 * (size_t)C;
@@ -746,9 +794,9 @@ static void batchnorm_backward_matches_closed_form_on_large_batches(void)
 {
     /* gx = gamma * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)),
      * ggamma = sum gy * xhat, gbeta = sum gy, all in double here; the sums
-     * run over many parts. */
-    for (int t = 0; t < 6 && tl_ok(); t++) {
-        const int64_t M = tl_randint(1000, 30000), C = (int64_t[]){5, 16, 33}[t % 3];
+     * run over many parts, and over blocks of 64 and 16 channels. */
+    for (int t = 0; t < 8 && tl_ok(); t++) {
+        const int64_t M = tl_randint(1000, 30000), C = (int64_t[]){5, 16, 33, 80}[t % 4];
         const size_t n = (size_t)(M * C);
         float *x = fnew(n), *gy = fnew(n), *y = fnew(n), *gx = fnew(n), *g = fnew(C), *sm = fnew(C),
               *si = fnew(C), *gg = fnew(C), *gb = fnew(C);
@@ -1095,6 +1143,7 @@ int main(void)
     TL_RUN(batchnorm_backward_matches_central_differences_in_both_modes);
     TL_RUN(batchnorm_without_gamma_and_beta_equals_gamma_one_beta_zero);
     TL_RUN(batchnorm_propagates_nan);
+    TL_RUN(batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu);
     TL_RUN(batchnorm_rejects_what_pytorch_rejects);
     TL_RUN(batchnorm_results_do_not_depend_on_thread_count);
     TL_RUN(batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_split);

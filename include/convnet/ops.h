@@ -81,8 +81,7 @@ CN_API cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int t
                                        float *save_mean, float *save_invstd, float *y);
 /* relu(cn_batchnorm_fwd(...) + res), res [M,C], in one pass over y, the
  * same values bit for bit as the three steps; y may alias x or res. The
- * backward is cn_batchnorm_bwd_relu with this y, and res's gradient
- * cn_act_bwd's ReLU gradient from y. */
+ * backward is cn_batchnorm_bwd_add_relu with this y. */
 CN_API cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training,
                                            int64_t M, int64_t C, const float *x,
                                            const float *gamma, const float *beta,
@@ -104,6 +103,15 @@ CN_API void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t 
                                   const float *x, const float *gamma, const float *save_mean,
                                   const float *save_invstd, const float *y, const float *gy,
                                   float *gx, float *ggamma, float *gbeta);
+/* Backward of cn_batchnorm_fwd_add_relu, whose output y [M,C] it reads:
+ * as cn_batchnorm_bwd_relu, and also gres [M,C] (nullable) = the
+ * residual's gradient, the ReLU's (as cn_act_bwd's), from the same reads
+ * of y and gy. gres may not alias x, y, gy or gx; the values are those of
+ * cn_act_bwd then cn_batchnorm_bwd_relu, bit for bit. */
+CN_API void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C,
+                                      const float *x, const float *gamma, const float *save_mean,
+                                      const float *save_invstd, const float *y, const float *gy,
+                                      float *gres, float *gx, float *ggamma, float *gbeta);
 
 /* ---- dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) from ctx's RNG.
  * mask [n] (bytes, 0 or 1) is kept for the backward. p in [0, 1); p >= 1

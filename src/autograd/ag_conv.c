@@ -9,10 +9,11 @@ typedef struct conv_saved {
     int transposed, relu;
 } conv_saved;
 
-/* Runs a conv-family pass with arena workspace. */
+/* A conv-family pass's workspace: dead once the pass returns (the
+ * backward gets its own), so every pass shares the graph's scratch. */
 static void *conv_ws(cn_graph *g, const cn_conv2d_desc *d)
 {
-    return cn__arena(g, cn_conv2d_workspace_size(d));
+    return cn__scratch(g, cn_conv2d_workspace_size(d));
 }
 
 static void conv_bwd(cn_graph *g, cn__node *n)

@@ -13,18 +13,27 @@ static void bn_bwd(cn_graph *g, cn__node *n)
     const bn_saved *s = n->saved;
     cn_var *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
     const int64_t C = x->shape[3], M = (int64_t)x->size / (C ? C : 1);
-    /* add_relu's residual first, as the separate add's backward runs
-     * before the batch norm's: contributions to a variable used by both
-     * then add up in the same order. Only the ReLU lies between the
-     * residual and the output. */
-    float *gr = cn__grad_begin(g, n->in[3]);
-    if (gr) {
+    cn_var *res = n->in[3];
+    /* add_relu's residual gradient is the ReLU's, which the batch norm's
+     * backward needs too: one pass stores it while summing, the next reads
+     * it instead of y and gy. It is added into the residual's gradient
+     * first, as the separate add's backward runs before the batch norm's:
+     * contributions to a variable used by both then add up in the same
+     * order. A residual that is also x, gamma or beta must be done first
+     * on its own (its gradient could be written twice at once). */
+    const int own = res && (res == x || res == gamma || res == beta);
+    float *gr = cn__grad_begin(g, res);
+    if (gr && own) {
         cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, n->out->size, NULL, n->out->data, n->out->grad, gr);
-        cn__grad_end(g, n->in[3], gr);
+        cn__grad_end(g, res, gr);
     }
     float *gx = cn__grad_begin(g, x), *gg = cn__grad_begin(g, gamma), *gb = cn__grad_begin(g, beta);
     if (g->status) return;
-    if (s->relu)
+    if (gr && !own) {
+        cn_batchnorm_bwd_add_relu(g->ctx, s->training, M, C, x->data, gamma->data, s->mean,
+                                  s->invstd, n->out->data, n->out->grad, gr, gx, gg, gb);
+        cn__grad_end(g, res, gr);
+    } else if (s->relu)
         cn_batchnorm_bwd_relu(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
                               n->out->data, n->out->grad, gx, gg, gb);
     else

@@ -37,11 +37,19 @@ struct cn_graph {
     int detect_anomaly;       /* check recorded outputs and gradients for NaN/inf */
     cn__chunk *chunks, *cur;  /* arena: filled in order, reset to the first */
     cn__node *tape;           /* the newest node */
+    void *scratch;            /* cn__scratch's buffer, scratch_cap bytes */
+    size_t scratch_cap;
 };
 
 /* 64-byte aligned arena memory (uninitialised); NULL after recording
  * CN_ERR_NO_MEMORY in the graph. */
 CN__HIDDEN void *cn__arena(cn_graph *g, size_t bytes);
+/* Temporary memory for one kernel call (a convolution's workspace), 64-byte
+ * aligned and uninitialised: one graph-owned buffer, grown when too small
+ * and reused by every call, so that temporaries do not pile up in the
+ * arena (fresh pages cost ~13 us each to touch). Valid until the next
+ * cn__scratch call; NULL after recording CN_ERR_NO_MEMORY in the graph. */
+CN__HIDDEN void *cn__scratch(cn_graph *g, size_t bytes);
 /* Records the first failure (with a message) and returns NULL. */
 CN__HIDDEN cn_var *cn__fail(cn_graph *g, cn_status s, const char *fmt, ...) CN__PRINTF(3, 4);
 /* 1 if the graph has failed or any of the n inputs is NULL (skip optional
