@@ -280,21 +280,35 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
     const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const int64_t h0 = 4 * th - d->PT, w0 = 4 * tw - d->PL;
+        /* most tiles: whole vectors at fixed offsets, no bounds to test */
+        const int inside = h0 >= 0 && h0 + 6 <= d->IH && w0 >= 0 && w0 + 6 <= d->IW && IC % 16 == 0;
+        const float *xp = x + (inside ? ((n * d->IH + h0) * d->IW + w0) * IC : 0);
         int64_t src[6][6];
-        window(n, 4 * th - d->PT, 4 * tw - d->PL, 6, d->IH, d->IW, IC, &src[0][0]);
+        if (!inside) window(n, h0, w0, 6, d->IH, d->IW, IC, &src[0][0]);
         float *vt = V + t * ldv;
         for (int64_t c = 0; c < IC; c += 16) {
             const int64_t k = CN__MIN(16, IC - c);
             v16 q[6][6];
-            for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++)
-                    if (src[a][b] >= 0)
-                        ldn(&q[a][b], x + src[a][b] + c, k);
-                    else
-                        q[a][b] = z;
+            if (inside) {
+#pragma GCC unroll 6
+                for (int a = 0; a < 6; a++)
+#pragma GCC unroll 6
+                    for (int b = 0; b < 6; b++) q[a][b] = LD16(xp + (a * d->IW + b) * IC + c);
+            } else {
+                for (int a = 0; a < 6; a++)
+                    for (int b = 0; b < 6; b++)
+                        if (src[a][b] >= 0)
+                            ldn(&q[a][b], x + src[a][b] + c, k);
+                        else
+                            q[a][b] = z;
+            }
+#pragma GCC unroll 6
             for (int b = 0; b < 6; b++) BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
+#pragma GCC unroll 6
             for (int a = 0; a < 6; a++) {
                 BT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
+#pragma GCC unroll 6
                 for (int b = 0; b < 6; b++) stn(vt + (a * 6 + b) * plane + c, &q[a][b], k);
             }
         }
