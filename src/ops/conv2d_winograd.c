@@ -725,3 +725,282 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
         }
     }
 }
+
+/* ---- groups of 8 channels, F(4x4, 3x3), AVX-512 ----------------------------
+ *
+ * With 8 input and 8 output channels a group (ResNeXt's 32x8d layers) the
+ * products are 8 x 8 blocks, too small for the GEMM above. Two adjacent
+ * groups share a zmm instead, as in conv2d_grouped.c: lane 2*o+h of a
+ * product holds output channel o of group 2*gp+h, and lane 2*k+h of V holds
+ * input channel k of that group, so one vbroadcastsd of V's lanes 2k, 2k+1
+ * feeds the FMA with U's row k for both groups. The transforms work per
+ * channel, so they run on the permuted lanes unchanged: the input transform
+ * permutes each pixel as it loads it, the output transform permutes its 16
+ * results back.
+ *
+ * A chunk of tiles is transformed whole (all channels of a pixel are
+ * adjacent in memory, so its loads and stores stream), then multiplied a
+ * pair at a time in place, M over V:
+ *     U  [pair, 36, 8, 16]     (G g G^T)[xi] row k, lanes interleaved
+ *     VM [pair, 36, T, 16]     (B^T d B)[xi] of each tile, then M
+ * Every output is computed by one chunk with fixed arithmetic: results do
+ * not depend on the thread count. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define GTGT __attribute__((target("avx512f")))
+#define GALWAYS static inline __attribute__((always_inline)) GTGT
+
+/* Tiles a chunk, a multiple of 8 (the product's blocks): its VM, 36 * 64
+ * bytes a tile and pair, stays in L2. */
+#define GW_T 8
+
+int cn__conv_gwino_applies(const cn_conv2d_desc *d)
+{
+    return cn__isa_detect() == CN_ISA_AVX512 && d->KH == 3 && d->KW == 3 && d->SH == 1 &&
+           d->SW == 1 && d->DH == 1 && d->DW == 1 && d->G >= 2 && d->G % 2 == 0 &&
+           d->IC == 8 * d->G && d->OC == 8 * d->G && d->OH > 0 && d->OW > 0;
+}
+
+/* Outputs over this many bytes (twice the two cores' L2s) are streamed. */
+#define GW_STREAM_BYTES ((int64_t)4 << 20)
+
+/* One pair's U, in floats. */
+#define GW_U (36 * 8 * 16)
+
+size_t cn__conv_gwino_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_gwino_applies(d)) return 0;
+    const int64_t pairs = d->G / 2;
+    return (size_t)(pairs * GW_U + cn__conv_ws_threads() * pairs * 36 * GW_T * 16) *
+           sizeof(float);
+}
+
+/* lane 2*o+h <- element h*8+o of 16 channels (two groups), and back */
+GALWAYS __m512i gw_interleave(void)
+{
+    return _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+
+GALWAYS __m512i gw_deinterleave(void)
+{
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+GALWAYS v16 gw_perm(__m512i idx, v16 v) { return (v16)_mm512_permutexvar_ps(idx, (__m512)v); }
+
+/* U of pair gp from w [3, 3, 8, OC]. */
+static GTGT void gw_weight_transform(const cn_conv2d_desc *d, const float *w, int64_t gp,
+                                     float *U)
+{
+    const int64_t OC = d->OC;
+    const __m512i idx = gw_interleave();
+    float *u = U + gp * GW_U;
+    for (int k = 0; k < 8; k++) {
+        v16 g[3][3], t[6][3], ut[6][6];
+        for (int e = 0; e < 9; e++) g[e / 3][e % 3] = LD16(w + (e * 8 + k) * OC + 16 * gp);
+        for (int c = 0; c < 3; c++) G6(&t[0][c], 3, g[0][c], g[1][c], g[2][c]);
+        for (int r = 0; r < 6; r++) G6(&ut[r][0], 1, t[r][0], t[r][1], t[r][2]);
+        for (int xi = 0; xi < 36; xi++)
+            ST16(u + (xi * 8 + k) * 16, gw_perm(idx, ut[xi / 6][xi % 6]));
+    }
+}
+
+/* B^T d B of the 6 x 6 pixels q (in place), v[xi * plane] <- result xi. */
+GALWAYS void gw_bt_store(v16 q[6][6], float *v, int64_t plane)
+{
+#pragma GCC unroll 6
+    for (int a = 0; a < 6; a++) BT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
+#pragma GCC unroll 6
+    for (int b = 0; b < 6; b++) {
+        BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
+#pragma GCC unroll 6
+        for (int a = 0; a < 6; a++) ST16(v + (a * 6 + b) * plane, q[a][b]);
+    }
+}
+
+/* Offsets of the 6 x 6 input pixels of a tile (-1 outside the input). */
+static void gw_window(const cn_conv2d_desc *d, int64_t tile, int64_t *off)
+{
+    const int64_t TW = cdiv(d->OW, 4), TH = cdiv(d->OH, 4);
+    const int64_t tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
+    window(img, 4 * th - d->PT, 4 * tw - d->PL, 6, d->IH, d->IW, d->IC, off);
+}
+
+/* Pair gp's lines of the pixels at off (-1: none): the next tile's, while
+ * this one computes (its loads would otherwise wait on memory). */
+GALWAYS void gw_prefetch(const float *x, const int64_t *off, int64_t gp)
+{
+#pragma GCC unroll 36
+    for (int i = 0; i < 36; i++)
+        if (off[i] >= 0) _mm_prefetch((const char *)(x + off[i] + 16 * gp), _MM_HINT_T0);
+}
+
+/* V of chunk tiles [t0, t0 + n), every pair (VM [pair, 36, T, 16]); tiles
+ * [n, nr) zero. A tile's pairs in turn: its pixels' channels stream, and
+ * the next tile's pixels are prefetched a pair's line at a time. */
+static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0, int64_t n,
+                                    int64_t nr, int64_t T, float *V)
+{
+    const int64_t IC = d->IC, IH = d->IH, IW = d->IW, TW = cdiv(d->OW, 4), TH = cdiv(d->OH, 4);
+    const int64_t plane = T * 16, pairs = d->G / 2, last = TW * TH * d->MB - 1;
+    const __m512i idx = gw_interleave();
+    const v16 z = {0};
+    int64_t off[36], next[36];
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
+        const int64_t h0 = 4 * th - d->PT, w0 = 4 * tw - d->PL;
+        const int inside = h0 >= 0 && h0 + 6 <= IH && w0 >= 0 && w0 + 6 <= IW;
+        const float *xp = x + (inside ? ((img * IH + h0) * IW + w0) * IC : 0);
+        if (!inside) gw_window(d, tile, off);
+        gw_window(d, CN__MIN(tile + 1, last), next);
+        for (int64_t gp = 0; gp < pairs; gp++, xp += 16) {
+            v16 q[6][6];
+            if (inside) { /* most tiles: no bounds to test */
+#pragma GCC unroll 6
+                for (int a = 0; a < 6; a++)
+#pragma GCC unroll 6
+                    for (int b = 0; b < 6; b++)
+                        q[a][b] = gw_perm(idx, LD16(xp + (a * IW + b) * IC));
+            } else {
+                for (int i = 0; i < 36; i++)
+                    q[i / 6][i % 6] = off[i] >= 0 ? gw_perm(idx, LD16(xp + off[i])) : z;
+            }
+            gw_prefetch(x, next, gp);
+            gw_bt_store(q, V + gp * 36 * plane + t * 16, plane);
+        }
+    }
+    for (int64_t gp = 0; gp < pairs; gp++)
+        for (int64_t t = n; t < nr; t++)
+            for (int xi = 0; xi < 36; xi++) ST16(V + (gp * 36 + xi) * plane + t * 16, z);
+}
+
+GALWAYS __m512 gw_bcast_pair(const float *p)
+{
+    double v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+}
+
+/* vm[r] <- sum over k of (vm[r] lanes 2k, 2k+1) * u[k] for R tiles. */
+GALWAYS void gw_block(float *vm, const __m512 u[8], const int R)
+{
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(gw_bcast_pair(vm + r * 16 + 2 * k), u[k], acc[r]);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(vm + r * 16, acc[r]);
+}
+
+/* M[xi] = V[xi] U[xi] in place for nr tiles (a multiple of 8) of one pair;
+ * u: its U. */
+static GTGT void gw_products(const float *u, float *vm, int64_t nr, int64_t T)
+{
+    for (int xi = 0; xi < 36; xi++) {
+        __m512 uk[8];
+        for (int k = 0; k < 8; k++) uk[k] = _mm512_loadu_ps(u + (xi * 8 + k) * 16);
+        float *v = vm + xi * T * 16;
+        int64_t t = 0;
+        for (; t + 16 <= nr; t += 16) gw_block(v + t * 16, uk, 16);
+        if (t < nr) gw_block(v + t * 16, uk, 8);
+    }
+}
+
+/* y of chunk tiles [t0, t0 + n) = A^T M A (+ b), every pair, pixels past
+ * OH, OW dropped; stream: with streaming stores. */
+static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0,
+                                     int64_t n, int64_t T, const float *b, int relu, int stream,
+                                     float *y)
+{
+    const int64_t OC = d->OC, OH = d->OH, OW = d->OW, TW = cdiv(OW, 4), TH = cdiv(OH, 4);
+    const int64_t plane = T * 16, pairs = d->G / 2;
+    const __m512i idx = gw_deinterleave();
+    const v16 zero = {0};
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
+        const int64_t oh0 = 4 * th, ow0 = 4 * tw;
+        const int full = oh0 + 4 <= OH && ow0 + 4 <= OW;
+        for (int64_t gp = 0; gp < pairs; gp++) {
+            const float *mt = M + gp * 36 * plane + t * 16;
+            v16 r[6][4], o[4];
+#pragma GCC unroll 6
+            for (int a = 0; a < 6; a++) {
+                v16 m[6];
+#pragma GCC unroll 6
+                for (int e = 0; e < 6; e++) m[e] = LD16(mt + (a * 6 + e) * plane);
+                AT6(m[0], m[1], m[2], m[3], m[4], m[5], r[a][0], r[a][1], r[a][2], r[a][3]);
+            }
+            const v16 bv = b ? LD16(b + 16 * gp) : zero;
+            float *yt = y + ((img * OH + oh0) * OW + ow0) * OC + 16 * gp;
+#pragma GCC unroll 4
+            for (int e = 0; e < 4; e++) {
+                AT6(r[0][e], r[1][e], r[2][e], r[3][e], r[4][e], r[5][e], o[0], o[1], o[2], o[3]);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    v16 v = gw_perm(idx, o[j]) + bv;
+                    if (relu) v = (v16)((vi16)v & ~(v <= zero)); /* !(v <= 0) ? v : 0: NaN stays */
+                    if (!(full || (oh0 + j < OH && ow0 + e < OW))) continue;
+                    if (stream)
+                        _mm512_stream_ps(yt + (j * OW + e) * OC, (__m512)v);
+                    else
+                        ST16(yt + (j * OW + e) * OC, v);
+                }
+            }
+        }
+    }
+}
+
+void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y, void *ws)
+{
+    const int64_t pairs = d->G / 2, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
+    const int64_t T = GW_T, nch = cdiv(ntiles, T);
+    float *U = ws, *bufs = U + pairs * GW_U;
+    /* Outputs over GW_STREAM_BYTES leave the cache before anything reads
+     * them: streaming stores (whole lines) skip reading them from memory. */
+    const int stream = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float) > GW_STREAM_BYTES &&
+                       ((uintptr_t)y & 63) == 0;
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t gp = 0; gp < pairs; gp++) gw_weight_transform(d, w, gp, U);
+        float *VM = bufs + (size_t)omp_get_thread_num() * (size_t)(pairs * 36 * T * 16);
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0), nr = (n + 7) / 8 * 8;
+            gw_input_transform(d, x, t0, n, nr, T, VM);
+            for (int64_t gp = 0; gp < pairs; gp++)
+                gw_products(U + gp * GW_U, VM + gp * 36 * T * 16, nr, T);
+            gw_output_transform(d, VM, t0, n, T, b, relu, stream, y);
+        }
+        if (stream) _mm_sfence(); /* before another thread reads y */
+    }
+}
+
+#else
+
+int cn__conv_gwino_applies(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+size_t cn__conv_gwino_ws(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                          const float *w, const float *b, int relu, float *y, void *ws)
+{
+    (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)ws;
+}
+
+#endif
