@@ -393,11 +393,11 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
     printf("     largest Winograd error: %.2f eps * max sum |x w|\n", worst);
 }
 
-/* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, two
- * groups a vector (grouped-winograd4, AVX-512), serves the forward and
- * backward-data of 3x3 stride-1 problems with an even number of groups.
+/* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, four
+ * groups a vector pair (grouped-winograd4, AVX-512), serves the forward and
+ * backward-data of 3x3 stride-1 problems whose groups are a multiple of 4.
  * Random such problems, images from 1x1 (every tile overhangs) to 13x13,
- * pads from 0 to 3, zero and reflected, 2 to 16 groups, and one whose output is large enough for
+ * pads from 0 to 3, zero and reflected, 4 to 32 groups, and one whose output is large enough for
  * streaming stores (64-byte aligned): both passes within the Winograd bound
  * above (9 * 8 terms a sum), the fused ReLU equal to the ReLU of the
  * forward, and on 2 threads bit for bit. The weight gradient (the
@@ -413,7 +413,7 @@ static void grouped_winograd_error_is_bounded_and_thread_independent(void)
         const int big = i == n; /* 36 x 36 x 1024: a 5.3 MB output */
         conv_cfg c;
         for (;;) {
-            static const int groups[] = {2, 4, 6, 8, 16};
+            static const int groups[] = {4, 8, 12, 16, 32};
             conv_cfg t = {0};
             t.p = cn_conv2d_params_default();
             /* pads of 3 make backward-data's pads negative */

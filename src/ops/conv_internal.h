@@ -124,10 +124,11 @@ CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv
                                                 const float *x, const float *gy, float *gw,
                                                 float *gb, void *ws);
 
-/* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, two
- * groups a zmm (conv2d_winograd.c): an even number of groups, 3x3, stride
- * 1, undilated, zero-padded (pads may be negative), on AVX-512 only
- * (applies is 0 elsewhere); ws: cn__conv_gwino_ws(d) bytes. */
+/* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, four
+ * groups a pair of zmm (conv2d_winograd.c): a multiple of 4 groups, 3x3,
+ * stride 1, undilated, zero-padded (pads may be negative), on AVX-512 only
+ * (applies is 0 elsewhere); the forward with bias and fused ReLU as
+ * cn__conv2d_winograd_fwd; ws: cn__conv_gwino_ws(d) bytes. */
 CN__HIDDEN int cn__conv_gwino_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_gwino_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
