@@ -735,8 +735,9 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
  * channel k+4, so one vbroadcastf32x4 of V's lanes 4k .. 4k+3 carries input
  * channel k of all four groups and feeds two FMAs: with U's row k for
  * output channels 0-3 (lane 4*o+h: output o of group h) and for 4-7. (Two
- * groups a vector, one 64-bit broadcast an FMA, reach half the FMA rate on
- * the 2x256-bit units of Zen 4; two FMAs a broadcast reach four fifths.)
+ * groups a vector, one 64-bit broadcast an FMA, as conv2d_grouped.c does,
+ * ran at 55-70% of the FMA peak on the development VM's AMD EPYC in a
+ * micro-benchmark; two FMAs a 128-bit broadcast at 80%.)
  * The transforms work per channel, so they run on permuted lanes
  * unchanged: the input transform permutes each pixel as it loads it, the
  * output transform permutes its results back.
@@ -756,11 +757,12 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
 #define GALWAYS static inline __attribute__((always_inline)) GTGT
 
 /* Tiles a chunk, a multiple of GW_R (the product's blocks): its VM, 36 * 64
- * bytes a tile and 16 channels, stays in L2. */
+ * bytes a tile and 16 channels, stays in L2. (Chunks of fewer channels and
+ * more tiles, reading U less often, ran slower.) */
 #define GW_T 8
 #define GW_R 4
 
-/* Outputs over this many bytes (twice the two cores' L2s) are streamed. */
+/* Outputs over this many bytes are written with streaming stores. */
 #define GW_STREAM_BYTES ((int64_t)4 << 20)
 
 /* One quad's U, in floats. */
@@ -791,8 +793,8 @@ GALWAYS __m512i gw_quad_idx(int hi)
         _mm512_set1_epi32(hi ? 4 : 0));
 }
 
-/* And back: channel 8*h+o (h < 2, +2 with hi) from lane 4*o+h of a (o < 4)
- * or of b (lane 4*(o-4)+h). */
+/* And back: channel 8*h+o of groups h = 0, 1 (2, 3 with hi) from lane
+ * 4*o+h of a (o < 4) or lane 4*(o-4)+h of b (o >= 4). */
 GALWAYS __m512i gw_back_idx(int hi)
 {
     return _mm512_add_epi32(
@@ -868,21 +870,30 @@ static void gw_window(const cn_conv2d_desc *d, int64_t tile, int64_t *off)
 }
 
 /* V of chunk tiles [t0, t0 + n), every vector (VM [vec, 36, T, 16]);
- * tiles [n, nr) zero. A tile's vectors in turn: its pixels' channels
- * stream. */
+ * tiles [n, nr) zero. A tile's vectors in turn, its pixels' channels
+ * streaming; the next tile's pixels are prefetched a vector at a time
+ * (5% on two threads, whose loads wait longer on the shared L3). */
 static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0, int64_t n,
                                     int64_t nr, int64_t T, float *V)
 {
     const int64_t IC = d->IC, IH = d->IH, IW = d->IW, TW = cdiv(d->OW, 4), TH = cdiv(d->OH, 4);
     const int64_t plane = T * 16, nv = d->IC / 16;
     const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
-    int64_t off[36];
+    int64_t off[36], next[36];
+    __mmask16 live[36];
     for (int64_t t = 0; t < n; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
         const int64_t h0 = 4 * th - d->PT, w0 = 4 * tw - d->PL;
         const int inside = h0 >= 0 && h0 + 6 <= IH && w0 >= 0 && w0 + 6 <= IW;
         const float *xt = x + (inside ? ((img * IH + h0) * IW + w0) * IC : 0);
-        if (!inside) gw_window(d, tile, off);
+        gw_window(d, CN__MIN(tile + 1, TW * TH * d->MB - 1), next);
+        if (!inside) {
+            /* pixels outside read as zeros through masked loads of x itself:
+             * no branches to mispredict on the tile's pattern */
+            gw_window(d, tile, off);
+            for (int i = 0; i < 36; i++)
+                live[i] = off[i] < 0 ? 0 : 0xffff, off[i] = CN__MAX(off[i], 0);
+        }
         for (int64_t j = 0; j < nv; j++) {
             const float *xp = xt + 32 * (j / 2);
             const __m512i idx = j % 2 ? i1 : i0;
@@ -897,12 +908,15 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
                                                          _mm512_loadu_ps(p + 16));
                     }
             } else {
+#pragma GCC unroll 36
                 for (int i = 0; i < 36; i++)
-                    q[i / 6][i % 6] = off[i] < 0 ? _mm512_setzero_ps()
-                                                 : _mm512_permutex2var_ps(
-                                                       _mm512_loadu_ps(xp + off[i]), idx,
-                                                       _mm512_loadu_ps(xp + off[i] + 16));
+                    q[i / 6][i % 6] =
+                        _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], xp + off[i]), idx,
+                                               _mm512_maskz_loadu_ps(live[i], xp + off[i] + 16));
             }
+#pragma GCC unroll 36
+            for (int i = 0; i < 36; i++)
+                if (next[i] >= 0) _mm_prefetch((const char *)(x + next[i] + 16 * j), _MM_HINT_T0);
             gw_bt_store(q, V + j * 36 * plane + t * 16, plane);
         }
     }
@@ -924,7 +938,8 @@ GALWAYS void gw_block(float *va, float *vb, const __m512 u[16], const int R)
     for (int k = 0; k < 8; k++)
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps((k < 4 ? va : vb) + r * 16 + 4 * (k % 4)));
+            const float *p = (k < 4 ? va : vb) + r * 16 + 4 * (k % 4);
+            const __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps(p));
             acc[2 * r] = _mm512_fmadd_ps(v, u[2 * k], acc[2 * r]);
             acc[2 * r + 1] = _mm512_fmadd_ps(v, u[2 * k + 1], acc[2 * r + 1]);
         }
@@ -1007,35 +1022,16 @@ static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, in
     }
 }
 
-#ifdef GW_PROFILE
-#include <stdio.h>
-#include <x86intrin.h>
-static unsigned long long gw_cyc[3];
-__attribute__((destructor)) static void gw_report(void)
-{
-    double t = (double)(gw_cyc[0] + gw_cyc[1] + gw_cyc[2]);
-    if (t > 0)
-        fprintf(stderr, "in %.1f%% prod %.1f%% out %.1f%% (total %.3g cycles)\n",
-                100 * gw_cyc[0] / t, 100 * gw_cyc[1] / t, 100 * gw_cyc[2] / t, t);
-}
-#define GW_TICK(i) unsigned long long tick##i = __rdtsc()
-#define GW_ADD()                                                                                   \
-    (omp_get_thread_num() == 0 ? (gw_cyc[0] += tick1 - tick0, gw_cyc[1] += tick2 - tick1,          \
-                                  gw_cyc[2] += tick3 - tick2)                                      \
-                               : 0)
-#else
-#define GW_TICK(i) (void)0
-#define GW_ADD() (void)0
-#endif
-
 void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                           const float *w, const float *b, int relu, float *y, void *ws)
 {
     const int64_t quads = d->G / 4, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
     const int64_t T = GW_T, nch = cdiv(ntiles, T);
     float *U = ws, *bufs = U + quads * GW_U;
-    /* Outputs over GW_STREAM_BYTES leave the cache before anything reads
-     * them: streaming stores (whole lines) skip reading them from memory. */
+    /* Outputs over GW_STREAM_BYTES are written with streaming stores (whole
+     * lines): a cached store would first read the line from memory, and the
+     * output leaves the L2s before anything reads it. (In the benchmark,
+     * group32's 6.4 MB output: 1.73x oneDNN with them, 1.46x without.) */
     const int stream = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float) > GW_STREAM_BYTES &&
                        ((uintptr_t)y & 63) == 0;
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
@@ -1044,19 +1040,15 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < quads; q++) gw_weight_transform(d, w, q, U);
         float *VM = bufs + (size_t)omp_get_thread_num() * (size_t)(2 * quads * 36 * T * 16);
-#pragma omp for schedule(static)
+        /* dynamic: a core shared with another process takes fewer chunks */
+#pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0), nr = cdiv(n, GW_R) * GW_R;
-            GW_TICK(0);
             gw_input_transform(d, x, t0, n, nr, T, VM);
-            GW_TICK(1);
             for (int64_t q = 0; q < quads; q++)
                 gw_products(U + q * GW_U, VM + 2 * q * 36 * T * 16, VM + (2 * q + 1) * 36 * T * 16,
                             nr, T);
-            GW_TICK(2);
             gw_output_transform(d, VM, t0, n, T, b, relu, stream, y);
-            GW_TICK(3);
-            GW_ADD();
         }
         if (stream) _mm_sfence(); /* before another thread reads y */
     }
