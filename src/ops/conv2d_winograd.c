@@ -756,11 +756,12 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
 #define GTGT __attribute__((target("avx512f")))
 #define GALWAYS static inline __attribute__((always_inline)) GTGT
 
-/* Tiles a chunk, a multiple of GW_R (the product's blocks): its VM, 36 * 64
- * bytes a tile and 16 channels, stays in L2. (Chunks of fewer channels and
- * more tiles, reading U less often, ran slower.) */
-#define GW_T 8
-#define GW_R 4
+/* Tiles a chunk, a multiple of GW_R: its VM, 36 * 64 bytes a tile and 16
+ * channels, stays in L2. (Chunks of fewer channels and more tiles, reading
+ * U less often, ran slower.) GW_R: tiles a product block, whose 2 * GW_R
+ * accumulators and 16 U vectors fill the 32 zmm registers. */
+#define GW_T 12
+#define GW_R 6
 
 /* Outputs over this many bytes are written with streaming stores. */
 #define GW_STREAM_BYTES ((int64_t)4 << 20)
