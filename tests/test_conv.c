@@ -377,8 +377,8 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
             cn__conv2d_ref_bwd_weights(&c.d, ax, agy, agw, agb);
             within_winograd_bound("forward", B.y, B.yd, ay, B.ny, 9.0 * (double)c.d.IC + 16.0,
                                   c.str, &worst);
-            within_winograd_bound("grad_input", B.gx, B.gxd, agx, B.nx,
-                                  9.0 * (double)c.d.OC + 16.0, c.str, &worst);
+            within_winograd_bound("grad_input", B.gx, B.gxd, agx, B.nx, 9.0 * (double)c.d.OC + 16.0,
+                                  c.str, &worst);
             /* the weight gradient sums over N x OH x OW pixels */
             within_winograd_bound("grad_weight", B.gw, B.gwd, agw, B.nw,
                                   (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
@@ -434,8 +434,8 @@ static void grouped_winograd_error_is_bounded_and_thread_independent(void)
         if (gwino)
             CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 0), "grouped-winograd4") &&
                       !strcmp(cn__conv2d_impl_name(&c.d, 1), "grouped-winograd4"),
-                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0),
-                  cn__conv2d_impl_name(&c.d, 1), c.str);
+                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0), cn__conv2d_impl_name(&c.d, 1),
+                  c.str);
         bufs B;
         bufs_init(&B, &c.d);
         const size_t ny = (B.ny * 4 + 63) / 64 * 64, nx = (B.nx * 4 + 63) / 64 * 64;

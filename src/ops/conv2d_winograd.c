@@ -780,8 +780,7 @@ size_t cn__conv_gwino_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_gwino_applies(d)) return 0;
     const int64_t quads = d->G / 4;
-    return (size_t)(cn__conv_ws_threads() * quads * (GW_U + 2 * 36 * GW_T * 16)) *
-           sizeof(float);
+    return (size_t)(cn__conv_ws_threads() * quads * (GW_U + 2 * 36 * GW_T * 16)) * sizeof(float);
 }
 
 /* Lane 4*k+h <- element 8*h+k (+4 with hi) of a quad's 32 channels (lo:
@@ -807,7 +806,7 @@ GALWAYS __m512i gw_back_idx(int hi)
  * and 10 operations instead of 18 and 13. */
 #define GBT6(a0, a1, a2, a3, a4, a5)                                                               \
     do {                                                                                           \
-        const __m512 c4_ = _mm512_set1_ps(4.0f), c5_ = _mm512_set1_ps(5.0f),                      \
+        const __m512 c4_ = _mm512_set1_ps(4.0f), c5_ = _mm512_set1_ps(5.0f),                       \
                      c2_ = _mm512_set1_ps(2.0f);                                                   \
         const __m512 t1 = _mm512_fnmadd_ps(c4_, a2, a4), t2 = _mm512_fnmadd_ps(c4_, a1, a3),       \
                      t3 = _mm512_sub_ps(a4, a2), t4 = _mm512_sub_ps(a3, a1),                       \
@@ -818,7 +817,7 @@ GALWAYS __m512i gw_back_idx(int hi)
     } while (0)
 #define GAT6(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                                               \
     do {                                                                                           \
-        const __m512 s12 = _mm512_add_ps(m1, m2), d12 = _mm512_sub_ps(m1, m2),                    \
+        const __m512 s12 = _mm512_add_ps(m1, m2), d12 = _mm512_sub_ps(m1, m2),                     \
                      s34 = _mm512_add_ps(m3, m4), d34 = _mm512_sub_ps(m3, m4);                     \
         (y0) = _mm512_add_ps(_mm512_add_ps(m0, s12), s34);                                         \
         (y1) = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);                                    \
@@ -827,8 +826,7 @@ GALWAYS __m512i gw_back_idx(int hi)
     } while (0)
 
 /* U of quad qd from w [3, 3, 8, OC]. */
-static GTGT void gw_weight_transform(const cn_conv2d_desc *d, const float *w, int64_t qd,
-                                     float *U)
+static GTGT void gw_weight_transform(const cn_conv2d_desc *d, const float *w, int64_t qd, float *U)
 {
     const int64_t OC = d->OC;
     const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
@@ -982,9 +980,8 @@ GALWAYS void gw_at(const float *mt, int64_t plane, __m512 o[4][4])
 
 /* y of chunk tiles [t0, t0 + n) = A^T M A (+ b), every quad, pixels past
  * OH, OW dropped; stream: with streaming stores. */
-static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0,
-                                     int64_t n, int64_t T, const float *b, int relu, int stream,
-                                     float *y)
+static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0, int64_t n,
+                                     int64_t T, const float *b, int relu, int stream, float *y)
 {
     const int64_t OC = d->OC, OH = d->OH, OW = d->OW, TW = cdiv(OW, 4), TH = cdiv(OH, 4);
     const int64_t plane = T * 16, quads = d->G / 4;
@@ -1005,8 +1002,8 @@ static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, in
                 for (int e = 0; e < 4; e++)
 #pragma GCC unroll 4
                     for (int j = 0; j < 4; j++) {
-                        __m512 v = _mm512_add_ps(
-                            _mm512_permutex2var_ps(oa[e][j], back[h], ob[e][j]), bv);
+                        __m512 v =
+                            _mm512_add_ps(_mm512_permutex2var_ps(oa[e][j], back[h], ob[e][j]), bv);
                         /* relu as cn_act_fwd's: v <= 0 (so -0, not NaN) becomes +0 */
                         if (relu)
                             v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ),
@@ -1040,10 +1037,11 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     {
         /* Each thread transforms the whole filter into its own U (a few
          * microseconds): no barrier before the chunks, and U is in the
-         * thread's own L2 (two threads: 0.99 -> 0.85 ms for group32). */
+         * thread's own L2 (two threads: 0.99 -> 0.85 ms for group32). Chunks
+         * are taken dynamically: a core shared with another process takes
+         * fewer. */
         float *U = (float *)ws + (size_t)omp_get_thread_num() * per, *VM = U + quads * GW_U;
         for (int64_t q = 0; q < quads; q++) gw_weight_transform(d, w, q, U);
-        /* dynamic: a core shared with another process takes fewer chunks */
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0), nr = cdiv(n, GW_R) * GW_R;
