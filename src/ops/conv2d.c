@@ -207,7 +207,7 @@ static cn_conv2d_desc transposed_desc(const cn_conv2d_desc *src)
     return t;
 }
 
-typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_FEWCH, IMPL_WINOGRAD } conv_impl;
+typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_FEWCH, IMPL_WINOGRAD, IMPL_GWINO } conv_impl;
 
 static int vec_applies(const cn_conv2d_desc *p)
 {
@@ -227,6 +227,9 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     if (e && !strcmp(e, "gemm")) return IMPL_GEMM;
     if (pass != 1 && cn__conv_fewch_applies(p)) return IMPL_FEWCH;
     cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
+    /* 8-channel groups, 3x3 stride 1: Winograd needs 4x fewer multiplies
+     * than the paired-group kernel (which keeps the weight gradient) */
+    if (pass != 2 && cn__conv_gwino_applies(p) && cn__conv_gwino_applies(&t)) return IMPL_GWINO;
     /* The small-group weight gradient keeps KG x OCG accumulators per tap
      * sweep; with many taps over one group (a 7x7 first layer) a GEMM
      * reduction does better. */
@@ -252,6 +255,7 @@ const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
     switch (choose_impl(&p, pass)) {
     case IMPL_VEC: return cn__conv_dw_applies(&p) ? "depthwise" : "grouped";
     case IMPL_FEWCH: return "fewch";
+    case IMPL_GWINO: return "grouped-winograd4";
     case IMPL_GEMM: return "gemm";
     case IMPL_WINOGRAD: {
         const cn_conv2d_desc t = transposed_desc(&p);
@@ -292,7 +296,9 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     const size_t wf = (passes & WS_FWD) ? cn__conv_winograd_ws(&p) : 0,
                  wb = bd ? cn__conv_winograd_ws(&t) : 0;
     const size_t ww = bw ? cn__conv_winograd_bww_ws(&p) : 0;
-    l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(wf, wb), ww));
+    const size_t gwf = (passes & WS_FWD) ? cn__conv_gwino_ws(&p) : 0,
+                 gwb = bd && cn__conv_gwino_applies(&p) ? cn__conv_gwino_ws(&t) : 0;
+    l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(CN__MAX(wf, wb), ww), CN__MAX(gwf, gwb)));
     const size_t gf = (passes & WS_FWD) ? cn__conv_grp8_ws(&p) : 0,
                  gb = bd && d->SH == 1 && d->SW == 1 ? cn__conv_grp8_ws(&t) : 0;
     l.grp8 = cn__ws_take(base, &at, CN__MAX(CN__MAX(gf, gb), bw ? cn__conv_grp8_bww_ws(&p) : 0));
@@ -387,6 +393,8 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
         s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, relu, y, l.gcols);
     } else if (!s && impl == IMPL_WINOGRAD) {
         cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, y, l.wino);
+    } else if (!s && impl == IMPL_GWINO) {
+        cn__conv2d_gwino_fwd(ctx, &p, src, w, b, relu, y, l.wino);
     } else if (!s && grp8) {
         cn__conv2d_grp8_fwd(ctx, &p, src, w, b, relu, y, l.grp8);
     } else if (!s && impl == IMPL_VEC) {
@@ -449,6 +457,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
         else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);
+        else if (impl == IMPL_GWINO) cn__conv2d_gwino_fwd(ctx, &t, gy, l.wt, NULL, 0, out, l.wino);
         else if (impl == IMPL_VEC && d->SH == 1 && d->SW == 1 && cn__conv_grp8_applies(&t))
             cn__conv2d_grp8_fwd(ctx, &t, gy, l.wt, NULL, 0, out, l.grp8);
         else if (impl == IMPL_VEC) cn__conv2d_vec_fwd_dilated(ctx, &t, gy, l.wt, d->SH, d->SW, out);

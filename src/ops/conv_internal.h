@@ -124,12 +124,23 @@ CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv
                                                 const float *x, const float *gy, float *gw,
                                                 float *gb, void *ws);
 
+/* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, four
+ * groups a pair of zmm (conv2d_winograd.c): a multiple of 4 groups, 3x3,
+ * stride 1, undilated, zero-padded (pads may be negative), on AVX-512 only
+ * (applies is 0 elsewhere); the forward with bias and fused ReLU as
+ * cn__conv2d_winograd_fwd; ws: cn__conv_gwino_ws(d) bytes. */
+CN__HIDDEN int cn__conv_gwino_applies(const cn_conv2d_desc *d);
+CN__HIDDEN size_t cn__conv_gwino_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                     const float *w, const float *b, int relu, float *y, void *ws);
+
 /* Threads the GEMM and Winograd workspaces hold per-thread blocks for (the
  * CPUs, at least 2, at most 16); a context asking for more runs on these. */
 CN__HIDDEN int cn__conv_ws_threads(void);
 
 /* The implementation each pass of d runs ("gemm", "direct", "depthwise",
- * "grouped", "fewch", "winograd"), as the passes choose it: for benchmarks and tests.
+ * "grouped", "fewch", "winograd", "winograd4", "grouped-winograd4"), as the
+ * passes choose it: for benchmarks and tests.
  * pass: 0 forward, 1 backward-data, 2 backward-weights. */
 CN__HIDDEN const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass);
 
