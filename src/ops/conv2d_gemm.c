@@ -290,7 +290,10 @@ static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
 #pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
     {
         float *buf = thread_cols(d, ws);
-#pragma omp for schedule(dynamic)
+        /* Whole images a thread: a row prefetches the next row's input for
+         * the thread that will read it, and the threads do not contend for
+         * the loop counter after every short row. */
+#pragma omp for schedule(dynamic, d->OH)
         for (int64_t r = 0; r < rows; r++) {
             implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
             if (b) add_bias(y + r * row, b, d->OW, d->OC);
@@ -432,7 +435,7 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
                 for (int64_t i = 0; i < ICG; i++)
                     wt[to * d->IC + g * ICG + i] =
                         w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic, d->IH) /* whole images, as implicit_fwd */
         for (int64_t r = 0; r < rows; r++) implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, gx, buf);
     }
 }
