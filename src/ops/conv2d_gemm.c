@@ -512,34 +512,37 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
     for (int64_t b0 = r0; b0 < r1; b0 += BWW_ROWS) {
         const int64_t b1 = CN__MIN(r1, b0 + BWW_ROWS);
         for (int64_t g = 0; pg && g < d->G; g++)
-            for (int64_t o0 = 0; o0 < OCG; o0 += NR)
-                for (int64_t m0 = 0; m0 < K; m0 += MR) {
-                    const int m = (int)CN__MIN(MR, K - m0);
-                    int np = 0;
-                    for (int64_t r = b0; r < b1; r++) {
-                        const int64_t n = r / d->OH, oh = r % d->OH;
-                        for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
-                            const int64_t kh = t / d->KW, kw = t % d->KW;
-                            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                            int64_t lo, hi;
-                            kw_range(d, kw, &lo, &hi);
-                            if (ih < 0 || ih >= d->IH || lo >= hi) continue;
-                            /* tile rows [rlo, rhi) are channels of tap t */
-                            const int64_t rlo = CN__MAX(0, t * ICG - m0);
-                            const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
-                            const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
-                            pr[np++] = (cn__sgemm_pair){
-                                x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
-                                    t * ICG,
-                                gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG + o0, 1,
-                                hi - lo, (int)rlo, (int)rhi};
-                        }
+            for (int64_t m0 = 0; m0 < K; m0 += MR) {
+                const int m = (int)CN__MIN(MR, K - m0);
+                int np = 0;
+                for (int64_t r = b0; r < b1; r++) {
+                    const int64_t n = r / d->OH, oh = r % d->OH;
+                    for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
+                        const int64_t kh = t / d->KW, kw = t % d->KW;
+                        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                        int64_t lo, hi;
+                        kw_range(d, kw, &lo, &hi);
+                        if (ih < 0 || ih >= d->IH || lo >= hi) continue;
+                        /* tile rows [rlo, rhi) are channels of tap t */
+                        const int64_t rlo = CN__MAX(0, t * ICG - m0);
+                        const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
+                        const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                        pr[np++] = (cn__sgemm_pair){
+                            x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
+                                t * ICG,
+                            gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo,
+                            (int)rlo, (int)rhi};
                     }
+                }
+                /* the column slivers in turn, while the tile's A is in L1 */
+                for (int64_t o0 = 0; o0 < OCG; o0 += NR) {
                     cn__sgemm_batch_avx512(np, pr, d->SW * d->IC, d->OC,
                                            pg + m0 * d->OC + g * OCG + o0, d->OC, m,
                                            (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f, NULL,
                                            0);
+                    for (int t = 0; t < np; t++) pr[t].b += NR;
                 }
+            }
         if (pb) sum_rows(pb, gy + b0 * d->OW * d->OC, (b1 - b0) * d->OW, d->OC);
     }
 }
