@@ -509,8 +509,11 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
     cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
-    for (int64_t b0 = r0; b0 < r1; b0 += BWW_ROWS) {
-        const int64_t b1 = CN__MIN(r1, b0 + BWW_ROWS);
+    /* short rows (7 pixels) in twice as many: the tile's C is loaded and
+     * stored once per batch, whatever its depth */
+    const int64_t rows_b = CN__MAX(BWW_ROWS, 224 / d->OW);
+    for (int64_t b0 = r0; b0 < r1; b0 += rows_b) {
+        const int64_t b1 = CN__MIN(r1, b0 + rows_b);
         for (int64_t g = 0; pg && g < d->G; g++)
             for (int64_t m0 = 0; m0 < K; m0 += MR) {
                 const int m = (int)CN__MIN(MR, K - m0);
