@@ -290,7 +290,10 @@ static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
 #pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
     {
         float *buf = thread_cols(d, ws);
-#pragma omp for schedule(dynamic)
+        /* Whole images a thread: a row prefetches the next row's input for
+         * the thread that will read it, and the threads do not contend for
+         * the loop counter after every short row. */
+#pragma omp for schedule(dynamic, d->OH)
         for (int64_t r = 0; r < rows; r++) {
             implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
             if (b) add_bias(y + r * row, b, d->OW, d->OC);
@@ -432,7 +435,7 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
                 for (int64_t i = 0; i < ICG; i++)
                     wt[to * d->IC + g * ICG + i] =
                         w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic, d->IH) /* whole images, as implicit_fwd */
         for (int64_t r = 0; r < rows; r++) implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, gx, buf);
     }
 }
@@ -506,37 +509,43 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
     cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
-    for (int64_t b0 = r0; b0 < r1; b0 += BWW_ROWS) {
-        const int64_t b1 = CN__MIN(r1, b0 + BWW_ROWS);
+    /* short rows (7 pixels) in twice as many: the tile's C is loaded and
+     * stored once per batch, whatever its depth */
+    const int64_t rows_b = CN__MAX(BWW_ROWS, 224 / d->OW);
+    for (int64_t b0 = r0; b0 < r1; b0 += rows_b) {
+        const int64_t b1 = CN__MIN(r1, b0 + rows_b);
         for (int64_t g = 0; pg && g < d->G; g++)
-            for (int64_t o0 = 0; o0 < OCG; o0 += NR)
-                for (int64_t m0 = 0; m0 < K; m0 += MR) {
-                    const int m = (int)CN__MIN(MR, K - m0);
-                    int np = 0;
-                    for (int64_t r = b0; r < b1; r++) {
-                        const int64_t n = r / d->OH, oh = r % d->OH;
-                        for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
-                            const int64_t kh = t / d->KW, kw = t % d->KW;
-                            const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                            int64_t lo, hi;
-                            kw_range(d, kw, &lo, &hi);
-                            if (ih < 0 || ih >= d->IH || lo >= hi) continue;
-                            /* tile rows [rlo, rhi) are channels of tap t */
-                            const int64_t rlo = CN__MAX(0, t * ICG - m0);
-                            const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
-                            const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
-                            pr[np++] = (cn__sgemm_pair){
-                                x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
-                                    t * ICG,
-                                gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG + o0, 1,
-                                hi - lo, (int)rlo, (int)rhi};
-                        }
+            for (int64_t m0 = 0; m0 < K; m0 += MR) {
+                const int m = (int)CN__MIN(MR, K - m0);
+                int np = 0;
+                for (int64_t r = b0; r < b1; r++) {
+                    const int64_t n = r / d->OH, oh = r % d->OH;
+                    for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
+                        const int64_t kh = t / d->KW, kw = t % d->KW;
+                        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                        int64_t lo, hi;
+                        kw_range(d, kw, &lo, &hi);
+                        if (ih < 0 || ih >= d->IH || lo >= hi) continue;
+                        /* tile rows [rlo, rhi) are channels of tap t */
+                        const int64_t rlo = CN__MAX(0, t * ICG - m0);
+                        const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
+                        const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                        pr[np++] = (cn__sgemm_pair){
+                            x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
+                                t * ICG,
+                            gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo,
+                            (int)rlo, (int)rhi};
                     }
+                }
+                /* the column slivers in turn, while the tile's A is in L1 */
+                for (int64_t o0 = 0; o0 < OCG; o0 += NR) {
                     cn__sgemm_batch_avx512(np, pr, d->SW * d->IC, d->OC,
                                            pg + m0 * d->OC + g * OCG + o0, d->OC, m,
                                            (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f, NULL,
                                            0);
+                    for (int t = 0; t < np; t++) pr[t].b += NR;
                 }
+            }
         if (pb) sum_rows(pb, gy + b0 * d->OW * d->OC, (b1 - b0) * d->OW, d->OC);
     }
 }

@@ -199,6 +199,18 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
             RF7(6, LO, HI) b += rs_b;                                                              \
     }                                                                                              \
     break;
+/* The same over all 64 columns of full tiles, the common case: plain
+ * loads, so that no mask registers are reloaded from the stack every k
+ * (7 x 4 accumulators and 4 B vectors leave no register for them; s2b
+ * forward 8.4 -> 8.0 ms, backward-data 8.6 -> 8.15 ms on one thread). */
+#define LOOP7F                                                                                     \
+    for (int64_t p = 0; p < k; p++) {                                                              \
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);                             \
+        __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);                        \
+        RF7(0, 0, 7) RF7(1, 0, 7) RF7(2, 0, 7) RF7(3, 0, 7) RF7(4, 0, 7) RF7(5, 0, 7) RF7(6, 0, 7) \
+        b += rs_b;                                                                                 \
+    }                                                                                              \
+    break;
 #define STORE4(i)                                                                                  \
     if ((i) < m) {                                                                                 \
         float *ci = c + (int64_t)(i)*ldc;                                                          \
@@ -240,7 +252,8 @@ TGT void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
         const int lo = pr[t].lo, hi = CN__MIN(pr[t].hi, MR7);
         R7(RP7)
         /* The ranges of taps at a border (the rest: the generic loop) */
-        switch (lo * 8 + hi) {
+        switch (lo == 0 && hi == 7 && n == 64 ? -1 : lo * 8 + hi) {
+        case -1: LOOP7F
         case 7: LOOP7(0, 7)
         case 6: LOOP7(0, 6)
         case 5: LOOP7(0, 5)
