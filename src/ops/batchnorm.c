@@ -252,15 +252,14 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
                     const int64_t m0 = part_lo(M, q);
                     part_stats(part_lo(M, q + 1) - m0, C, cb, x + m0 * C + c0, &part[q]);
                 }
-            }
-            if (training)
                 combine_stats(cb, part, mom, first && running_mean ? running_mean + c0 : NULL,
                               first && running_var ? running_var + c0 : NULL, mean, var);
-            else
+            } else {
                 for (int64_t c = 0; c < cb; c++) {
                     mean[c] = running_mean[c0 + c];
                     var[c] = running_var[c0 + c];
                 }
+            }
             for (int64_t c = 0; c < cb; c++) {
                 const double invstd = 1.0 / sqrt(var[c] + eps);
                 hi[c] = (float)mean[c];
@@ -274,8 +273,8 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
                 const int64_t rows = part_lo(M, q + 1) - m0;
-                normalise(rows, C, cb, x + off, hi, lo, scale, shift, res ? res + off : NULL,
-                          relu, y + off);
+                normalise(rows, C, cb, x + off, hi, lo, scale, shift, res ? res + off : NULL, relu,
+                          y + off);
             }
         }
     }
@@ -323,9 +322,8 @@ static inline float relu_grad(float v, float g)
  * stride C) for channels [0, g), g GW or G where inlined; gy through the
  * ReLU of output y with relu, and then stored in rb if not NULL. */
 static inline __attribute__((always_inline)) void
-bwd_block(int relu, int g, int64_t mb, int64_t C, const float *xb, const float *yb,
-          const float *gb, float *rb, const float *restrict mean, double *restrict sgy,
-          double *restrict sgxc)
+bwd_block(int relu, int g, int64_t mb, int64_t C, const float *xb, const float *yb, const float *gb,
+          float *rb, const float *restrict mean, double *restrict sgy, double *restrict sgxc)
 {
     double a1[GW], a2[GW];
     for (int c = 0; c < g; c++) a1[c] = sgy[c], a2[c] = sgxc[c];
@@ -360,11 +358,11 @@ bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, con
         float *rb = gr ? gr + m0 * C : NULL;
         int64_t c0 = 0;
         for (; cb == C && c0 + GW <= cb; c0 += GW)
-            bwd_block(relu, GW, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0,
-                      gr ? rb + c0 : NULL, mean + c0, sgy + c0, sgxc + c0);
+            bwd_block(relu, GW, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0, gr ? rb + c0 : NULL,
+                      mean + c0, sgy + c0, sgxc + c0);
         for (; c0 + G <= cb; c0 += G)
-            bwd_block(relu, G, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0,
-                      gr ? rb + c0 : NULL, mean + c0, sgy + c0, sgxc + c0);
+            bwd_block(relu, G, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0, gr ? rb + c0 : NULL,
+                      mean + c0, sgy + c0, sgxc + c0);
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
             const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu ? yb + m * C : NULL;
             float *rr = gr ? rb + m * C : NULL;
@@ -494,8 +492,8 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
                         bwd_sums_relu(part_lo(M, q + 1) - m0, C, cb, x + off, y + off, gy + off,
                                       mean, psgy[q], psgxc[q]);
                     else
-                        bwd_sums(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, mean,
-                                 psgy[q], psgxc[q]);
+                        bwd_sums(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, mean, psgy[q],
+                                 psgxc[q]);
                 }
             }
             /* Training: gx = k * (gy - mean(gy) - xhat * mean(gy * xhat))
@@ -543,17 +541,15 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
 
 void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
                            const float *gamma, const float *save_mean, const float *save_invstd,
-                           const float *y, const float *gy, float *gx, float *ggamma,
-                           float *gbeta)
+                           const float *y, const float *gy, float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, NULL, gx, ggamma,
-           gbeta);
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, NULL, gx, ggamma, gbeta);
 }
 
 void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
-                               const float *gamma, const float *save_mean,
-                               const float *save_invstd, const float *y, const float *gy,
-                               float *gres, float *gx, float *ggamma, float *gbeta)
+                               const float *gamma, const float *save_mean, const float *save_invstd,
+                               const float *y, const float *gy, float *gres, float *gx,
+                               float *ggamma, float *gbeta)
 {
     bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gres, gx, ggamma, gbeta);
 }

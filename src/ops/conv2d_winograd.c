@@ -663,7 +663,8 @@ static void bww_products(const cn_conv2d_desc *d, int64_t n, const float *V, con
         const float *a = A + xi * R, *b = B + xi * S;
         float *c = dU + xi * R * S;
         if (!direct) {
-            (void)cn__sgemm_ws(NULL, 1, 0, R, S, n, 1.0f, a, la, b, lb, acc ? 1.0f : 0.0f, c, S, gws);
+            (void)cn__sgemm_ws(NULL, 1, 0, R, S, n, 1.0f, a, la, b, lb, acc ? 1.0f : 0.0f, c, S,
+                               gws);
             continue;
         }
         for (int64_t i = 0; i < R; i += mr)
@@ -791,7 +792,7 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
 #define GW_STREAM_BYTES ((int64_t)4 << 20)
 
 /* One quad's U, in floats. */
-#define GW_U (36 * 8 * 2 * 16)
+#define GW_U ((int64_t)36 * 8 * 2 * 16)
 
 int cn__conv_gwino_applies(const cn_conv2d_desc *d)
 {
@@ -804,7 +805,8 @@ size_t cn__conv_gwino_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_gwino_applies(d)) return 0;
     const int64_t quads = d->G / 4;
-    return (size_t)(cn__conv_ws_threads() * quads * (GW_U + 2 * 36 * GW_T * 16)) * sizeof(float);
+    return (size_t)(cn__conv_ws_threads() * quads * (GW_U + (int64_t)2 * 36 * GW_T * 16)) *
+           sizeof(float);
 }
 
 /* Lane 4*k+h <- element 8*h+k (+4 with hi) of a quad's 32 channels (lo:
@@ -855,15 +857,15 @@ static GTGT void gw_weight_transform(const cn_conv2d_desc *d, const float *w, in
     const int64_t OC = d->OC;
     const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
     float *u = U + qd * GW_U;
-    for (int k = 0; k < 8; k++) {
+    for (int64_t k = 0; k < 8; k++) {
         v16 g[2][3][3], t[6][3], ut[2][6][6];
-        for (int s = 0; s < 2; s++) { /* groups 0, 1 and 2, 3 of the quad */
-            for (int e = 0; e < 9; e++)
+        for (int64_t s = 0; s < 2; s++) { /* groups 0, 1 and 2, 3 of the quad */
+            for (int64_t e = 0; e < 9; e++)
                 g[s][e / 3][e % 3] = LD16(w + (e * 8 + k) * OC + 32 * qd + 16 * s);
-            for (int c = 0; c < 3; c++) G6(&t[0][c], 3, g[s][0][c], g[s][1][c], g[s][2][c]);
-            for (int r = 0; r < 6; r++) G6(&ut[s][r][0], 1, t[r][0], t[r][1], t[r][2]);
+            for (int64_t c = 0; c < 3; c++) G6(&t[0][c], 3, g[s][0][c], g[s][1][c], g[s][2][c]);
+            for (int64_t r = 0; r < 6; r++) G6(&ut[s][r][0], 1, t[r][0], t[r][1], t[r][2]);
         }
-        for (int xi = 0; xi < 36; xi++) {
+        for (int64_t xi = 0; xi < 36; xi++) {
             const __m512 lo = (__m512)ut[0][xi / 6][xi % 6], hi = (__m512)ut[1][xi / 6][xi % 6];
             _mm512_storeu_ps(u + (xi * 8 + k) * 32, _mm512_permutex2var_ps(lo, i0, hi));
             _mm512_storeu_ps(u + (xi * 8 + k) * 32 + 16, _mm512_permutex2var_ps(lo, i1, hi));
@@ -875,12 +877,12 @@ static GTGT void gw_weight_transform(const cn_conv2d_desc *d, const float *w, in
 GALWAYS void gw_bt_store(__m512 q[6][6], float *v, int64_t plane)
 {
 #pragma GCC unroll 6
-    for (int a = 0; a < 6; a++) GBT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
+    for (int64_t a = 0; a < 6; a++) GBT6(q[a][0], q[a][1], q[a][2], q[a][3], q[a][4], q[a][5]);
 #pragma GCC unroll 6
-    for (int b = 0; b < 6; b++) {
+    for (int64_t b = 0; b < 6; b++) {
         GBT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
 #pragma GCC unroll 6
-        for (int a = 0; a < 6; a++) _mm512_storeu_ps(v + (a * 6 + b) * plane, q[a][b]);
+        for (int64_t a = 0; a < 6; a++) _mm512_storeu_ps(v + (a * 6 + b) * plane, q[a][b]);
     }
 }
 
@@ -914,7 +916,7 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
             /* pixels outside read as zeros through masked loads of x itself:
              * no branches to mispredict on the tile's pattern */
             gw_window(d, tile, off);
-            for (int i = 0; i < 36; i++)
+            for (int64_t i = 0; i < 36; i++)
                 live[i] = off[i] < 0 ? 0 : 0xffff, off[i] = CN__MAX(off[i], 0);
         }
         for (int64_t j = 0; j < nv; j++) {
@@ -923,51 +925,51 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
             __m512 q[6][6];
             if (inside) { /* most tiles: no bounds to test */
 #pragma GCC unroll 6
-                for (int a = 0; a < 6; a++)
+                for (int64_t a = 0; a < 6; a++)
 #pragma GCC unroll 6
-                    for (int b = 0; b < 6; b++) {
+                    for (int64_t b = 0; b < 6; b++) {
                         const float *p = xp + (a * IW + b) * IC;
                         q[a][b] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx,
                                                          _mm512_loadu_ps(p + 16));
                     }
             } else {
 #pragma GCC unroll 36
-                for (int i = 0; i < 36; i++)
+                for (int64_t i = 0; i < 36; i++)
                     q[i / 6][i % 6] =
                         _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], xp + off[i]), idx,
                                                _mm512_maskz_loadu_ps(live[i], xp + off[i] + 16));
             }
 #pragma GCC unroll 36
-            for (int i = 0; i < 36; i++)
+            for (int64_t i = 0; i < 36; i++)
                 if (next[i] >= 0) _mm_prefetch((const char *)(x + next[i] + 16 * j), _MM_HINT_T0);
             gw_bt_store(q, V + j * 36 * plane + t * 16, plane);
         }
     }
     for (int64_t j = 0; j < nv; j++)
         for (int64_t t = n; t < nr; t++)
-            for (int xi = 0; xi < 36; xi++)
+            for (int64_t xi = 0; xi < 36; xi++)
                 _mm512_storeu_ps(V + (j * 36 + xi) * plane + t * 16, _mm512_setzero_ps());
 }
 
 /* va[r], vb[r] <- M of R tiles of one point from their V in va (input
  * channels 0-3 of the quad's groups), vb (4-7): u[2k], u[2k+1] are U's
  * row k for outputs 0-3 and 4-7. */
-GALWAYS void gw_block(float *va, float *vb, const __m512 u[16], const int R)
+GALWAYS void gw_block(float *va, float *vb, const __m512 u[16], const int64_t R)
 {
     __m512 acc[2 * GW_R];
 #pragma GCC unroll 16
-    for (int r = 0; r < 2 * R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t r = 0; r < 2 * R; r++) acc[r] = _mm512_setzero_ps();
 #pragma GCC unroll 8
-    for (int k = 0; k < 8; k++)
+    for (int64_t k = 0; k < 8; k++)
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
+        for (int64_t r = 0; r < R; r++) {
             const float *p = (k < 4 ? va : vb) + r * 16 + 4 * (k % 4);
             const __m512 v = _mm512_broadcast_f32x4(_mm_loadu_ps(p));
             acc[2 * r] = _mm512_fmadd_ps(v, u[2 * k], acc[2 * r]);
             acc[2 * r + 1] = _mm512_fmadd_ps(v, u[2 * k + 1], acc[2 * r + 1]);
         }
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
+    for (int64_t r = 0; r < R; r++) {
         _mm512_storeu_ps(va + r * 16, acc[2 * r]);
         _mm512_storeu_ps(vb + r * 16, acc[2 * r + 1]);
     }
@@ -977,9 +979,9 @@ GALWAYS void gw_block(float *va, float *vb, const __m512 u[16], const int R)
  * q: vectors va, vb; u: its U. */
 static GTGT void gw_products(const float *u, float *va, float *vb, int64_t nr, int64_t T)
 {
-    for (int xi = 0; xi < 36; xi++) {
+    for (int64_t xi = 0; xi < 36; xi++) {
         __m512 uk[16];
-        for (int k = 0; k < 16; k++) uk[k] = _mm512_loadu_ps(u + (xi * 16 + k) * 16);
+        for (int64_t k = 0; k < 16; k++) uk[k] = _mm512_loadu_ps(u + (xi * 16 + k) * 16);
         for (int64_t t = 0; t < nr; t += GW_R)
             gw_block(va + (xi * T + t) * 16, vb + (xi * T + t) * 16, uk, GW_R);
     }
@@ -990,14 +992,14 @@ GALWAYS void gw_at(const float *mt, int64_t plane, __m512 o[4][4])
 {
     __m512 r[6][4];
 #pragma GCC unroll 6
-    for (int a = 0; a < 6; a++) {
+    for (int64_t a = 0; a < 6; a++) {
         __m512 m[6];
 #pragma GCC unroll 6
-        for (int e = 0; e < 6; e++) m[e] = _mm512_loadu_ps(mt + (a * 6 + e) * plane);
+        for (int64_t e = 0; e < 6; e++) m[e] = _mm512_loadu_ps(mt + (a * 6 + e) * plane);
         GAT6(m[0], m[1], m[2], m[3], m[4], m[5], r[a][0], r[a][1], r[a][2], r[a][3]);
     }
 #pragma GCC unroll 4
-    for (int e = 0; e < 4; e++)
+    for (int64_t e = 0; e < 4; e++)
         GAT6(r[0][e], r[1][e], r[2][e], r[3][e], r[4][e], r[5][e], o[e][0], o[e][1], o[e][2],
              o[e][3]);
 }
@@ -1020,12 +1022,12 @@ static GTGT void gw_output_transform(const cn_conv2d_desc *d, const float *M, in
             gw_at(M + 2 * q * 36 * plane + t * 16, plane, oa);
             gw_at(M + (2 * q + 1) * 36 * plane + t * 16, plane, ob);
             float *yt = y + ((img * OH + oh0) * OW + ow0) * OC + 32 * q;
-            for (int h = 0; h < 2; h++) {
+            for (int64_t h = 0; h < 2; h++) {
                 const __m512 bv = b ? _mm512_loadu_ps(b + 32 * q + 16 * h) : zero;
 #pragma GCC unroll 4
-                for (int e = 0; e < 4; e++)
+                for (int64_t e = 0; e < 4; e++)
 #pragma GCC unroll 4
-                    for (int j = 0; j < 4; j++) {
+                    for (int64_t j = 0; j < 4; j++) {
                         __m512 v =
                             _mm512_add_ps(_mm512_permutex2var_ps(oa[e][j], back[h], ob[e][j]), bv);
                         /* relu as cn_act_fwd's: v <= 0 (so -0, not NaN) becomes +0 */
@@ -1049,7 +1051,7 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 {
     const int64_t quads = d->G / 4, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
     const int64_t T = GW_T, nch = cdiv(ntiles, T);
-    const size_t per = (size_t)(quads * (GW_U + 2 * 36 * T * 16));
+    const size_t per = (size_t)(quads * (GW_U + (int64_t)2 * 36 * T * 16));
     /* Outputs over GW_STREAM_BYTES are written with streaming stores (whole
      * lines): a cached store would first read the line from memory, and the
      * output leaves the L2s before anything reads it. (In the benchmark,
