@@ -331,6 +331,37 @@ static void within_winograd_bound(const char *what, const float *got, const doub
     }
 }
 
+/* The reference passes of c into B's double buffers, and the same passes
+ * over |x|, |w|, |b|, |gy| (the sums the Winograd bound scales with): ay,
+ * agx, and with weights agw, agb (else NULL). The caller frees all four. */
+typedef struct abs_refs {
+    double *ay, *agx, *agw, *agb;
+} abs_refs;
+
+static abs_refs references_and_absolute_sums(const conv_cfg *c, bufs *B, int weights)
+{
+    abs_refs a = {calloc(B->ny + 1, 8), calloc(B->nx + 1, 8), NULL, NULL};
+    double *ax = calloc(B->nx + 1, 8), *aw = calloc(B->nw + 1, 8), *ab = calloc(B->nb + 1, 8),
+           *agy = calloc(B->ny + 1, 8);
+    for (size_t k = 0; k < B->nx; k++) ax[k] = fabs(B->xd[k]);
+    for (size_t k = 0; k < B->nw; k++) aw[k] = fabs(B->wd[k]);
+    for (size_t k = 0; k < B->nb; k++) ab[k] = fabs(B->bd[k]);
+    for (size_t k = 0; k < B->ny; k++) agy[k] = fabs(B->gyd[k]);
+    cn__conv2d_ref_fwd(&c->d, B->xd, B->wd, c->bias ? B->bd : NULL, B->yd);
+    cn__conv2d_ref_bwd_data(&c->d, B->gyd, B->wd, B->gxd);
+    cn__conv2d_ref_bwd_weights(&c->d, B->xd, B->gyd, B->gwd, B->gbd);
+    cn__conv2d_ref_fwd(&c->d, ax, aw, c->bias ? ab : NULL, a.ay);
+    cn__conv2d_ref_bwd_data(&c->d, agy, aw, a.agx);
+    if (weights) {
+        a.agw = calloc(B->nw + 1, 8), a.agb = calloc(B->nb + 1, 8);
+        cn__conv2d_ref_bwd_weights(&c->d, ax, agy, a.agw, a.agb);
+    }
+    free(ax), free(aw), free(ab), free(agy);
+    return a;
+}
+
+static void abs_refs_free(abs_refs *a) { free(a->ay), free(a->agx), free(a->agw), free(a->agb); }
+
 static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent(void)
 {
     double worst = 0;
@@ -361,29 +392,16 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
         bufs B;
         bufs_init(&B, &c.d);
         if (run_all_passes(&c, &B)) {
-            /* the reference, and the reference over |x|, |w|, |b|, |gy| */
-            double *ay = calloc(B.ny + 1, 8), *agx = calloc(B.nx + 1, 8), *ax = calloc(B.nx + 1, 8),
-                   *aw = calloc(B.nw + 1, 8), *ab = calloc(B.nb + 1, 8), *agy = calloc(B.ny + 1, 8);
-            for (size_t k = 0; k < B.nx; k++) ax[k] = fabs(B.xd[k]);
-            for (size_t k = 0; k < B.nw; k++) aw[k] = fabs(B.wd[k]);
-            for (size_t k = 0; k < B.nb; k++) ab[k] = fabs(B.bd[k]);
-            for (size_t k = 0; k < B.ny; k++) agy[k] = fabs(B.gyd[k]);
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            cn__conv2d_ref_fwd(&c.d, ax, aw, c.bias ? ab : NULL, ay);
-            cn__conv2d_ref_bwd_data(&c.d, agy, aw, agx);
-            double *agw = calloc(B.nw + 1, 8), *agb = calloc(B.nb + 1, 8);
-            cn__conv2d_ref_bwd_weights(&c.d, ax, agy, agw, agb);
-            within_winograd_bound("forward", B.y, B.yd, ay, B.ny, 9.0 * (double)c.d.IC + 16.0,
+            abs_refs a = references_and_absolute_sums(&c, &B, 1);
+            within_winograd_bound("forward", B.y, B.yd, a.ay, B.ny, 9.0 * (double)c.d.IC + 16.0,
                                   c.str, &worst);
-            within_winograd_bound("grad_input", B.gx, B.gxd, agx, B.nx, 9.0 * (double)c.d.OC + 16.0,
-                                  c.str, &worst);
+            within_winograd_bound("grad_input", B.gx, B.gxd, a.agx, B.nx,
+                                  9.0 * (double)c.d.OC + 16.0, c.str, &worst);
             /* the weight gradient sums over N x OH x OW pixels */
-            within_winograd_bound("grad_weight", B.gw, B.gwd, agw, B.nw,
+            within_winograd_bound("grad_weight", B.gw, B.gwd, a.agw, B.nw,
                                   (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
             (void)agree("grad_bias", B.gb, B.gbd, B.nb, c.str);
-            free(ay), free(agx), free(ax), free(aw), free(ab), free(agy), free(agw), free(agb);
+            abs_refs_free(&a);
             same_bits_on_two_threads(&c, &B);
         }
         bufs_free(&B);
@@ -444,24 +462,13 @@ static void grouped_winograd_error_is_bounded_and_thread_independent(void)
         free(B.y), free(B.gx);
         B.y = aligned_alloc(64, ny), B.gx = aligned_alloc(64, nx);
         if (run_all_passes(&c, &B)) {
-            /* the reference, and the reference over |x|, |w|, |b|, |gy| */
-            double *ay = calloc(B.ny + 1, 8), *agx = calloc(B.nx + 1, 8), *ax = calloc(B.nx + 1, 8),
-                   *aw = calloc(B.nw + 1, 8), *ab = calloc(B.nb + 1, 8), *agy = calloc(B.ny + 1, 8);
-            for (size_t k = 0; k < B.nx; k++) ax[k] = fabs(B.xd[k]);
-            for (size_t k = 0; k < B.nw; k++) aw[k] = fabs(B.wd[k]);
-            for (size_t k = 0; k < B.nb; k++) ab[k] = fabs(B.bd[k]);
-            for (size_t k = 0; k < B.ny; k++) agy[k] = fabs(B.gyd[k]);
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            cn__conv2d_ref_fwd(&c.d, ax, aw, c.bias ? ab : NULL, ay);
-            cn__conv2d_ref_bwd_data(&c.d, agy, aw, agx);
-            within_winograd_bound("forward", B.y, B.yd, ay, B.ny, 9.0 * 8 + 16.0, c.str, &worst);
-            within_winograd_bound("grad_input", B.gx, B.gxd, agx, B.nx, 9.0 * 8 + 16.0, c.str,
+            abs_refs a = references_and_absolute_sums(&c, &B, 0);
+            within_winograd_bound("forward", B.y, B.yd, a.ay, B.ny, 9.0 * 8 + 16.0, c.str, &worst);
+            within_winograd_bound("grad_input", B.gx, B.gxd, a.agx, B.nx, 9.0 * 8 + 16.0, c.str,
                                   &worst);
             (void)(agree("grad_weight", B.gw, B.gwd, B.nw, c.str) &&
                    agree("grad_bias", B.gb, B.gbd, B.nb, c.str));
-            free(ay), free(agx), free(ax), free(aw), free(ab), free(agy);
+            abs_refs_free(&a);
             /* the fused ReLU, and both passes again on 2 threads */
             cn_ctx two;
             cn_ctx_init(&two);

@@ -225,6 +225,17 @@ static inline void stn(float *p, const v16 *v, int64_t n)
         memcpy(p, v, (size_t)n * sizeof(float));
 }
 
+/* q[i] = the n lanes at p + off[i] for the count pixels of a window (off
+ * from window()), zero where off[i] < 0: outside the tensor. */
+static inline void ldn_window(v16 *q, int count, const float *p, const int64_t *off, int64_t n)
+{
+    for (int i = 0; i < count; i++)
+        if (off[i] >= 0)
+            ldn(&q[i], p + off[i], n);
+        else
+            q[i] = (v16){0};
+}
+
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1),
  * 16 output channels a step. */
 CN__MULTIVERSION static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U,
@@ -277,7 +288,6 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
 {
     const int64_t IC = d->IC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)IC;
-    const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         const int64_t h0 = 4 * th - d->PT, w0 = 4 * tw - d->PL;
@@ -296,12 +306,7 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
 #pragma GCC unroll 6
                     for (int b = 0; b < 6; b++) q[a][b] = LD16(xp + (a * d->IW + b) * IC + c);
             } else {
-                for (int a = 0; a < 6; a++)
-                    for (int b = 0; b < 6; b++)
-                        if (src[a][b] >= 0)
-                            ldn(&q[a][b], x + src[a][b] + c, k);
-                        else
-                            q[a][b] = z;
+                ldn_window(&q[0][0], 36, x + c, &src[0][0], k);
             }
 #pragma GCC unroll 6
             for (int b = 0; b < 6; b++) BT6(q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]);
@@ -358,7 +363,6 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)OC;
-    const v16 z = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         int64_t src[4][4];
@@ -367,12 +371,7 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
         for (int64_t c = 0; c < OC; c += 16) {
             const int64_t k = CN__MIN(16, OC - c);
             v16 g[4][4], r[6][4], q[6];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    if (src[a][b] >= 0)
-                        ldn(&g[a][b], gy + src[a][b] + c, k);
-                    else
-                        g[a][b] = z;
+            ldn_window(&g[0][0], 16, gy + c, &src[0][0], k);
             for (int b = 0; b < 4; b++)
                 A6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
                    r[5][b]);

@@ -24,6 +24,22 @@
 #define NR CN__SGEMM_AVX512_NR
 #define MR7 CN__SGEMM_AVX512_MR7
 
+/* The lanes of columns [j0, j0 + 16) that lie below n. */
+static inline TGT __mmask16 cols_mask(int n, int j0)
+{
+    return n >= j0 + 16 ? 0xffff : n > j0 ? (__mmask16)((1u << (n - j0)) - 1) : 0;
+}
+
+/* The batch kernels' prefetch hint (pf_lines lines from pf): with no pairs
+ * (a tile the filter does not reach) all of it now; else the share of it
+ * each pair's k loop issues first. */
+static inline TGT int64_t hint_share(int nt, const float *pf, int64_t pf_lines)
+{
+    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
+        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
+    return nt ? (pf_lines + nt - 1) / nt : 0;
+}
+
 /* Applies c = alpha*ab + beta*c to the 32 columns of one row under masks
  * m0, m1 (columns 0-15, 16-31); beta == 0 never loads c. Masked lanes are
  * neither read nor written (AVX-512 masked accesses do not fault). */
@@ -92,8 +108,7 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
             b += rs_b;
         }
     }
-    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     ROWS(STORE)
 }
@@ -115,14 +130,9 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
                                 float *c, int64_t ldc, int m, int n, float beta, const float *pf,
                                 int64_t pf_lines)
 {
-    /* The prefetch hint, a share before each pair's k loop. */
-    const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
-    /* no pairs (a tile the filter does not reach): the hint all at once */
-    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
-        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
+    const int64_t pf_per = hint_share(nt, pf, pf_lines);
     ROWS(DECL)
-    __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16);
     for (int i = 0; i < m; i++) {
         _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
@@ -226,19 +236,11 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
         _mm512_mask_storeu_ps(ci + 48, m3, c##i##3);                                               \
     }
 
-static inline TGT __mmask16 cols_mask(int n, int j0)
-{
-    return n >= j0 + 16 ? 0xffff : n > j0 ? (__mmask16)((1u << (n - j0)) - 1) : 0;
-}
-
 TGT void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int64_t rs_b,
                                  float *c, int64_t ldc, int m, int n, float beta, const float *pf,
                                  int64_t pf_lines)
 {
-    const int64_t pf_per = nt ? (pf_lines + nt - 1) / nt : 0;
-    /* no pairs (a tile the filter does not reach): the hint all at once */
-    for (int64_t i = 0; nt == 0 && i < pf_lines; i++)
-        _mm_prefetch((const char *)(pf + i * 16), _MM_HINT_T0);
+    const int64_t pf_per = hint_share(nt, pf, pf_lines);
     R7(DECL4)
     const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16), m2 = cols_mask(n, 32),
                     m3 = cols_mask(n, 48);
