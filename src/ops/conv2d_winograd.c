@@ -236,6 +236,99 @@ static inline void ldn_window(v16 *q, int count, const float *p, const int64_t *
             q[i] = (v16){0};
 }
 
+/* The rows [*lo, *hi) of a side-long run from h0 that lie in [0, H); empty
+ * (*hi <= *lo) where none does. */
+static inline void span(int64_t h0, int side, int64_t H, int *lo, int *hi)
+{
+    *lo = (int)CN__MIN(CN__MAX(-h0, 0), side);
+    *hi = (int)CN__MAX(CN__MIN(H - h0, side), 0);
+}
+
+/* Whole 16-channel blocks (C a multiple of 16), F(4x4): the transforms of
+ * one tile's block in two passes of six vectors, columns then rows, with
+ * the same arithmetic as the general code. Only the vectors of one pass
+ * are live at a time and nothing's address escapes, so the compiler keeps
+ * them in registers; loads outside the input are skipped, not gathered. */
+#define WALWAYS static inline __attribute__((always_inline))
+
+/* vt[xi] (xi = 6a + b, IC apart) = (B^T d B)[xi] for the 6x6 block d of
+ * xn (one image, W x IC) from row h0, column w0: rows [a0, a1) and
+ * columns [b0, b1) inside it, the rest zero. */
+WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0, int a0, int a1,
+                  int b0, int b1, float *vt)
+{
+    const v16 z = {0};
+    v16 t[6][6];
+#pragma GCC unroll 6
+    for (int b = 0; b < 6; b++) {
+        v16 q[6];
+#pragma GCC unroll 6
+        for (int a = 0; a < 6; a++)
+            q[a] = b >= b0 && b < b1 && a >= a0 && a < a1 ? LD16(xn + ((h0 + a) * W + w0 + b) * IC)
+                                                            : z;
+        BT6(q[0], q[1], q[2], q[3], q[4], q[5]);
+#pragma GCC unroll 6
+        for (int a = 0; a < 6; a++) t[a][b] = q[a];
+    }
+#pragma GCC unroll 6
+    for (int a = 0; a < 6; a++) {
+        BT6(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
+#pragma GCC unroll 6
+        for (int b = 0; b < 6; b++) ST16(vt + (a * 6 + b) * IC, t[a][b]);
+    }
+}
+
+/* y rows [0, rows), columns [0, cols) of a 4x4 output block (W x OC
+ * apart) = A^T m A + bv, ReLU'd when relu, for m the 36 vectors at mt
+ * (OC apart). */
+WALWAYS void at16(const float *mt, int64_t OC, v16 bv, int relu, int rows, int cols, int64_t W,
+                  float *y)
+{
+    const v16 z = {0};
+    v16 r[4][6];
+#pragma GCC unroll 6
+    for (int e = 0; e < 6; e++) {
+        v16 m[6];
+#pragma GCC unroll 6
+        for (int a = 0; a < 6; a++) m[a] = LD16(mt + (a * 6 + e) * OC);
+        AT6(m[0], m[1], m[2], m[3], m[4], m[5], r[0][e], r[1][e], r[2][e], r[3][e]);
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        if (a >= rows) break;
+        v16 o[4];
+        AT6(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], o[0], o[1], o[2], o[3]);
+#pragma GCC unroll 4
+        for (int e = 0; e < 4; e++) {
+            v16 v = o[e] + bv;
+            if (relu) v = (v16)((vi16)v & ~(v <= z)); /* !(v <= 0) ? v : 0: NaN stays */
+            if (e < cols) ST16(y + (a * W + e) * OC, v);
+        }
+    }
+}
+
+/* dm[xi] (OC apart) = (A g A^T)[xi] for the 4x4 block g of gy (W x OC
+ * apart): rows [0, rows), columns [0, cols) inside, the rest zero. */
+WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, float *dm)
+{
+    const v16 z = {0};
+    v16 r[6][4];
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; b++) {
+        v16 g[4];
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) g[a] = a < rows && b < cols ? LD16(gy + (a * W + b) * OC) : z;
+        A6(g[0], g[1], g[2], g[3], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
+    }
+#pragma GCC unroll 6
+    for (int a = 0; a < 6; a++) {
+        v16 q[6];
+        A6(r[a][0], r[a][1], r[a][2], r[a][3], q[0], q[1], q[2], q[3], q[4], q[5]);
+#pragma GCC unroll 6
+        for (int e = 0; e < 6; e++) ST16(dm + (a * 6 + e) * OC, q[e]);
+    }
+}
+
 /* U[xi][ic][oc] = (G g G^T)[xi] for w [3,3,IC,OC], rows ic of [i0, i1),
  * 16 output channels a step. */
 CN__MULTIVERSION static void weight_transform(const cn_conv2d_desc *d, const float *w, float *U,
@@ -291,6 +384,15 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         const int64_t h0 = 4 * th - d->PT, w0 = 4 * tw - d->PL;
+        if (IC % 16 == 0) {
+            int a0, a1, b0, b1;
+            span(h0, 6, d->IH, &a0, &a1);
+            span(w0, 6, d->IW, &b0, &b1);
+            const float *xn = x + n * d->IH * d->IW * IC;
+            for (int64_t c = 0; c < IC; c += 16)
+                bt16(xn + c, d->IW, IC, h0, w0, a0, a1, b0, b1, V + t * ldv + c);
+            continue;
+        }
         /* most tiles: whole vectors at fixed offsets, no bounds to test */
         const int inside = h0 >= 0 && h0 + 6 <= d->IH && w0 >= 0 && w0 + 6 <= d->IW && IC % 16 == 0;
         const float *xp = x + (inside ? ((n * d->IH + h0) * d->IW + w0) * IC : 0);
@@ -331,9 +433,16 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
     const v16 zero = {0};
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        const float *mt = M + t * ldm;
+        if (OC % 16 == 0) {
+            const int rows = (int)CN__MIN(4, d->OH - 4 * th), cols = (int)CN__MIN(4, d->OW - 4 * tw);
+            float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
+            for (int64_t c = 0; c < OC; c += 16)
+                at16(mt + c, OC, b ? LD16(b + c) : zero, relu, rows, cols, d->OW, yt + c);
+            continue;
+        }
         int64_t dst[4][4];
         window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &dst[0][0]);
-        const float *mt = M + t * ldm;
         for (int64_t c = 0; c < OC; c += 16) {
             const int64_t k = CN__MIN(16, OC - c);
             v16 m[6][6], r[4][6], o[4];
@@ -365,9 +474,15 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
     const size_t plane = (size_t)OC;
     for (int64_t t = 0; t < nt; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
+        float *mt = dM + t * ldm;
+        if (OC % 16 == 0) {
+            const int rows = (int)CN__MIN(4, d->OH - 4 * th), cols = (int)CN__MIN(4, d->OW - 4 * tw);
+            const float *gt = gy + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
+            for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c);
+            continue;
+        }
         int64_t src[4][4];
         window(n, 4 * th, 4 * tw, 4, d->OH, d->OW, OC, &src[0][0]);
-        float *mt = dM + t * ldm;
         for (int64_t c = 0; c < OC; c += 16) {
             const int64_t k = CN__MIN(16, OC - c);
             v16 g[4][4], r[6][4], q[6];
