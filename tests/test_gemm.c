@@ -489,6 +489,40 @@ static void batch_kernel_is_exact_and_stays_in_its_tile(void)
     }
 }
 
+/* The 8-row micro-kernel gives the 14-row one's bits on its rows: random
+ * floats, A read in place either way (rows or columns apart by 1) or
+ * packed, edge tiles in m and n, alpha and beta (0 over NaN), and nothing
+ * outside the m x n tile written. */
+static void eight_row_kernel_matches_the_fourteen_row_kernel(void)
+{
+    if (!cn__isa_supported(CN_ISA_AVX512)) return;
+    enum { MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR, LDC = NR + 5 };
+    for (int it = 0; it < 400 && tl_ok(); it++) {
+        const int64_t k = tl_randint(1, 50);
+        const int m = tl_randint(1, CN__SGEMM_AVX512_MR8), n = tl_randint(1, NR), orient = it % 3;
+        /* orient 0: rows of A k + pad apart (in place), 1: A^T in place,
+         * 2: a packed sliver (rs_a = 1, cs_a = MR) */
+        const int64_t pad = tl_randint(0, 3);
+        const int64_t rs_a = orient == 0 ? k + pad : 1;
+        const int64_t cs_a = orient == 0 ? 1 : orient == 1 ? MR + pad : MR;
+        const int64_t rs_b = NR + tl_randint(0, 3);
+        const float alpha = it % 4 ? 1.0f : 0.5f, beta = (float)tl_randint(0, 2) * 0.5f;
+        /* A readable for MR rows (the 14-row kernel reads them all) */
+        const int64_t na = MR * rs_a + k * cs_a, nb = k * rs_b;
+        float *a = malloc((size_t)na * sizeof *a), *b = malloc((size_t)nb * sizeof *b);
+        float c8[(MR + 1) * LDC], c14[(MR + 1) * LDC];
+        tl_fill(a, (size_t)na, -1.0, 1.0), tl_fill(b, (size_t)nb, -1.0, 1.0);
+        tl_fill(c8, sizeof c8 / sizeof *c8, -1.0, 1.0);
+        memcpy(c14, c8, sizeof c8);
+        if (beta == 0.0f) c8[0] = c14[0] = NAN;
+        cn__sgemm_ukr8_avx512(k, a, rs_a, cs_a, b, rs_b, c8, LDC, m, n, alpha, beta);
+        cn__sgemm_ukr_avx512(k, a, rs_a, cs_a, b, rs_b, c14, LDC, m, n, alpha, beta);
+        CHECK(!memcmp(c8, c14, sizeof c8), "ukr8: k=%lld m=%d n=%d orient=%d alpha=%g beta=%g",
+              (long long)k, m, n, orient, alpha, beta);
+        free(a), free(b);
+    }
+}
+
 int main(void)
 {
     printf("ISAs on this CPU:");
@@ -506,5 +540,6 @@ int main(void)
     TL_RUN(naive_loop_matches_reference);
     TL_RUN(cn_isa_environment_variable_caps_the_isa);
     TL_RUN(batch_kernel_is_exact_and_stays_in_its_tile);
+    TL_RUN(eight_row_kernel_matches_the_fourteen_row_kernel);
     return tl_summary();
 }

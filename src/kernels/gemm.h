@@ -120,6 +120,11 @@ typedef void cn__sgemm_ukr(int64_t k, const float *a, int64_t rs_a, int64_t cs_a
 #define CN__SGEMM_AVX512_NR 32
 
 CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr_ref, cn__sgemm_ukr_avx2, cn__sgemm_ukr_avx512;
+/* The AVX-512 micro-kernel for at most MR8 = 8 rows (NR columns), for C
+ * tiles whose row count MR divides badly; identical bits to
+ * cn__sgemm_ukr_avx512, and A is read at rows [0, MR8) only. */
+#define CN__SGEMM_AVX512_MR8 8
+CN__HIDDEN cn__sgemm_ukr cn__sgemm_ukr8_avx512;
 
 /* Batch-reduce micro-kernel, AVX-512 only (MR x NR as above): for the
  * m x n tile, c = ab + beta*c, where ab = sum over the pairs t = 0..nt-1,

@@ -113,6 +113,38 @@ TGT void cn__sgemm_ukr_avx512(int64_t k, const float *a, int64_t rs_a, int64_t c
     ROWS(STORE)
 }
 
+/* The same for at most 8 rows (m <= 8): 16 accumulators, for C tiles
+ * whose row count 14 would divide badly (32 rows: 4 x 8 computed rather
+ * than 3 x 14). Each element gets the same operations as in
+ * cn__sgemm_ukr_avx512, so the two give identical bits. A is read at rows
+ * [0, 8) only. */
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+TGT void cn__sgemm_ukr8_avx512(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+                               const float *b, int64_t rs_b, float *c, int64_t ldc, int m, int n,
+                               float alpha, float beta)
+{
+    ROWS8(DECL)
+    const int64_t r1 = rs_a, r2 = 2 * rs_a;
+    const float *a0 = a, *a3 = a + 3 * r1, *a6 = a + 6 * r1;
+    for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        /* clang-format off */
+        FMA(0, a0[0]) FMA(1, a0[r1]) FMA(2, a0[r2])
+        FMA(3, a3[0]) FMA(4, a3[r1]) FMA(5, a3[r2])
+        FMA(6, a6[0]) FMA(7, a6[r1])
+        a0 += cs_a, a3 += cs_a, a6 += cs_a;
+        /* clang-format on */
+        b += rs_b;
+    }
+    const __mmask16 m0 = cols_mask(n, 0), m1 = cols_mask(n, 16);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    ROWS8(STORE)
+}
+
 /* One k step of the batch kernel on rows a0 + {0, r1, r2}, a3 + ... */
 #define BODY                                                                                       \
     FMA(0, a0[0])                                                                                  \
