@@ -341,8 +341,12 @@ static int train(const train_opts *o, run *r)
                             (long long)step + 1, (long long)steps, cn_last_error());
         if (s) return cli_fail_status(CMD, s);
         double test_loss;
-        if ((s = cn_model_evaluate(r->model, r->graph, r->test, 500, &test_loss, &test_acc, r->pred,
-                                   r->probs)))
+        /* Batches of up to twice the training batch (forward only, no
+         * gradients): the graph's memory from training holds them, where
+         * larger ones would take (and first touch) new arena chunks. */
+        const int eval_batch = o->batch > 250 ? 500 : 2 * o->batch;
+        if ((s = cn_model_evaluate(r->model, r->graph, r->test, eval_batch, &test_loss, &test_acc,
+                                   r->pred, r->probs)))
             return cli_fail_status(CMD, s);
         double secs = tc_now() - t0, tl = loss_sum / (double)seen, ta = (double)hits / (double)seen;
         if (o->json)

@@ -1,4 +1,7 @@
 /* Tensors, checked sizes and aligned allocation. */
+/* MADV_HUGEPAGE is a Linux extension, hidden by the project-wide
+ * _POSIX_C_SOURCE unless the default (BSD and SVID) names are asked for. */
+#define _DEFAULT_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
