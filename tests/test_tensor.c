@@ -1,4 +1,6 @@
 /* Tensors and checked sizes. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testlib.h"
@@ -81,6 +83,39 @@ static void rng_is_reproducible_per_context(void)
     CHECK(s2 / 20000 > 0.95 && s2 / 20000 < 1.05, "normal variance %g", s2 / 20000);
 }
 
+/* A large allocation is marked for transparent huge pages (VmFlags "hg"
+ * in /proc/self/smaps), which cuts both first-touch and TLB costs of
+ * activation-sized buffers; a small one is not. Linux only: skipped where
+ * there is no smaps. */
+static int smaps_flag(const void *p, const char *flag)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int in = 0, found = 0;
+    const unsigned long a = (unsigned long)(uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) in = a >= lo && a < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8)) found = strstr(line, flag) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+static void large_allocations_ask_for_huge_pages(void)
+{
+    const size_t big = (size_t)16 << 20;
+    char *p = cn_alloc(big), *q = cn_alloc(4096);
+    CHECK(p && q, "cn_alloc failed");
+    if (p && q && smaps_flag(p, "hg") >= 0) {
+        /* the middle of the buffer: its first page may share a mapping */
+        CHECK(smaps_flag(p + big / 2, " hg") == 1, "16 MiB buffer not madvised for huge pages");
+        CHECK(smaps_flag(q, " hg") == 0, "4 KiB buffer madvised for huge pages");
+    }
+    cn_free(p), cn_free(q);
+}
+
 int main(void)
 {
     TL_RUN(new_tensor_is_zero_filled_and_aligned);
@@ -89,5 +124,6 @@ int main(void)
     TL_RUN(negative_dims_and_too_many_dims_are_invalid);
     TL_RUN(size_mul_detects_overflow);
     TL_RUN(rng_is_reproducible_per_context);
+    TL_RUN(large_allocations_ask_for_huge_pages);
     return tl_summary();
 }
