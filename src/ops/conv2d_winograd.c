@@ -279,12 +279,12 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 }
 
 /* y rows [0, rows), columns [0, cols) of a 4x4 output block (W x OC
- * apart) = A^T m A + bv, ReLU'd when relu, for m the 36 vectors at mt
- * (OC apart). */
-WALWAYS void at16(const float *mt, int64_t OC, v16 bv, int relu, int rows, int cols, int64_t W,
-                  float *y)
+ * apart) = A^T m A (+ the 16 biases at b), ReLU'd when relu, for m the 36
+ * vectors at mt (OC apart). */
+WALWAYS void at16(const float *mt, int64_t OC, const float *b, int relu, int rows, int cols,
+                  int64_t W, float *y)
 {
-    const v16 z = {0};
+    const v16 z = {0}, bv = b ? LD16(b) : z;
     v16 r[4][6];
 #pragma GCC unroll 6
     for (int e = 0; e < 6; e++) {
@@ -438,7 +438,7 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             const int rows = (int)CN__MIN(4, d->OH - 4 * th), cols = (int)CN__MIN(4, d->OW - 4 * tw);
             float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
             for (int64_t c = 0; c < OC; c += 16)
-                at16(mt + c, OC, b ? LD16(b + c) : zero, relu, rows, cols, d->OW, yt + c);
+                at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c);
             continue;
         }
         int64_t dst[4][4];
