@@ -1201,20 +1201,28 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
  * gw = G^T dU G. In the quad layout input channel k of the four groups is
  * one 128-bit broadcast of V, and dM's two vectors hold outputs 0-3 and
  * 4-7 (lane 4*o+h: output o of group h), so a tile adds to dU's 16 vectors
- * [k][outputs 0-3 | 4-7] with 16 FMAs, which stay in registers over a
- * chunk of tiles. A unit of work is one quad over one part of the tiles:
- * its chunks are transformed for that quad only (two vectors of V and of
- * dM, in L2), and its sums go to its own dU. The parts are a fixed number,
- * summed in order in the final transform: results do not depend on the
- * thread count. The bias gradient, the sum of gy, is dM's point 7 (row and
- * column 1 of A are all ones), summed with the products. Per thread:
- *     V, dM [2, 36, GW_BWW_T, 16]
+ * [k][outputs 0-3 | 4-7] with 16 FMAs; they stay in registers over a
+ * chunk's tiles. A chunk is transformed whole, every quad (a pixel's
+ * channels stream, as in the forward; one quad at a time, two lines of
+ * each pixel, took 15% longer), then its products go to the part's dU. The
+ * parts, a fixed number of runs of chunks, are summed in order in the
+ * final transform: results do not depend on the thread count. The bias
+ * gradient, the sum of gy, is dM's point 7 (row 1 of A is all ones),
+ * summed with the products. Per thread:
+ *     V, dM [vec, 36, GW_BWW_T, 16]
  * and per part and quad:
  *     dU [36, 8, 2, 16], bias [2, 16]   (GW_DU floats) */
 
-/* Tiles a weight-gradient chunk: 4 x 36 x 64 bytes a tile in L2, and 16
- * FMAs a tile and point against 16 loads and stores of dU a chunk. */
-#define GW_BWW_T 32
+/* Tiles a weight-gradient chunk: its V and dM, 9 KiB a tile and quad,
+ * stay in L2 with the part's dU; dU's 16 vectors a point are loaded and
+ * stored once a chunk (against 16 FMAs a tile). */
+#define GW_BWW_T 8
+
+/* Parts at most (a function of the shape only). */
+#define GW_BWW_PARTS 8
+
+/* A quad's V and dM of a chunk, in floats. */
+#define GW_VM ((int64_t)4 * 36 * GW_BWW_T * 16)
 
 /* One part's sums for one quad, in floats. */
 #define GW_DU ((int64_t)36 * 16 * 16 + 32)
@@ -1224,15 +1232,14 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 static int64_t gw_bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4), GW_BWW_T);
-    return CN__MAX(1, CN__MIN(nch, cdiv(16, d->G / 4)));
+    return CN__MAX(1, CN__MIN(nch, GW_BWW_PARTS));
 }
 
 size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_gwino_applies(d)) return 0;
     const int64_t units = gw_bww_parts(d) * (d->G / 4);
-    return (size_t)(units * GW_DU + cn__conv_ws_threads() * (int64_t)4 * 36 * GW_BWW_T * 16) *
-           sizeof(float);
+    return (size_t)(units * GW_DU + cn__conv_ws_threads() * (d->G / 4) * GW_VM) * sizeof(float);
 }
 
 /* A g for g = (g0..g3) into r0..r5 (A6) with explicit FMAs. */
@@ -1245,47 +1252,73 @@ size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
         (r3) = _mm512_add_ps(e4, o4), (r4) = _mm512_sub_ps(e4, o4), (r5) = (g3);                   \
     } while (0)
 
-/* dM of chunk tiles [t0, t0 + n) for quad q ([2, 36, T, 16]): A g A^T of
- * each tile's 4 x 4 block g of gy, permuted as V; pixels past OH, OW read
- * as zeros through masked loads. */
+/* A g A^T of the 4 x 4 pixels g, v[xi * plane] <- result xi. */
+GALWAYS void gw_ag_store(__m512 g[4][4], float *v, int64_t plane)
+{
+    __m512 r[6][4];
+#pragma GCC unroll 4
+    for (int64_t b = 0; b < 4; b++)
+        GA6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
+#pragma GCC unroll 6
+    for (int64_t a = 0; a < 6; a++) {
+        __m512 m[6];
+        GA6(r[a][0], r[a][1], r[a][2], r[a][3], m[0], m[1], m[2], m[3], m[4], m[5]);
+#pragma GCC unroll 6
+        for (int64_t e = 0; e < 6; e++) _mm512_storeu_ps(v + (a * 6 + e) * plane, m[e]);
+    }
+}
+
+/* dM of chunk tiles [t0, t0 + n), every quad ([vec, 36, T, 16]): A g A^T
+ * of each tile's 4 x 4 block g of gy, permuted as V. Whole tiles load at
+ * fixed offsets; pixels past OH, OW read as zeros through masked loads.
+ * The next tile's pixels are prefetched a vector at a time, as the
+ * input's (gy's pixels each cost a miss otherwise: 20% of the time). */
 static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int64_t t0, int64_t n,
-                                   int64_t T, int64_t q, float *dM)
+                                   int64_t T, float *dM)
 {
     const int64_t OC = d->OC, OH = d->OH, OW = d->OW, TW = cdiv(OW, 4), TH = cdiv(OH, 4);
-    const int64_t plane = T * 16;
-    const __m512i idx[2] = {gw_quad_idx(0), gw_quad_idx(1)};
+    const int64_t plane = T * 16, last = TW * TH * d->MB - 1;
+    const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
     for (int64_t t = 0; t < n; t++) {
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
         const int64_t rows = CN__MIN(4, OH - 4 * th), cols = CN__MIN(4, OW - 4 * tw);
-        const float *gt = gy + ((img * OH + 4 * th) * OW + 4 * tw) * OC + 32 * q;
+        const int full = rows == 4 && cols == 4;
+        const float *gt = gy + ((img * OH + 4 * th) * OW + 4 * tw) * OC;
+        const int64_t nt = CN__MIN(tile + 1, last), ntw = nt % TW, nth = nt / TW % TH;
+        const float *gn = gy + ((nt / (TW * TH) * OH + 4 * nth) * OW + 4 * ntw) * OC;
+        const int nfull = 4 * nth + 4 <= OH && 4 * ntw + 4 <= OW;
         __mmask16 live[16];
         int64_t off[16];
         for (int64_t i = 0; i < 16; i++) {
             const int in = i / 4 < rows && i % 4 < cols;
             live[i] = in ? 0xffff : 0, off[i] = in ? (i / 4 * OW + i % 4) * OC : 0;
         }
-        for (int64_t v = 0; v < 2; v++) {
-            __m512 r[6][4];
+        for (int64_t j = 0; j < OC / 16; j++) {
+            const float *gj = gt + 32 * (j / 2);
+            const __m512i idx = j % 2 ? i1 : i0;
+            __m512 g[4][4];
+            if (nfull)
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < 16; i++)
+                    _mm_prefetch((const char *)(gn + (i / 4 * OW + i % 4) * OC + 16 * j),
+                                 _MM_HINT_T0);
+            if (full) {
 #pragma GCC unroll 4
-            for (int64_t b = 0; b < 4; b++) {
-                __m512 g[4];
+                for (int64_t a = 0; a < 4; a++)
 #pragma GCC unroll 4
-                for (int64_t a = 0; a < 4; a++) {
-                    const float *p = gt + off[a * 4 + b];
-                    const __mmask16 m = live[a * 4 + b];
-                    g[a] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m, p), idx[v],
-                                                  _mm512_maskz_loadu_ps(m, p + 16));
-                }
-                GA6(g[0], g[1], g[2], g[3], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
+                    for (int64_t b = 0; b < 4; b++) {
+                        const float *p = gj + (a * OW + b) * OC;
+                        g[a][b] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx,
+                                                         _mm512_loadu_ps(p + 16));
+                    }
+            } else {
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < 16; i++)
+                    g[i / 4][i % 4] =
+                        _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], gj + off[i]), idx,
+                                               _mm512_maskz_loadu_ps(live[i], gj + off[i] + 16));
             }
-            float *mt = dM + v * 36 * plane + t * 16;
-#pragma GCC unroll 6
-            for (int64_t a = 0; a < 6; a++) {
-                __m512 m[6];
-                GA6(r[a][0], r[a][1], r[a][2], r[a][3], m[0], m[1], m[2], m[3], m[4], m[5]);
-#pragma GCC unroll 6
-                for (int64_t e = 0; e < 6; e++) _mm512_storeu_ps(mt + (a * 6 + e) * plane, m[e]);
-            }
+            gw_ag_store(g, dM + j * 36 * plane + t * 16, plane);
         }
     }
 }
@@ -1384,16 +1417,19 @@ void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        float *V = bufs + (size_t)omp_get_thread_num() * 4 * 36 * plane, *dM = V + 2 * 36 * plane;
+        float *V = bufs + (size_t)omp_get_thread_num() * quads * GW_VM, *dM = V + quads * GW_VM / 2;
 #pragma omp for schedule(dynamic)
-        for (int64_t u = 0; u < np * quads; u++) {
-            const int64_t p = u / quads, q = u % quads, c0 = nch * p / np, c1 = nch * (p + 1) / np;
-            float *du = parts + u * GW_DU, *db = du + 36 * 16 * 16;
+        for (int64_t p = 0; p < np; p++) {
+            const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
             for (int64_t c = c0; c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-                gw_input_transform(d, x, t0, n, n, T, 2 * q, 2 * q + 2, V);
-                gw_grad_transform(d, gy, t0, n, T, q, dM);
-                gw_wgrad_products(V, dM, n, plane, c == c0, gb != NULL, du, db);
+                gw_input_transform(d, x, t0, n, n, T, 0, d->IC / 16, V);
+                gw_grad_transform(d, gy, t0, n, T, dM);
+                for (int64_t q = 0; q < quads; q++) {
+                    float *du = parts + (p * quads + q) * GW_DU, *db = du + 36 * 16 * 16;
+                    gw_wgrad_products(V + 2 * q * 36 * plane, dM + 2 * q * 36 * plane, n, plane,
+                                      c == c0, gb != NULL, du, db);
+                }
             }
         }
 #pragma omp for schedule(static)
