@@ -606,6 +606,55 @@ static void every_backward_matches_central_differences(void)
     }
 }
 
+/* The grouped Winograd kernel's gradients (every pass grouped-winograd4
+ * where the CPU has AVX-512 and the default kernels run) against central
+ * differences directly, within the Winograd bounds above: small problems
+ * of 4 groups, zero and reflected pads. */
+static void grouped_winograd_gradients_match_central_differences(void)
+{
+    const char *impl = getenv("CN_CONV_IMPL");
+    const int gwino = cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"));
+    double worst = 0;
+    for (int i = 0; i < 4 && tl_ok(); i++) {
+        conv_cfg c;
+        for (;;) {
+            conv_cfg t = {0};
+            t.p = cn_conv2d_params_default();
+            t.p.pad_top = tl_randint(0, 2), t.p.pad_bottom = tl_randint(0, 2);
+            t.p.pad_left = tl_randint(0, 2), t.p.pad_right = tl_randint(0, 2);
+            t.p.pad_mode = i % 2 ? CN_PAD_REFLECT : CN_PAD_ZEROS;
+            t.p.groups = 4;
+            t.xs[0] = 1, t.xs[1] = tl_randint(2, 5), t.xs[2] = tl_randint(2, 5), t.xs[3] = 32;
+            t.ws[0] = t.ws[1] = 3, t.ws[2] = 8, t.ws[3] = 32;
+            t.bias = 1;
+            if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+            conv_cfg_describe(&t);
+            c = t;
+            break;
+        }
+        for (int pass = 0; pass < 3 && gwino; pass++)
+            CHECK(!strcmp(cn__conv2d_impl_name(&c.d, pass), "grouped-winograd4"), "%s runs for %s",
+                  cn__conv2d_impl_name(&c.d, pass), c.str);
+        bufs B;
+        bufs_init(&B, &c.d);
+        double *num = calloc(B.nx + B.nw + B.nb + 1, sizeof *num);
+        if (run_all_passes(&c, &B)) {
+            numeric_grad(&c.d, &B, B.xd, B.nx, num);
+            numeric_grad(&c.d, &B, B.wd, B.nw, num + B.nx);
+            numeric_grad(&c.d, &B, B.bd, B.nb, num + B.nx + B.nw);
+            abs_refs a = references_and_absolute_sums(&c, &B, 1);
+            within_winograd_bound("grad_input vs finite differences", B.gx, num, a.agx, B.nx,
+                                  9.0 * 8 + 16.0, c.str, &worst);
+            within_winograd_bound("grad_weight vs finite differences", B.gw, num + B.nx, a.agw,
+                                  B.nw, (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
+            (void)agree("grad_bias vs finite differences", B.gb, num + B.nx + B.nw, B.nb, c.str);
+            abs_refs_free(&a);
+        }
+        free(num);
+        bufs_free(&B);
+    }
+}
+
 static void integer_inputs_give_exact_results(void)
 {
     /* Small integers make every float sum exact, so fp32 must equal the
@@ -1141,6 +1190,7 @@ static void run_all(void)
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
     TL_RUN(grouped_winograd_error_is_bounded_and_thread_independent);
     TL_RUN(every_backward_matches_central_differences);
+    TL_RUN(grouped_winograd_gradients_match_central_differences);
     TL_RUN(integer_inputs_give_exact_results);
     TL_RUN(deep_channel_problems_are_exact_on_one_and_two_threads);
     TL_RUN(conv1d_equals_conv2d_with_height_one);

@@ -1258,7 +1258,8 @@ GALWAYS void gw_ag_store(__m512 g[4][4], float *v, int64_t plane)
     __m512 r[6][4];
 #pragma GCC unroll 4
     for (int64_t b = 0; b < 4; b++)
-        GA6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
+        GA6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
+            r[5][b]);
 #pragma GCC unroll 6
     for (int64_t a = 0; a < 6; a++) {
         __m512 m[6];
