@@ -1224,8 +1224,9 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 /* A quad's V and dM of a chunk, in floats. */
 #define GW_VM ((int64_t)4 * 36 * GW_BWW_T * 16)
 
-/* One part's sums for one quad, in floats. */
-#define GW_DU ((int64_t)36 * 16 * 16 + 32)
+/* One part's sums for one quad, in floats, the bias's at GW_DB. */
+#define GW_DB ((int64_t)36 * 16 * 16)
+#define GW_DU (GW_DB + 32)
 
 /* Parts of the tiles: enough for 16 units of work with the quads (a
  * function of the shape only), at most one a chunk. */
@@ -1400,7 +1401,7 @@ static GTGT void gw_weight_grad_transform(const cn_conv2d_desc *d, const float *
         }
     }
     if (gb) {
-        const float *p = du + 36 * 16 * 16;
+        const float *p = du + GW_DB;
         v16 b0 = LD16(p), b1 = LD16(p + 16);
         for (int64_t part = 1; part < np; part++)
             b0 += LD16(p + part * stride), b1 += LD16(p + part * stride + 16);
@@ -1427,7 +1428,7 @@ void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
                 gw_input_transform(d, x, t0, n, n, T, 0, d->IC / 16, V);
                 gw_grad_transform(d, gy, t0, n, T, dM);
                 for (int64_t q = 0; q < quads; q++) {
-                    float *du = parts + (p * quads + q) * GW_DU, *db = du + 36 * 16 * 16;
+                    float *du = parts + (p * quads + q) * GW_DU, *db = du + GW_DB;
                     gw_wgrad_products(V + 2 * q * 36 * plane, dM + 2 * q * 36 * plane, n, plane,
                                       c == c0, gb != NULL, du, db);
                 }
