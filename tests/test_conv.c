@@ -415,7 +415,8 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
  * groups a vector pair (grouped-winograd4, AVX-512), serves every pass of
  * 3x3 stride-1 problems whose groups are a multiple of 4. Random such
  * problems, images from 1x1 (every tile overhangs) to 13x13, pads from 0
- * to 3, zero and reflected, 4 to 32 groups, and one whose output is large
+ * to 3, zero and reflected, 4 to 48 groups (48 and 128: the weight
+ * gradient transforms blocks of 32), and one whose output is large
  * enough for streaming stores (64-byte aligned): all three passes within
  * the Winograd bound above (9 * 8 terms a sum forward and backward-data,
  * N x OH x OW for the weight gradient), the bias gradient within the usual
@@ -433,14 +434,14 @@ static void grouped_winograd_error_is_bounded_and_thread_independent(void)
         const int big = i == n; /* 36 x 36 x 1024: a 5.3 MB output */
         conv_cfg c;
         for (;;) {
-            static const int groups[] = {4, 8, 12, 16, 32};
+            static const int groups[] = {4, 8, 12, 16, 32, 48};
             conv_cfg t = {0};
             t.p = cn_conv2d_params_default();
             /* pads of 3 make backward-data's pads negative */
             t.p.pad_top = tl_randint(0, 3), t.p.pad_bottom = tl_randint(0, 3);
             t.p.pad_left = tl_randint(0, 3), t.p.pad_right = tl_randint(0, 3);
             t.p.pad_mode = tl_randint(0, 3) ? CN_PAD_ZEROS : CN_PAD_REFLECT;
-            t.p.groups = big ? 128 : groups[tl_randint(0, 4)];
+            t.p.groups = big ? 128 : groups[tl_randint(0, 5)];
             t.xs[0] = big ? 1 : tl_randint(1, 3);
             t.xs[1] = big ? 36 : tl_randint(1, 13), t.xs[2] = big ? 36 : tl_randint(1, 13);
             t.xs[3] = 8 * (int64_t)t.p.groups;

@@ -1209,7 +1209,7 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
  * final transform: results do not depend on the thread count. The bias
  * gradient, the sum of gy, is dM's point 7 (row 1 of A is all ones),
  * summed with the products. Per thread:
- *     V, dM [vec, 36, GW_BWW_T, 16]
+ *     V, dM [vec, 36, GW_BWW_T, 16]   (2 * GW_BWW_QUADS vectors at most)
  * and per part and quad:
  *     dU [36, 8, 2, 16], bias [2, 16]   (GW_DU floats) */
 
@@ -1220,6 +1220,10 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 
 /* Parts at most (a function of the shape only). */
 #define GW_BWW_PARTS 8
+
+/* Quads a chunk transforms at a time: wider layers in blocks of 256
+ * channels, whose V and dM stay in L2. */
+#define GW_BWW_QUADS 8
 
 /* A quad's V and dM of a chunk, in floats. */
 #define GW_VM ((int64_t)4 * 36 * GW_BWW_T * 16)
@@ -1240,7 +1244,8 @@ size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
 {
     if (!cn__conv_gwino_applies(d)) return 0;
     const int64_t units = gw_bww_parts(d) * (d->G / 4);
-    return (size_t)(units * GW_DU + cn__conv_ws_threads() * (d->G / 4) * GW_VM) * sizeof(float);
+    const int64_t qb = CN__MIN(d->G / 4, GW_BWW_QUADS);
+    return (size_t)(units * GW_DU + cn__conv_ws_threads() * qb * GW_VM) * sizeof(float);
 }
 
 /* A g for g = (g0..g3) into r0..r5 (A6) with explicit FMAs. */
@@ -1270,13 +1275,13 @@ GALWAYS void gw_ag_store(__m512 g[4][4], float *v, int64_t plane)
     }
 }
 
-/* dM of chunk tiles [t0, t0 + n), every quad ([vec, 36, T, 16]): A g A^T
+/* dM of chunk tiles [t0, t0 + n), vectors [j0, j1) ([j1 - j0, 36, T, 16]): A g A^T
  * of each tile's 4 x 4 block g of gy, permuted as V. Whole tiles load at
  * fixed offsets; pixels past OH, OW read as zeros through masked loads.
  * The next tile's pixels are prefetched a vector at a time, as the
  * input's (without, gy's misses made the transform take 25% longer). */
 static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int64_t t0, int64_t n,
-                                   int64_t T, float *dM)
+                                   int64_t T, int64_t j0, int64_t j1, float *dM)
 {
     const int64_t OC = d->OC, OH = d->OH, OW = d->OW, TW = cdiv(OW, 4), TH = cdiv(OH, 4);
     const int64_t plane = T * 16, last = TW * TH * d->MB - 1;
@@ -1295,7 +1300,7 @@ static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int
             const int in = i / 4 < rows && i % 4 < cols;
             live[i] = in ? 0xffff : 0, off[i] = in ? (i / 4 * OW + i % 4) * OC : 0;
         }
-        for (int64_t j = 0; j < OC / 16; j++) {
+        for (int64_t j = j0; j < j1; j++) {
             const float *gj = gt + 32 * (j / 2);
             const __m512i idx = j % 2 ? i1 : i0;
             __m512 g[4][4];
@@ -1320,7 +1325,7 @@ static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int
                         _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], gj + off[i]), idx,
                                                _mm512_maskz_loadu_ps(live[i], gj + off[i] + 16));
             }
-            gw_ag_store(g, dM + j * 36 * plane + t * 16, plane);
+            gw_ag_store(g, dM + (j - j0) * 36 * plane + t * 16, plane);
         }
     }
 }
@@ -1415,22 +1420,27 @@ void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 {
     const int64_t quads = d->G / 4, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
     const int64_t T = GW_BWW_T, plane = T * 16, nch = cdiv(ntiles, T), np = gw_bww_parts(d);
+    const int64_t qb = CN__MIN(quads, GW_BWW_QUADS);
     float *parts = ws, *bufs = parts + np * quads * GW_DU;
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        float *V = bufs + (size_t)omp_get_thread_num() * quads * GW_VM, *dM = V + quads * GW_VM / 2;
+        float *V = bufs + (size_t)omp_get_thread_num() * qb * GW_VM, *dM = V + qb * GW_VM / 2;
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
             for (int64_t c = c0; c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
-                gw_input_transform(d, x, t0, n, n, T, 0, d->IC / 16, V);
-                gw_grad_transform(d, gy, t0, n, T, dM);
-                for (int64_t q = 0; q < quads; q++) {
-                    float *du = parts + (p * quads + q) * GW_DU, *db = du + GW_DB;
-                    gw_wgrad_products(V + 2 * q * 36 * plane, dM + 2 * q * 36 * plane, n, plane,
-                                      c == c0, gb != NULL, du, db);
+                for (int64_t q0 = 0; q0 < quads; q0 += qb) {
+                    const int64_t q1 = CN__MIN(quads, q0 + qb);
+                    gw_input_transform(d, x, t0, n, n, T, 2 * q0, 2 * q1, V);
+                    gw_grad_transform(d, gy, t0, n, T, 2 * q0, 2 * q1, dM);
+                    for (int64_t q = q0; q < q1; q++) {
+                        float *du = parts + (p * quads + q) * GW_DU, *db = du + GW_DB;
+                        gw_wgrad_products(V + 2 * (q - q0) * 36 * plane,
+                                          dM + 2 * (q - q0) * 36 * plane, n, plane, c == c0,
+                                          gb != NULL, du, db);
+                    }
                 }
             }
         }
