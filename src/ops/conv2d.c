@@ -167,7 +167,8 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
  *   part  the vectorised kernels' partial weight gradients
- *   wino  the Winograd path's transformed weights and per-thread tiles
+ *   wino  the Winograd paths' transformed weights, per-thread tiles and
+ *         partial weight gradients
  *   grp8  the 8-channel-group kernel's per-thread input copies (and its
  *         partial weight gradients) */
 typedef struct conv_ws {
@@ -228,8 +229,8 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     if (pass != 1 && cn__conv_fewch_applies(p)) return IMPL_FEWCH;
     cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
     /* 8-channel groups, 3x3 stride 1: Winograd needs 4x fewer multiplies
-     * than the paired-group kernel (which keeps the weight gradient) */
-    if (pass != 2 && cn__conv_gwino_applies(p) && cn__conv_gwino_applies(&t)) return IMPL_GWINO;
+     * than the paired-group kernel */
+    if (cn__conv_gwino_applies(p) && cn__conv_gwino_applies(&t)) return IMPL_GWINO;
     /* The small-group weight gradient keeps KG x OCG accumulators per tap
      * sweep; with many taps over one group (a 7x7 first layer) a GEMM
      * reduction does better. */
@@ -295,7 +296,7 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     l.part = cn__ws_take(base, &at, bw ? CN__MAX(vp, fp) : 0);
     const size_t wf = (passes & WS_FWD) ? cn__conv_winograd_ws(&p) : 0,
                  wb = bd ? cn__conv_winograd_ws(&t) : 0;
-    const size_t ww = bw ? cn__conv_winograd_bww_ws(&p) : 0;
+    const size_t ww = bw ? CN__MAX(cn__conv_winograd_bww_ws(&p), cn__conv_gwino_bww_ws(&p)) : 0;
     const size_t gwf = (passes & WS_FWD) ? cn__conv_gwino_ws(&p) : 0,
                  gwb = bd && cn__conv_gwino_applies(&p) ? cn__conv_gwino_ws(&t) : 0;
     l.wino = cn__ws_take(base, &at, CN__MAX(CN__MAX(CN__MAX(wf, wb), ww), CN__MAX(gwf, gwb)));
@@ -503,6 +504,10 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     }
     if (impl == IMPL_WINOGRAD) {
         cn__conv2d_winograd_bwd_weights(ctx, &src, xs, gy, gw, gb, l.wino);
+        goto done;
+    }
+    if (impl == IMPL_GWINO) {
+        cn__conv2d_gwino_bwd_weights(ctx, &src, xs, gy, gw, gb, l.wino);
         goto done;
     }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,

@@ -1012,15 +1012,15 @@ static void gw_window(const cn_conv2d_desc *d, int64_t tile, int64_t *off)
     window(img, 4 * th - d->PT, 4 * tw - d->PL, 6, d->IH, d->IW, d->IC, off);
 }
 
-/* V of chunk tiles [t0, t0 + n), every vector (VM [vec, 36, T, 16]);
- * tiles [n, nr) zero. A tile's vectors in turn, its pixels' channels
+/* V of chunk tiles [t0, t0 + n), vectors [j0, j1) (VM [j1 - j0, 36, T,
+ * 16]); tiles [n, nr) zero. A tile's vectors in turn, its pixels' channels
  * streaming; the next tile's pixels are prefetched a vector at a time
  * (5% on two threads, whose loads wait longer on the shared L3). */
 static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int64_t t0, int64_t n,
-                                    int64_t nr, int64_t T, float *V)
+                                    int64_t nr, int64_t T, int64_t j0, int64_t j1, float *V)
 {
     const int64_t IC = d->IC, IH = d->IH, IW = d->IW, TW = cdiv(d->OW, 4), TH = cdiv(d->OH, 4);
-    const int64_t plane = T * 16, nv = d->IC / 16;
+    const int64_t plane = T * 16;
     const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
     int64_t off[36], next[36];
     __mmask16 live[36];
@@ -1037,7 +1037,7 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
             for (int64_t i = 0; i < 36; i++)
                 live[i] = off[i] < 0 ? 0 : 0xffff, off[i] = CN__MAX(off[i], 0);
         }
-        for (int64_t j = 0; j < nv; j++) {
+        for (int64_t j = j0; j < j1; j++) {
             const float *xp = xt + 32 * (j / 2);
             const __m512i idx = j % 2 ? i1 : i0;
             __m512 q[6][6];
@@ -1060,10 +1060,10 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
 #pragma GCC unroll 36
             for (int64_t i = 0; i < 36; i++)
                 if (next[i] >= 0) _mm_prefetch((const char *)(x + next[i] + 16 * j), _MM_HINT_T0);
-            gw_bt_store(q, V + j * 36 * plane + t * 16, plane);
+            gw_bt_store(q, V + (j - j0) * 36 * plane + t * 16, plane);
         }
     }
-    for (int64_t j = 0; j < nv; j++)
+    for (int64_t j = 0; j < j1 - j0; j++)
         for (int64_t t = n; t < nr; t++)
             for (int64_t xi = 0; xi < 36; xi++)
                 _mm512_storeu_ps(V + (j * 36 + xi) * plane + t * 16, _mm512_setzero_ps());
@@ -1189,13 +1189,268 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
             const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0), nr = cdiv(n, GW_R) * GW_R;
-            gw_input_transform(d, x, t0, n, nr, T, VM);
+            gw_input_transform(d, x, t0, n, nr, T, 0, d->IC / 16, VM);
             for (int64_t q = 0; q < quads; q++)
                 gw_products(U + q * GW_U, VM + 2 * q * 36 * T * 16, VM + (2 * q + 1) * 36 * T * 16,
                             nr, T);
             gw_output_transform(d, VM, t0, n, T, b, relu, stream, y);
         }
         if (stream) _mm_sfence(); /* before another thread reads y */
+    }
+}
+
+/* The weight gradient, the forward's products turned around: for each
+ * point xi and group, dU[xi] [8 in, 8 out] = sum over tiles of V[xi]^T
+ * dM[xi], dM = A gy A^T (the gradient of M in y = A^T M A), then
+ * gw = G^T dU G. In the quad layout input channel k of the four groups is
+ * one 128-bit broadcast of V, and dM's two vectors hold outputs 0-3 and
+ * 4-7 (lane 4*o+h: output o of group h), so a tile adds to dU's 16 vectors
+ * [k][outputs 0-3 | 4-7] with 16 FMAs; they stay in registers over a
+ * chunk's tiles. A chunk is transformed whole, every quad (a pixel's
+ * channels stream, as in the forward; one quad at a time, two lines of
+ * each pixel, took 15% longer), then its products go to the part's dU. The
+ * parts, a fixed number of runs of chunks, are summed in order in the
+ * final transform: results do not depend on the thread count. The bias
+ * gradient, the sum of gy, is dM's point 7 (row 1 of A is all ones),
+ * summed with the products. Per thread:
+ *     V, dM [vec, 36, GW_BWW_T, 16]   (2 * GW_BWW_QUADS vectors at most)
+ * and per part and quad:
+ *     dU [36, 8, 2, 16], bias [2, 16]   (GW_DU floats) */
+
+/* Tiles a weight-gradient chunk: its V and dM, 9 KiB a tile and quad,
+ * stay in L2 with the part's dU; dU's 16 vectors a point are loaded and
+ * stored once a chunk (against 16 FMAs a tile). */
+#define GW_BWW_T 8
+
+/* Parts at most (a function of the shape only). */
+#define GW_BWW_PARTS 8
+
+/* Quads a chunk transforms at a time: wider layers in blocks of 256
+ * channels, whose V and dM stay in L2. */
+#define GW_BWW_QUADS 8
+
+/* A quad's V and dM of a chunk, in floats. */
+#define GW_VM ((int64_t)4 * 36 * GW_BWW_T * 16)
+
+/* One part's sums for one quad, in floats, the bias's at GW_DB. */
+#define GW_DB ((int64_t)36 * 16 * 16)
+#define GW_DU (GW_DB + 32)
+
+/* Parts of the tiles: enough for 16 units of work with the quads (a
+ * function of the shape only), at most one a chunk. */
+static int64_t gw_bww_parts(const cn_conv2d_desc *d)
+{
+    const int64_t nch = cdiv(d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4), GW_BWW_T);
+    return CN__MAX(1, CN__MIN(nch, GW_BWW_PARTS));
+}
+
+size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
+{
+    if (!cn__conv_gwino_applies(d)) return 0;
+    const int64_t units = gw_bww_parts(d) * (d->G / 4);
+    const int64_t qb = CN__MIN(d->G / 4, GW_BWW_QUADS);
+    return (size_t)(units * GW_DU + cn__conv_ws_threads() * qb * GW_VM) * sizeof(float);
+}
+
+/* A g for g = (g0..g3) into r0..r5 (A6) with explicit FMAs. */
+#define GA6(g0, g1, g2, g3, r0, r1, r2, r3, r4, r5)                                                \
+    do {                                                                                           \
+        const __m512 e = _mm512_add_ps(g0, g2), o = _mm512_add_ps(g1, g3),                         \
+                     e4 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), g2, g0),                           \
+                     o4 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), g3, _mm512_add_ps(g1, g1));        \
+        (r0) = (g0), (r1) = _mm512_add_ps(e, o), (r2) = _mm512_sub_ps(e, o);                       \
+        (r3) = _mm512_add_ps(e4, o4), (r4) = _mm512_sub_ps(e4, o4), (r5) = (g3);                   \
+    } while (0)
+
+/* A g A^T of the 4 x 4 pixels g, v[xi * plane] <- result xi. */
+GALWAYS void gw_ag_store(__m512 g[4][4], float *v, int64_t plane)
+{
+    __m512 r[6][4];
+#pragma GCC unroll 4
+    for (int64_t b = 0; b < 4; b++)
+        GA6(g[0][b], g[1][b], g[2][b], g[3][b], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b],
+            r[5][b]);
+#pragma GCC unroll 6
+    for (int64_t a = 0; a < 6; a++) {
+        __m512 m[6];
+        GA6(r[a][0], r[a][1], r[a][2], r[a][3], m[0], m[1], m[2], m[3], m[4], m[5]);
+#pragma GCC unroll 6
+        for (int64_t e = 0; e < 6; e++) _mm512_storeu_ps(v + (a * 6 + e) * plane, m[e]);
+    }
+}
+
+/* dM of chunk tiles [t0, t0 + n), vectors [j0, j1) ([j1 - j0, 36, T, 16]): A g A^T
+ * of each tile's 4 x 4 block g of gy, permuted as V. Whole tiles load at
+ * fixed offsets; pixels past OH, OW read as zeros through masked loads.
+ * The next tile's pixels are prefetched a vector at a time, as the
+ * input's (without, gy's misses made the transform take 25% longer). */
+static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int64_t t0, int64_t n,
+                                   int64_t T, int64_t j0, int64_t j1, float *dM)
+{
+    const int64_t OC = d->OC, OH = d->OH, OW = d->OW, TW = cdiv(OW, 4), TH = cdiv(OH, 4);
+    const int64_t plane = T * 16, last = TW * TH * d->MB - 1;
+    const __m512i i0 = gw_quad_idx(0), i1 = gw_quad_idx(1);
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, img = tile / (TW * TH);
+        const int64_t rows = CN__MIN(4, OH - 4 * th), cols = CN__MIN(4, OW - 4 * tw);
+        const int full = rows == 4 && cols == 4;
+        const float *gt = gy + ((img * OH + 4 * th) * OW + 4 * tw) * OC;
+        const int64_t nt = CN__MIN(tile + 1, last), ntw = nt % TW, nth = nt / TW % TH;
+        const float *gn = gy + ((nt / (TW * TH) * OH + 4 * nth) * OW + 4 * ntw) * OC;
+        const int nfull = 4 * nth + 4 <= OH && 4 * ntw + 4 <= OW;
+        __mmask16 live[16];
+        int64_t off[16];
+        for (int64_t i = 0; i < 16; i++) {
+            const int in = i / 4 < rows && i % 4 < cols;
+            live[i] = in ? 0xffff : 0, off[i] = in ? (i / 4 * OW + i % 4) * OC : 0;
+        }
+        for (int64_t j = j0; j < j1; j++) {
+            const float *gj = gt + 32 * (j / 2);
+            const __m512i idx = j % 2 ? i1 : i0;
+            __m512 g[4][4];
+            if (nfull)
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < 16; i++)
+                    _mm_prefetch((const char *)(gn + (i / 4 * OW + i % 4) * OC + 16 * j),
+                                 _MM_HINT_T0);
+            if (full) {
+#pragma GCC unroll 4
+                for (int64_t a = 0; a < 4; a++)
+#pragma GCC unroll 4
+                    for (int64_t b = 0; b < 4; b++) {
+                        const float *p = gj + (a * OW + b) * OC;
+                        g[a][b] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx,
+                                                         _mm512_loadu_ps(p + 16));
+                    }
+            } else {
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < 16; i++)
+                    g[i / 4][i % 4] =
+                        _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], gj + off[i]), idx,
+                                               _mm512_maskz_loadu_ps(live[i], gj + off[i] + 16));
+            }
+            gw_ag_store(g, dM + (j - j0) * 36 * plane + t * 16, plane);
+        }
+    }
+}
+
+/* du[2k + s] = (first ? 0 : du[2k + s]) + sum over n tiles of V's input
+ * channel k (va: 0-3, vb: 4-7, broadcast) times dM's outputs 4s..4s+3 (ma,
+ * mb), for one point of one quad; with bias, db[s] likewise gets the sum
+ * of dM. */
+GALWAYS void gw_wgrad_point(const float *va, const float *vb, const float *ma, const float *mb,
+                            int64_t n, int first, int bias, float *du, float *db)
+{
+    __m512 acc[16], b0 = _mm512_setzero_ps(), b1 = b0;
+#pragma GCC unroll 16
+    for (int64_t k = 0; k < 16; k++)
+        acc[k] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(du + 16 * k);
+    if (bias && !first) b0 = _mm512_loadu_ps(db), b1 = _mm512_loadu_ps(db + 16);
+    for (int64_t t = 0; t < n; t++) {
+        const __m512 m0 = _mm512_loadu_ps(ma + 16 * t), m1 = _mm512_loadu_ps(mb + 16 * t);
+        if (bias) b0 = _mm512_add_ps(b0, m0), b1 = _mm512_add_ps(b1, m1);
+#pragma GCC unroll 8
+        for (int64_t k = 0; k < 8; k++) {
+            const __m512 v =
+                _mm512_broadcast_f32x4(_mm_loadu_ps((k < 4 ? va : vb) + 16 * t + 4 * (k % 4)));
+            acc[2 * k] = _mm512_fmadd_ps(v, m0, acc[2 * k]);
+            acc[2 * k + 1] = _mm512_fmadd_ps(v, m1, acc[2 * k + 1]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int64_t k = 0; k < 16; k++) _mm512_storeu_ps(du + 16 * k, acc[k]);
+    if (bias) _mm512_storeu_ps(db, b0), _mm512_storeu_ps(db + 16, b1);
+}
+
+/* Every point of a chunk of n tiles (V, dM: [2, 36, plane]) into one
+ * quad's part, dU [36, 16, 16] (and the bias db with bias). */
+static GTGT void gw_wgrad_products(const float *V, const float *dM, int64_t n, int64_t plane,
+                                   int first, int bias, float *du, float *db)
+{
+    for (int64_t xi = 0; xi < 36; xi++) {
+        const float *va = V + xi * plane, *ma = dM + xi * plane;
+        if (xi == 7 && bias)
+            gw_wgrad_point(va, va + 36 * plane, ma, ma + 36 * plane, n, first, 1, du + xi * 256,
+                           db);
+        else
+            gw_wgrad_point(va, va + 36 * plane, ma, ma + 36 * plane, n, first, 0, du + xi * 256,
+                           db);
+    }
+}
+
+/* Quad q's sums over the np parts (du: part 0's, GW_DU * quads apart),
+ * in part order: gw[:, :, k, quad's channels] = G^T dU G for each input
+ * channel k (with gw), and its 32 bias entries (with gb), lanes permuted
+ * back to channels. */
+static GTGT void gw_weight_grad_transform(const cn_conv2d_desc *d, const float *du, int64_t np,
+                                          int64_t q, float *gw, float *gb)
+{
+    const int64_t OC = d->OC, stride = GW_DU * (d->G / 4);
+    const __m512i back[2] = {gw_back_idx(0), gw_back_idx(1)};
+    for (int64_t k = 0; gw && k < 8; k++) {
+        v16 g[2][3][3];
+        for (int64_t s = 0; s < 2; s++) {
+            v16 u[6][6], t[3][6];
+            for (int64_t xi = 0; xi < 36; xi++) {
+                const float *p = du + (xi * 16 + 2 * k + s) * 16;
+                v16 sum = LD16(p);
+                for (int64_t part = 1; part < np; part++) sum += LD16(p + part * stride);
+                u[xi / 6][xi % 6] = sum;
+            }
+            for (int b = 0; b < 6; b++)
+                GT6(&t[0][b], 6, u[0][b], u[1][b], u[2][b], u[3][b], u[4][b], u[5][b]);
+            for (int h = 0; h < 3; h++)
+                GT6(&g[s][h][0], 1, t[h][0], t[h][1], t[h][2], t[h][3], t[h][4], t[h][5]);
+        }
+        for (int64_t e = 0; e < 9; e++) {
+            const __m512 lo = (__m512)g[0][e / 3][e % 3], hi = (__m512)g[1][e / 3][e % 3];
+            float *o = gw + (e * 8 + k) * OC + 32 * q;
+            _mm512_storeu_ps(o, _mm512_permutex2var_ps(lo, back[0], hi));
+            _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(lo, back[1], hi));
+        }
+    }
+    if (gb) {
+        const float *p = du + GW_DB;
+        v16 b0 = LD16(p), b1 = LD16(p + 16);
+        for (int64_t part = 1; part < np; part++)
+            b0 += LD16(p + part * stride), b1 += LD16(p + part * stride + 16);
+        _mm512_storeu_ps(gb + 32 * q, _mm512_permutex2var_ps((__m512)b0, back[0], (__m512)b1));
+        _mm512_storeu_ps(gb + 32 * q + 16, _mm512_permutex2var_ps((__m512)b0, back[1], (__m512)b1));
+    }
+}
+
+void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, void *ws)
+{
+    const int64_t quads = d->G / 4, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
+    const int64_t T = GW_BWW_T, plane = T * 16, nch = cdiv(ntiles, T), np = gw_bww_parts(d);
+    const int64_t qb = CN__MIN(quads, GW_BWW_QUADS);
+    float *parts = ws, *bufs = parts + np * quads * GW_DU;
+    const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *V = bufs + (size_t)omp_get_thread_num() * qb * GW_VM, *dM = V + qb * GW_VM / 2;
+#pragma omp for schedule(dynamic)
+        for (int64_t p = 0; p < np; p++) {
+            const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
+            for (int64_t c = c0; c < c1; c++) {
+                const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
+                for (int64_t q0 = 0; q0 < quads; q0 += qb) {
+                    const int64_t q1 = CN__MIN(quads, q0 + qb);
+                    gw_input_transform(d, x, t0, n, n, T, 2 * q0, 2 * q1, V);
+                    gw_grad_transform(d, gy, t0, n, T, 2 * q0, 2 * q1, dM);
+                    for (int64_t q = q0; q < q1; q++) {
+                        float *du = parts + (p * quads + q) * GW_DU, *db = du + GW_DB;
+                        gw_wgrad_products(V + 2 * (q - q0) * 36 * plane,
+                                          dM + 2 * (q - q0) * 36 * plane, n, plane, c == c0,
+                                          gb != NULL, du, db);
+                    }
+                }
+            }
+        }
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < quads; q++)
+            gw_weight_grad_transform(d, parts + q * GW_DU, np, q, gw, gb);
     }
 }
 
@@ -1217,6 +1472,18 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
                           const float *w, const float *b, int relu, float *y, void *ws)
 {
     (void)ctx, (void)d, (void)x, (void)w, (void)b, (void)relu, (void)y, (void)ws;
+}
+
+size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
+{
+    (void)d;
+    return 0;
+}
+
+void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
+                                  const float *gy, float *gw, float *gb, void *ws)
+{
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)ws;
 }
 
 #endif

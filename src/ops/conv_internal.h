@@ -133,6 +133,12 @@ CN__HIDDEN int cn__conv_gwino_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_gwino_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                      const float *w, const float *b, int relu, float *y, void *ws);
+/* Its weight gradient (gw and gb overwritten, either may be NULL), in
+ * cn__conv_gwino_bww_ws(d) bytes of ws. */
+CN__HIDDEN size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d);
+CN__HIDDEN void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                             const float *x, const float *gy, float *gw, float *gb,
+                                             void *ws);
 
 /* Threads the GEMM and Winograd workspaces hold per-thread blocks for (the
  * CPUs, at least 2, at most 16); a context asking for more runs on these. */
