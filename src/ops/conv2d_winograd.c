@@ -946,6 +946,15 @@ GALWAYS __m512i gw_back_idx(int hi)
         _mm512_set1_epi32(hi ? 2 : 0));
 }
 
+/* A pixel's 32 channels of a quad (p: lo, p + 16: hi) in the quad layout
+ * (idx: gw_quad_idx), the lanes of live only (zero elsewhere: outside the
+ * tensor). */
+GALWAYS __m512 gw_load(const float *p, __m512i idx, __mmask16 live)
+{
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live, p), idx,
+                                  _mm512_maskz_loadu_ps(live, p + 16));
+}
+
 /* BT6 and AT6 with explicit FMAs (C11 does not contract a * b + c): 12
  * and 10 operations instead of 18 and 13. */
 #define GBT6(a0, a1, a2, a3, a4, a5)                                                               \
@@ -1045,17 +1054,12 @@ static GTGT void gw_input_transform(const cn_conv2d_desc *d, const float *x, int
 #pragma GCC unroll 6
                 for (int64_t a = 0; a < 6; a++)
 #pragma GCC unroll 6
-                    for (int64_t b = 0; b < 6; b++) {
-                        const float *p = xp + (a * IW + b) * IC;
-                        q[a][b] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx,
-                                                         _mm512_loadu_ps(p + 16));
-                    }
+                    for (int64_t b = 0; b < 6; b++)
+                        q[a][b] = gw_load(xp + (a * IW + b) * IC, idx, 0xffff);
             } else {
 #pragma GCC unroll 36
                 for (int64_t i = 0; i < 36; i++)
-                    q[i / 6][i % 6] =
-                        _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], xp + off[i]), idx,
-                                               _mm512_maskz_loadu_ps(live[i], xp + off[i] + 16));
+                    q[i / 6][i % 6] = gw_load(xp + off[i], idx, live[i]);
             }
 #pragma GCC unroll 36
             for (int64_t i = 0; i < 36; i++)
@@ -1317,17 +1321,11 @@ static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int
 #pragma GCC unroll 4
                 for (int64_t a = 0; a < 4; a++)
 #pragma GCC unroll 4
-                    for (int64_t b = 0; b < 4; b++) {
-                        const float *p = gj + (a * OW + b) * OC;
-                        g[a][b] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx,
-                                                         _mm512_loadu_ps(p + 16));
-                    }
+                    for (int64_t b = 0; b < 4; b++)
+                        g[a][b] = gw_load(gj + (a * OW + b) * OC, idx, 0xffff);
             } else {
 #pragma GCC unroll 16
-                for (int64_t i = 0; i < 16; i++)
-                    g[i / 4][i % 4] =
-                        _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(live[i], gj + off[i]), idx,
-                                               _mm512_maskz_loadu_ps(live[i], gj + off[i] + 16));
+                for (int64_t i = 0; i < 16; i++) g[i / 4][i % 4] = gw_load(gj + off[i], idx, live[i]);
             }
             gw_ag_store(g, dM + (j - j0) * 36 * plane + t * 16, plane);
         }
