@@ -96,8 +96,10 @@ static int smaps_flag(const void *p, const char *flag)
     const unsigned long a = (unsigned long)(uintptr_t)p;
     while (fgets(line, sizeof line, f)) {
         unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) in = a >= lo && a < hi;
-        else if (in && !strncmp(line, "VmFlags:", 8)) found = strstr(line, flag) != NULL;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = a >= lo && a < hi;
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            found = strstr(line, flag) != NULL;
     }
     fclose(f);
     return found;

@@ -265,7 +265,7 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 #pragma GCC unroll 6
         for (int a = 0; a < 6; a++)
             q[a] = b >= b0 && b < b1 && a >= a0 && a < a1 ? LD16(xn + ((h0 + a) * W + w0 + b) * IC)
-                                                            : z;
+                                                          : z;
         BT6(q[0], q[1], q[2], q[3], q[4], q[5]);
 #pragma GCC unroll 6
         for (int a = 0; a < 6; a++) t[a][b] = q[a];
@@ -435,7 +435,8 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         const float *mt = M + t * ldm;
         if (OC % 16 == 0) {
-            const int rows = (int)CN__MIN(4, d->OH - 4 * th), cols = (int)CN__MIN(4, d->OW - 4 * tw);
+            const int rows = (int)CN__MIN(4, d->OH - 4 * th),
+                      cols = (int)CN__MIN(4, d->OW - 4 * tw);
             float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
             for (int64_t c = 0; c < OC; c += 16)
                 at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c);
@@ -476,7 +477,8 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
         const int64_t tile = t0 + t, tw = tile % TW, th = tile / TW % TH, n = tile / (TW * TH);
         float *mt = dM + t * ldm;
         if (OC % 16 == 0) {
-            const int rows = (int)CN__MIN(4, d->OH - 4 * th), cols = (int)CN__MIN(4, d->OW - 4 * tw);
+            const int rows = (int)CN__MIN(4, d->OH - 4 * th),
+                      cols = (int)CN__MIN(4, d->OW - 4 * tw);
             const float *gt = gy + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
             for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c);
             continue;
@@ -1325,7 +1327,8 @@ static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int
                         g[a][b] = gw_load(gj + (a * OW + b) * OC, idx, 0xffff);
             } else {
 #pragma GCC unroll 16
-                for (int64_t i = 0; i < 16; i++) g[i / 4][i % 4] = gw_load(gj + off[i], idx, live[i]);
+                for (int64_t i = 0; i < 16; i++)
+                    g[i / 4][i % 4] = gw_load(gj + off[i], idx, live[i]);
             }
             gw_ag_store(g, dM + (j - j0) * 36 * plane + t * 16, plane);
         }
