@@ -100,7 +100,7 @@ CN_API cn_status cn_conv2d_fwd_relu(cn_ctx *ctx, const cn_conv2d_desc *d, const 
 CN_API cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
                                     const float *w, float *gx, void *ws);
 
-/* gw = im2col(x)^T gy (per group); gb = sum of gy over N, OH, OW.
+/* gw = im2col(x)^T gy (per group); gb = sum of gy over N, OH, OW (in double).
  * gw or gb may be NULL to skip it. */
 CN_API cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                        const float *gy, float *gw, float *gb, void *ws);
