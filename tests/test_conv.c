@@ -175,6 +175,46 @@ static void depthwise_16_channel_problems_match_reference_on_one_and_two_threads
     }
 }
 
+/* The AVX-512 depthwise forward of 3x3 filters at stride 1 computes two
+ * output rows at a time in tiles of 8 columns: odd and even output heights
+ * (a lone last row, 1-row outputs), rows from 8 to 21 columns (tiles that
+ * overlap at the row's end, borders on one or both sides), 0-2 pixels of
+ * padding on each side, every padding mode. Every pass against the
+ * reference (backward-data runs the same kernel on the flipped filter), 2
+ * threads bit for bit, and the fused ReLU bit for bit. */
+static void depthwise_3x3_row_pairs_match_reference_on_one_and_two_threads(void)
+{
+    for (int i = 0; i < 60 && tl_ok(); i++) {
+        conv_cfg c = {0};
+        do {
+            const int64_t C = 16 * (int64_t)tl_randint(1, 4);
+            c.p = cn_conv2d_params_default();
+            c.p.pad_top = tl_randint(0, 2), c.p.pad_bottom = tl_randint(0, 2);
+            c.p.pad_left = tl_randint(0, 2), c.p.pad_right = tl_randint(0, 2);
+            c.p.pad_mode = i % 4 ? CN_PAD_ZEROS : (cn_pad_mode)tl_randint(1, CN_PAD_MODE_COUNT - 1);
+            c.p.groups = (int)C;
+            c.xs[0] = tl_randint(1, 3), c.xs[1] = tl_randint(1, 8), c.xs[2] = tl_randint(10, 21);
+            c.xs[3] = C;
+            c.ws[0] = c.ws[1] = 3, c.ws[2] = 1, c.ws[3] = C;
+            c.bias = tl_randint(0, 1);
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+        conv_cfg_describe(&c);
+        const char *impl = getenv("CN_CONV_IMPL");
+        CHECK((impl && strcmp(impl, "vec")) || !strcmp(cn__conv2d_impl_name(&c.d, 0), "depthwise"),
+              "expected the depthwise path for %s", c.str);
+        matches_reference_on_one_and_two_threads(&c);
+        bufs B;
+        bufs_init(&B, &c.d);
+        float *yr = calloc(B.ny + 1, 4);
+        CHECK_OK(cn_conv2d_fwd(NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, B.y, NULL));
+        cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, B.ny, B.y, B.y);
+        CHECK_OK(cn_conv2d_fwd_relu(NULL, &c.d, B.x, B.w, c.bias ? B.b : NULL, yr, NULL));
+        CHECK(!memcmp(yr, B.y, B.ny * 4), "fused relu differs for %s", c.str);
+        free(yr);
+        bufs_free(&B);
+    }
+}
+
 /* The AVX-512 depthwise and 8-channel-group forwards write outputs over 4
  * MiB with streaming stores when they are 64-byte aligned: forward and
  * backward-data (the same kernels) of such problems against the reference,
@@ -1203,4 +1243,6 @@ static void run_all(void)
     TL_RUN(nan_in_the_input_propagates_to_the_outputs_it_reaches);
     TL_RUN(invalid_problems_are_rejected_with_a_message);
     TL_RUN(one_and_two_threads_give_bit_identical_results);
+    /* last: its random draws leave the problems of the tests above as they were */
+    TL_RUN(depthwise_3x3_row_pairs_match_reference_on_one_and_two_threads);
 }

@@ -11,19 +11,22 @@
  * so the result does not depend on the thread count.
  *
  * Two kernel families, chosen per call from cn__isa_detect():
- *  - AVX-512 (channels a multiple of 16): 16-float zmm vectors. Forward:
- *    tiles of 8 output pixels x 16 channels, each filter vector loaded once
- *    per tile; for 3-wide filters (stride 1 or 2, undilated along the row)
- *    each input vector is loaded once and feeds all the taps that read it.
- *    Only the taps inside the input are visited, so borders need no zero
- *    buffer. Weights (3x3): all 9 taps of 32 channels accumulate in
- *    registers over a row's interior columns (at stride 1 each input
- *    vector loaded once for its three taps); taps of rows outside the
- *    input read an in-range row and are dropped, border columns add their
- *    valid taps directly. Both prefetch the input row an output row reads
- *    first, which would otherwise arrive from L3 too late: the problems
- *    these kernels serve are bound by memory, not by FMAs. For the same
- *    reason the forward streams outputs over DW_STREAM_BYTES to memory.
+ *  - AVX-512 (channels a multiple of 16): 16-float zmm vectors. Forward
+ *    of 3x3 filters at stride 1 (dw3_rows): tiles of 8 pixels x 2 output
+ *    rows x 16 channels, each input vector loaded once for its taps in both
+ *    rows. Other forwards: tiles of 8 output pixels x 16 channels, each
+ *    filter vector loaded once per tile; for 3-wide filters (stride 1 or 2,
+ *    undilated along the row) each input vector is loaded once and feeds
+ *    all the taps that read it. Only the taps inside the input are
+ *    visited, so borders need no zero buffer. Weights (3x3): all 9 taps of
+ *    32 channels accumulate in registers over a row's interior columns (at
+ *    stride 1 each input vector loaded once for its three taps); taps of
+ *    rows outside the input read an in-range row and are dropped, border
+ *    columns add their valid taps directly. Both prefetch the input rows
+ *    that come next from memory, which would otherwise arrive too late:
+ *    the large problems these kernels serve are bound by memory, not by
+ *    FMAs. For the same reason the forward streams outputs over
+ *    DW_STREAM_BYTES to memory.
  *  - portable (any channel count, the input dilation of backward-data, and
  *    the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
@@ -364,6 +367,117 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
     if (relu & ST_STREAM) _mm_sfence(); /* before another thread reads y */
 }
 
+/* 3x3 filters at stride 1, undilated: two output rows at a time from the
+ * four input rows they read, in tiles of 8 pixels x 2 rows x 16 channels
+ * (16 accumulators, the 9 filter vectors in registers). Each input vector
+ * is loaded once and feeds the (up to) 6 taps that read it: 40 loads per
+ * 144 multiply-adds, where fwd_slide512 spends 30 + 9 per 72. The empty
+ * asm keeps GCC from folding the vector back into every FMA as a memory
+ * operand, which it did (24 loads instead of 10 a row). Each output still
+ * sums bias, then taps in (kh, kw) order: the same bits as fwd_slide512.
+ * rv: bit i set when input row i of the window is inside the input;
+ * check: skip the columns outside [0, IW). */
+ALWAYS512 void dw3_tile(const float *const *xr, int rv, const __m512 *wv, __m512 bias, float *y0,
+                        float *y1, int64_t C, int64_t iw0, int64_t IW, int st, const int NR,
+                        const int check)
+{
+    __m512 a[2][8];
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) a[r][q] = bias;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR + 2; i++) {
+        if (!(rv >> i & 1)) continue;
+        const float *xp = xr[i] + iw0 * C;
+#pragma GCC unroll 10
+        for (int j = 0; j < 10; j++) {
+            if (check && (iw0 + j < 0 || iw0 + j >= IW)) continue;
+            __m512 xv = _mm512_loadu_ps(xp + j * C);
+            __asm__("" : "+v"(xv));
+#pragma GCC unroll 2
+            for (int r = 0; r < NR; r++) {
+                const int kh = i - r;
+                if (kh < 0 || kh > 2) continue;
+#pragma GCC unroll 3
+                for (int kw = 0; kw < 3; kw++) {
+                    const int q = j - kw;
+                    if (q >= 0 && q < 8) a[r][q] = _mm512_fmadd_ps(xv, wv[kh * 3 + kw], a[r][q]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) st16(y0 + q * C, a[0][q], st);
+    if (NR == 2)
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) st16(y1 + q * C, a[1][q], st);
+}
+
+/* Output rows oh and, when NR is 2, oh + 1 of image n: tiles along the row,
+ * every channel block of a tile before the next (the accesses then run
+ * through memory in 4 KiB stretches). The two input rows the next pair
+ * reads first come from memory: they are prefetched into L2 a line at a
+ * time, spread over this pair's tiles. Into L2, not L1: an L1 prefetch
+ * holds one of the core's few L1 miss buffers until memory answers, which
+ * caps a core at about 15 GB/s (measured on a strided read: 15 GB/s
+ * without prefetch, 23 with PREFETCHT0 a row ahead, 41 with PREFETCHT2). */
+ALWAYS512 void dw3_rows(const cn_conv2d_desc *d, const float *x, const float *w, const float *b,
+                        int st, float *y, int64_t n, int64_t oh, const int NR)
+{
+    const int64_t C = d->OC, IW = d->IW, OW = d->OW;
+    const float *xr[4];
+    int rv = 0;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR + 2; i++) {
+        const int64_t ih = oh - d->PT + i;
+        const int in = ih >= 0 && ih < d->IH;
+        rv |= in << i;
+        xr[i] = x + (n * d->IH + (in ? ih : 0)) * IW * C;
+    }
+    float *y0 = y + (n * d->OH + oh) * OW * C, *y1 = y0 + OW * C;
+    const char *pf = (const char *)(x + (n * d->IH + CN__MAX(oh + 4 - d->PT, 0)) * IW * C);
+    const char *pfe = (const char *)(x + d->MB * d->IH * IW * C);
+    const int64_t steps = C / 16 * ((OW + 7) / 8), pfn = (2 * IW * C / 16 + steps - 1) / steps;
+    for (int64_t ow = 0; ow < OW; ow += 8) {
+        const int64_t at = CN__MIN(ow, OW - 8), iw0 = at - d->PL;
+        const int inside = iw0 >= 0 && iw0 + 10 <= IW;
+        for (int64_t c = 0; c < C; c += 16) {
+            __m512 wv[9];
+#pragma GCC unroll 9
+            for (int k = 0; k < 9; k++) wv[k] = _mm512_loadu_ps(w + k * C + c);
+            const __m512 bias = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
+            const float *xc[4] = {xr[0] + c, xr[1] + c, xr[2] + c, xr[3] + c};
+            for (int64_t k = 0; k < pfn && pf < pfe; k++, pf += 64) _mm_prefetch(pf, _MM_HINT_T2);
+            float *p0 = y0 + at * C + c, *p1 = y1 + at * C + c;
+            if (inside)
+                dw3_tile(xc, rv, wv, bias, p0, p1, C, iw0, IW, st, NR, 0);
+            else
+                dw3_tile(xc, rv, wv, bias, p0, p1, C, iw0, IW, st, NR, 1);
+        }
+    }
+    if (st & ST_STREAM) _mm_sfence(); /* before another thread reads y */
+}
+
+static TGT512 void dw3_rows2(const cn_conv2d_desc *d, const float *x, const float *w,
+                             const float *b, int st, float *y, int64_t n, int64_t oh)
+{
+    dw3_rows(d, x, w, b, st, y, n, oh, 2);
+}
+
+static TGT512 void dw3_rows1(const cn_conv2d_desc *d, const float *x, const float *w,
+                             const float *b, int st, float *y, int64_t n, int64_t oh)
+{
+    dw3_rows(d, x, w, b, st, y, n, oh, 1);
+}
+
+/* Problems dw3_rows serves (with C a multiple of 16, any padding). */
+static int dw3_applies(const cn_conv2d_desc *d)
+{
+    return d->KH == 3 && d->KW == 3 && d->SH == 1 && d->SW == 1 && d->DH == 1 && d->DW == 1 &&
+           d->OW >= 8;
+}
+
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
  * c+16*CB); pb [C] += the row's gy (when pb). The interior columns
  * accumulate every tap in registers; a tap row outside the input reads an
@@ -389,7 +503,8 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
     const float *gq = gyr + lo * C + c;
     /* the input row the next output row reads first and that row's
      * gradient, a row ahead (the hardware prefetchers leave them to come
-     * from memory too late) */
+     * from memory too late), into L2: L1 prefetches hold the few L1 miss
+     * buffers and halved the pass's speed (dw3_rows says more) */
     const int64_t ahead = (d->SH * d->IW + (KW_ - 1) * d->DW) * C;
     /* 3-wide taps at stride 1: input column q (from the interior's first)
      * feeds tap kw with the gradient of pixel q - kw, so each input vector
@@ -404,8 +519,8 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
         _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                       \
         {                                                                                          \
             _mm_prefetch((const char *)(xq[KH_ - 1] + (q)*C + ahead + 16 * (int64_t)j),            \
-                         _MM_HINT_T0);                                                             \
-            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * (int64_t)j), _MM_HINT_T0);   \
+                         _MM_HINT_T1);                                                             \
+            _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * (int64_t)j), _MM_HINT_T1);   \
             g2[j] = g1[j], g1[j] = g0[j];                                                          \
             if (T0) g0[j] = _mm512_loadu_ps(gq + (q)*C + 16 * (int64_t)j), ab[j] += g0[j];         \
         }                                                                                          \
@@ -431,8 +546,8 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
          ow++, gq += C) {
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) {
-            _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * (int64_t)j), _MM_HINT_T0);
-            _mm_prefetch((const char *)(gq + d->OW * C + 16 * (int64_t)j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(xq[KH_ - 1] + ahead + 16 * (int64_t)j), _MM_HINT_T1);
+            _mm_prefetch((const char *)(gq + d->OW * C + 16 * (int64_t)j), _MM_HINT_T1);
         }
         __m512 g[2];
 #pragma GCC unroll 2
@@ -583,6 +698,18 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
          * memory-bound pass's traffic). */
         const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
         if (ybytes > DW_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
+        if (dw3_applies(d)) { /* pairs of output rows, an odd last row alone */
+            const int64_t pairs = (d->OH + 1) / 2, units = d->MB * pairs;
+#pragma omp parallel for num_threads(nt) if (nt > 1 && units > 1) schedule(static)
+            for (int64_t u = 0; u < units; u++) {
+                const int64_t n = u / pairs, oh = 2 * (u % pairs);
+                if (oh + 1 < d->OH)
+                    dw3_rows2(d, x, w, b, relu, y, n, oh);
+                else
+                    dw3_rows1(d, x, w, b, relu, y, n, oh);
+            }
+            return;
+        }
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
             dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);
