@@ -472,29 +472,31 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
 }
 
 /* gb[o] = sum over every output pixel of gy[., o], for every kernel alike:
- * in double, each channel by one thread in pixel order, so the result is
- * within a rounding of the exact sum and depends on neither the kernel nor
- * the thread count. (A float sum drifts past 1e-5 of the exact one within
- * a few hundred pixels.) */
+ * in double, each channel by one thread (pixels p = r mod 4 in four running
+ * sums, added at the end), so the result is within a few roundings of the
+ * exact sum and depends on neither the kernel nor the thread count. (A
+ * float sum drifts past 1e-5 of the exact one within a few hundred
+ * pixels.) */
 static void bias_grad(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, float *gb)
 {
-    enum { B = 16 };
+    enum { B = 16, U = 4 };
     const int64_t C = d->OC, P = d->MB * d->OH * d->OW, nb = (C + B - 1) / B;
     const int nt = cn__threads(ctx);
 #pragma omp parallel for num_threads(nt) if (nt > 1 && nb > 1 && P * C >= 65536) schedule(static)
     for (int64_t k = 0; k < nb; k++) {
         const int64_t o0 = k * B, m = CN__MIN(B, C - o0);
-        double a[B] = {0};
+        double a[U][B] = {{0}};
+        int64_t p = 0;
         if (m == B)
-            for (int64_t p = 0; p < P; p++) {
-                const float *r = gy + p * C + o0;
+            for (; p + U <= P; p += U)
+                for (int u = 0; u < U; u++) {
+                    const float *r = gy + (p + u) * C + o0;
 #pragma omp simd
-                for (int o = 0; o < B; o++) a[o] += r[o];
-            }
-        else
-            for (int64_t p = 0; p < P; p++)
-                for (int64_t o = 0; o < m; o++) a[o] += gy[p * C + o0 + o];
-        for (int64_t o = 0; o < m; o++) gb[o0 + o] = (float)a[o];
+                    for (int o = 0; o < B; o++) a[u][o] += r[o];
+                }
+        for (; p < P; p++)
+            for (int64_t o = 0; o < m; o++) a[p % U][o] += gy[p * C + o0 + o];
+        for (int64_t o = 0; o < m; o++) gb[o0 + o] = (float)((a[0][o] + a[1][o]) + (a[2][o] + a[3][o]));
     }
 }
 
