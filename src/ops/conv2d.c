@@ -164,7 +164,7 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   gyd   [MB, (OH-1)*SH+1, (OW-1)*SW+1, OC]   bwd_data, stride > 1
  *   wt    [KH, KW, OC/G, IC]             bwd_data: flipped, channels swapped
  *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
- *   gw64  [KH*KW*IC/G*OC] doubles, gb64 [OC] doubles
+ *   gw64  [KH*KW*IC/G*OC] doubles
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
  *   part  the vectorised kernels' partial weight gradients
  *   wino  the Winograd paths' transformed weights, per-thread tiles and
@@ -173,7 +173,7 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *         partial weight gradients) */
 typedef struct conv_ws {
     float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8;
-    double *gw64, *gb64;
+    double *gw64;
 } conv_ws;
 
 /* The descriptor of the same convolution over the explicitly padded input. */
@@ -287,7 +287,6 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     l.wt = cn__ws_take(base, &at, bd ? (size_t)(d->KH * d->KW * (d->OC / d->G) * d->IC) * f : 0);
     l.cols = cn__ws_take(base, &at, bw ? (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f : 0);
     l.gw64 = cn__ws_take(base, &at, bw ? (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd : 0);
-    l.gb64 = cn__ws_take(base, &at, bw ? (size_t)d->OC * dd : 0);
     const cn_conv2d_desc p = kernel_desc(d);
     const cn_conv2d_desc t = transposed_desc(&p);
     l.gcols = cn__ws_take(base, &at, CN__MAX(cn__conv_gemm_ws(&p), cn__conv_gemm_ws(&t)));
@@ -508,7 +507,6 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 {
     if (gb) bias_grad(ctx, d, gy, gb);
     if (!gw) return CN_OK;
-    gb = NULL;
     void *own;
     conv_ws l;
     cn_status s = get_ws(d, WS_BWD_WEIGHTS, ws, &own, &l);
@@ -524,57 +522,47 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     }
     const conv_impl impl = choose_impl(&src, 2);
     if (impl == IMPL_VEC && cn__conv_grp8_bww_applies(&src)) {
-        cn__conv2d_grp8_bwd_weights(ctx, &src, xs, gy, gw, gb, l.grp8);
+        cn__conv2d_grp8_bwd_weights(ctx, &src, xs, gy, gw, l.grp8);
         goto done;
     }
     if (impl == IMPL_VEC) {
-        cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
+        cn__conv2d_vec_bwd_weights(ctx, &src, xs, gy, gw, l.part);
         goto done;
     }
     if (impl == IMPL_FEWCH) {
-        cn__conv2d_fewch_bwd_weights(ctx, &src, xs, gy, gw, gb, l.part);
+        cn__conv2d_fewch_bwd_weights(ctx, &src, xs, gy, gw, l.part);
         goto done;
     }
     if (impl == IMPL_WINOGRAD) {
-        cn__conv2d_winograd_bwd_weights(ctx, &src, xs, gy, gw, gb, l.wino);
+        cn__conv2d_winograd_bwd_weights(ctx, &src, xs, gy, gw, l.wino);
         goto done;
     }
     if (impl == IMPL_GWINO) {
-        cn__conv2d_gwino_bwd_weights(ctx, &src, xs, gy, gw, gb, l.wino);
+        cn__conv2d_gwino_bwd_weights(ctx, &src, xs, gy, gw, l.wino);
         goto done;
     }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,
                   P = d->OH * d->OW, nw = d->KH * d->KW * ICG * d->OC;
     memset(l.gw64, 0, (size_t)nw * sizeof(double));
-    memset(l.gb64, 0, (size_t)d->OC * sizeof(double));
     if (impl == IMPL_GEMM) {
-        s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, gb, l.gcols);
+        s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, l.gcols);
         goto done;
     }
-    const int gemm = 0;
     cn_conv2d_desc one = src;
     one.MB = 1;
     for (int64_t n = 0; n < d->MB; n++) {
         const float *gyn = gy + n * P * d->OC;
-        if (gw && !gemm) {
-            cn_im2col(ctx, &one, xs + n * src.IH * src.IW * src.IC, l.cols);
-            for (int64_t p = 0; p < P; p++)
-                for (int64_t k = 0; k < K; k++) {
-                    const int64_t khw = k / d->IC, c = k % d->IC, g = c / ICG;
-                    const double v = l.cols[p * K + k];
-                    double *gr = l.gw64 + (khw * ICG + c % ICG) * d->OC + g * OCG;
-                    const float *gyr = gyn + p * d->OC + g * OCG;
-                    for (int64_t o = 0; o < OCG; o++) gr[o] += v * gyr[o];
-                }
-        }
-        if (gb)
-            for (int64_t p = 0; p < P; p++)
-                for (int64_t o = 0; o < d->OC; o++) l.gb64[o] += gyn[p * d->OC + o];
+        cn_im2col(ctx, &one, xs + n * src.IH * src.IW * src.IC, l.cols);
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t khw = k / d->IC, c = k % d->IC, g = c / ICG;
+                const double v = l.cols[p * K + k];
+                double *gr = l.gw64 + (khw * ICG + c % ICG) * d->OC + g * OCG;
+                const float *gyr = gyn + p * d->OC + g * OCG;
+                for (int64_t o = 0; o < OCG; o++) gr[o] += v * gyr[o];
+            }
     }
-    if (gw && !gemm)
-        for (int64_t i = 0; i < nw; i++) gw[i] = (float)l.gw64[i];
-    if (gb)
-        for (int64_t o = 0; o < d->OC; o++) gb[o] = (float)l.gb64[o];
+    for (int64_t i = 0; i < nw; i++) gw[i] = (float)l.gw64[i];
 done:
     cn_free(own);
     return s;

@@ -60,7 +60,7 @@ int cn__conv_dw_applies(const cn_conv2d_desc *d) { return d->IC == d->G && d->OC
 
 size_t cn__conv_dw_bww_ws(const cn_conv2d_desc *d)
 {
-    return (size_t)(DW_BWW_CHUNKS * (d->KH * d->KW * d->OC + d->OC)) * sizeof(float);
+    return (size_t)(DW_BWW_CHUNKS * d->KH * d->KW * d->OC) * sizeof(float);
 }
 
 /* Taps [k0, k1) of K whose position base + k*dil falls inside [0, n). */
@@ -162,10 +162,9 @@ ALWAYS void dw_fwd_row_body(const cn_conv2d_desc *d, const float *x, const float
     }
 }
 
-/* part [KH,KW,C] += sum over the columns of row (n, oh) of x * gy; pb [C] +=
- * the row's gy (when pb). */
+/* part [KH,KW,C] += sum over the columns of row (n, oh) of x * gy. */
 ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
-                            float *pb, int64_t n, int64_t oh)
+                            int64_t n, int64_t oh)
 {
     const int64_t C = d->OC;
     const float *gyr = gy + (n * d->OH + oh) * d->OW * C;
@@ -204,12 +203,6 @@ ALWAYS void dw_bww_row_body(const cn_conv2d_desc *d, const float *x, const float
             }
         }
     }
-    if (pb)
-        for (int64_t ow = 0; ow < d->OW; ow++) {
-            int64_t c = 0;
-            for (; c + 8 <= C; c += 8) ST(pb + c, LD(pb + c) + LD(gyr + ow * C + c));
-            for (; c < C; c++) pb[c] += gyr[ow * C + c];
-        }
 }
 
 /* ---- AVX-512 kernels (C a multiple of 16) -------------------------------- */
@@ -479,24 +472,21 @@ static int dw3_applies(const cn_conv2d_desc *d)
 }
 
 /* part [KH_,KW_,C] += sum over row (n, oh) of x * gy for channels [c,
- * c+16*CB); pb [C] += the row's gy (when pb). The interior columns
- * accumulate every tap in registers; a tap row outside the input reads an
- * inside row instead and its sums are dropped. Border columns add their
- * valid taps to part directly. */
+ * c+16*CB). The interior columns accumulate every tap in registers; a tap
+ * row outside the input reads an inside row instead and its sums are
+ * dropped. Border columns add their valid taps to part directly. */
 ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, const float *gyr,
-                            float *part, float *pb, int64_t kh0, int64_t kh1, int64_t lo,
-                            int64_t hi, int64_t c, const int KH_, const int KW_, const int CB)
+                            float *part, int64_t kh0, int64_t kh1, int64_t lo, int64_t hi,
+                            int64_t c, const int KH_, const int KW_, const int CB)
 {
     const int64_t C = d->OC, step = d->SW * C;
-    __m512 a[5][5][2], ab[2];
+    __m512 a[5][5][2];
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++)
 #pragma GCC unroll 5
         for (int kw = 0; kw < KW_; kw++)
 #pragma GCC unroll 2
             for (int j = 0; j < CB; j++) a[k][kw][j] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int j = 0; j < CB; j++) ab[j] = _mm512_setzero_ps();
     const float *xq[5];
 #pragma GCC unroll 5
     for (int k = 0; k < KH_; k++) xq[k] = xr[k] + (lo * d->SW - d->PL) * C + c;
@@ -522,7 +512,7 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
                          _MM_HINT_T1);                                                             \
             _mm_prefetch((const char *)(gq + ((q) + d->OW) * C + 16 * (int64_t)j), _MM_HINT_T1);   \
             g2[j] = g1[j], g1[j] = g0[j];                                                          \
-            if (T0) g0[j] = _mm512_loadu_ps(gq + (q)*C + 16 * (int64_t)j), ab[j] += g0[j];         \
+            if (T0) g0[j] = _mm512_loadu_ps(gq + (q)*C + 16 * (int64_t)j);                         \
         }                                                                                          \
         _Pragma("GCC unroll 5") for (int k = 0; k < KH_; k++)                                      \
             _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                   \
@@ -551,7 +541,7 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
         }
         __m512 g[2];
 #pragma GCC unroll 2
-        for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j), ab[j] += g[j];
+        for (int j = 0; j < CB; j++) g[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j);
 #pragma GCC unroll 5
         for (int k = 0; k < KH_; k++) {
 #pragma GCC unroll 5
@@ -583,7 +573,6 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
 #pragma GCC unroll 2
         for (int j = 0; j < CB; j++) {
             const __m512 g = _mm512_loadu_ps(gyr + ow * C + c + 16 * (int64_t)j);
-            ab[j] += g;
             for (int64_t k = kh0; k < kh1; k++)
                 for (int64_t kw = kw0; kw < kw1; kw++) {
                     float *p = part + (k * KW_ + kw) * C + c + 16 * (int64_t)j;
@@ -593,15 +582,10 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
                 }
         }
     }
-    if (pb)
-#pragma GCC unroll 2
-        for (int j = 0; j < CB; j++)
-            _mm512_storeu_ps(pb + c + 16 * (int64_t)j,
-                             _mm512_add_ps(_mm512_loadu_ps(pb + c + 16 * (int64_t)j), ab[j]));
 }
 
 ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
-                          float *pb, int64_t n, int64_t oh, const int KH_, const int KW_)
+                          int64_t n, int64_t oh, const int KH_, const int KW_)
 {
     const int64_t C = d->OC, ih0 = oh * d->SH - d->PT;
     int64_t kh0, kh1, lo, hi;
@@ -616,14 +600,14 @@ ALWAYS512 void bww_row512(const cn_conv2d_desc *d, const float *x, const float *
     const float *gyr = gy + (n * d->OH + oh) * d->OW * C;
     int64_t c = 0;
     for (; c + 32 <= C; c += 32)
-        bww_block512(d, xr, gyr, part, pb, kh0, kh1, lo, hi, c, KH_, KW_, 2);
-    for (; c < C; c += 16) bww_block512(d, xr, gyr, part, pb, kh0, kh1, lo, hi, c, KH_, KW_, 1);
+        bww_block512(d, xr, gyr, part, kh0, kh1, lo, hi, c, KH_, KW_, 2);
+    for (; c < C; c += 16) bww_block512(d, xr, gyr, part, kh0, kh1, lo, hi, c, KH_, KW_, 1);
 }
 
 static TGT512 void dw_bww_row_avx512_3x3(const cn_conv2d_desc *d, const float *x, const float *gy,
-                                         float *part, float *pb, int64_t n, int64_t oh)
+                                         float *part, int64_t n, int64_t oh)
 {
-    bww_row512(d, x, gy, part, pb, n, oh, 3, 3);
+    bww_row512(d, x, gy, part, n, oh, 3, 3);
 }
 #endif
 
@@ -631,8 +615,8 @@ static TGT512 void dw_bww_row_avx512_3x3(const cn_conv2d_desc *d, const float *x
 
 typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *,
                         float *, int64_t, int64_t, int64_t, int64_t);
-typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, float *,
-                        int64_t, int64_t);
+typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, int64_t,
+                        int64_t);
 
 #define CN_TGT_avx512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define CN_TGT_avx2 __attribute__((target("avx2,fma")))
@@ -646,10 +630,10 @@ typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, fl
         dw_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                           \
     }                                                                                              \
     static CN_TGT_##isa void dw_bww_row_##isa(const cn_conv2d_desc *d, const float *x,             \
-                                              const float *gy, float *part, float *pb, int64_t n,  \
+                                              const float *gy, float *part, int64_t n,             \
                                               int64_t oh)                                          \
     {                                                                                              \
-        dw_bww_row_body(d, x, gy, part, pb, n, oh);                                                \
+        dw_bww_row_body(d, x, gy, part, n, oh);                                                    \
     }
 
 #ifdef CN_DW_X86
@@ -727,7 +711,7 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
 }
 
 void cn__conv2d_dw_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                               const float *gy, float *gw, float *gb, float *part)
+                               const float *gy, float *gw, float *part)
 {
     fwd_row_fn *fwd;
     bww_row_fn *bww;
@@ -736,22 +720,20 @@ void cn__conv2d_dw_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const
     if (cn__isa_detect() == CN_ISA_AVX512 && d->OC % 16 == 0 && d->KH == 3 && d->KW == 3)
         bww = dw_bww_row_avx512_3x3;
 #endif
-    const int64_t nw = d->KH * d->KW * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
+    const int64_t nw = d->KH * d->KW * d->OC, rows = d->MB * d->OH;
     const int nt = cn__threads(ctx);
     /* Each chunk's rows are summed, in order, by the one thread that owns it. */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #pragma omp for schedule(static)
         for (int k = 0; k < DW_BWW_CHUNKS; k++) {
-            float *pk = part + k * stride;
-            memset(pk, 0, (size_t)stride * sizeof *pk);
+            float *pk = part + k * nw;
+            memset(pk, 0, (size_t)nw * sizeof *pk);
             const int64_t r0 = rows * k / DW_BWW_CHUNKS, r1 = rows * (k + 1) / DW_BWW_CHUNKS;
-            for (int64_t row = r0; row < r1; row++)
-                bww(d, x, gy, pk, gb ? pk + nw : NULL, row / d->OH, row % d->OH);
+            for (int64_t row = r0; row < r1; row++) bww(d, x, gy, pk, row / d->OH, row % d->OH);
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++)
-            cn__sum_chunks(part, DW_BWW_CHUNKS, stride, nw, i, gw, gb);
+        for (int64_t i = 0; i < nw; i++) cn__sum_chunks(part, DW_BWW_CHUNKS, nw, i, gw);
     }
 }

@@ -197,7 +197,7 @@ ALWAYS void grp_bww_tile(const cn_conv2d_desc *d, const float *xr, const float *
 }
 
 ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const float *gy, float *part,
-                             float *pb, int64_t n, int64_t oh)
+                             int64_t n, int64_t oh)
 {
     const int64_t IC = d->IC, OC = d->OC, ICG = IC / d->G, OCG = OC / d->G;
     const float *gyr = gy + (n * d->OH + oh) * d->OW * OC;
@@ -230,17 +230,14 @@ ALWAYS void grp_bww_row_body(const cn_conv2d_desc *d, const float *x, const floa
             }
         }
     }
-    if (pb)
-        for (int64_t ow = 0; ow < d->OW; ow++)
-            for (int64_t c = 0; c < OC; c += 8) ST(pb + c, LD(pb + c) + LD(gyr + ow * OC + c));
 }
 
 /* ---- one function per ISA and kernel ------------------------------------ */
 
 typedef void fwd_row_fn(const cn_conv2d_desc *, const float *, const float *, const float *,
                         float *, int64_t, int64_t, int64_t, int64_t);
-typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, float *,
-                        int64_t, int64_t);
+typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, float *, int64_t,
+                        int64_t);
 
 #define CN_TGT_avx512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define CN_TGT_avx2 __attribute__((target("avx2,fma")))
@@ -254,10 +251,10 @@ typedef void bww_row_fn(const cn_conv2d_desc *, const float *, const float *, fl
         grp_fwd_row_body(d, x, w, b, y, n, oh, ish, isw);                                          \
     }                                                                                              \
     static CN_TGT_##isa void grp_bww_row_##isa(const cn_conv2d_desc *d, const float *x,            \
-                                               const float *gy, float *part, float *pb, int64_t n, \
+                                               const float *gy, float *part, int64_t n,            \
                                                int64_t oh)                                         \
     {                                                                                              \
-        grp_bww_row_body(d, x, gy, part, pb, n, oh);                                               \
+        grp_bww_row_body(d, x, gy, part, n, oh);                                                   \
     }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -327,36 +324,34 @@ size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d)
 {
     if (cn__conv_dw_applies(d)) return cn__conv_dw_bww_ws(d);
     const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC;
-    return (size_t)(BWW_CHUNKS * (nw + d->OC)) * sizeof(float);
+    return (size_t)(BWW_CHUNKS * nw) * sizeof(float);
 }
 
 void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                const float *gy, float *gw, float *gb, float *part)
+                                const float *gy, float *gw, float *part)
 {
     if (cn__conv_dw_applies(d)) {
-        cn__conv2d_dw_bwd_weights(ctx, d, x, gy, gw, gb, part);
+        cn__conv2d_dw_bwd_weights(ctx, d, x, gy, gw, part);
         return;
     }
     fwd_row_fn *fwd;
     bww_row_fn *bww;
     pick(&fwd, &bww);
-    const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC, stride = nw + d->OC;
+    const int64_t nw = d->KH * d->KW * (d->IC / d->G) * d->OC;
     const int nt = cn__threads(ctx);
     /* Each chunk's rows are summed, in order, by the one thread that owns it. */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #pragma omp for schedule(static)
         for (int k = 0; k < BWW_CHUNKS; k++) {
-            float *pk = part + k * stride;
-            memset(pk, 0, (size_t)stride * sizeof *pk);
+            float *pk = part + k * nw;
+            memset(pk, 0, (size_t)nw * sizeof *pk);
             int64_t r0, r1;
             chunk_rows(d, k, &r0, &r1);
-            for (int64_t row = r0; row < r1; row++)
-                bww(d, x, gy, pk, gb ? pk + nw : NULL, row / d->OH, row % d->OH);
+            for (int64_t row = r0; row < r1; row++) bww(d, x, gy, pk, row / d->OH, row % d->OH);
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++)
-            cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
+        for (int64_t i = 0; i < nw; i++) cn__sum_chunks(part, BWW_CHUNKS, nw, i, gw);
     }
 }

@@ -116,7 +116,7 @@ int cn__conv_fewch_applies(const cn_conv2d_desc *d)
 
 size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d)
 {
-    return (size_t)(FEW_CHUNKS * (d->KH * d->KW * d->IC * d->OC + d->OC)) * sizeof(float);
+    return (size_t)(FEW_CHUNKS * d->KH * d->KW * d->IC * d->OC) * sizeof(float);
 }
 
 #if FEW_X86
@@ -266,15 +266,12 @@ static TGT void fwd_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
 }
 
 /* part[k0+i, 0..16*NB) += sum over the nb x np pixels (h, p) of
- * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB; with BIAS
- * also pb[0..16*NB) += sum of gy, on the gy vectors already loaded. */
+ * xb[h*xh + p*xs + off[i]] * gy[h*gh + p*OC, 0..16*NB), i < RB. */
 ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
-                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
-                         const int RB, const int NB, const int BIAS)
+                         int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, const int RB,
+                         const int NB)
 {
-    __m512 acc[12][4], bacc[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) bacc[j] = _mm512_setzero_ps();
+    __m512 acc[12][4];
     int o[12];
 #pragma GCC unroll 12
     for (int i = 0; i < RB; i++) {
@@ -287,10 +284,7 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
             const float *xq = xb + h * xh + p * xs, *gq = gy + h * gh + p * OC;
             __m512 gv[4];
 #pragma GCC unroll 4
-            for (int j = 0; j < NB; j++) {
-                gv[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j);
-                if (BIAS) bacc[j] = _mm512_add_ps(bacc[j], gv[j]);
-            }
+            for (int j = 0; j < NB; j++) gv[j] = _mm512_loadu_ps(gq + 16 * (int64_t)j);
 #pragma GCC unroll 12
             for (int i = 0; i < RB; i++)
 #pragma GCC unroll 4
@@ -303,27 +297,18 @@ ALWAYS TGT void bww_tile(const float *xb, int64_t xh, int64_t xs, const int *off
             float *q = part + (int64_t)i * OC + 16 * (int64_t)j;
             _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), acc[i][j]));
         }
-    if (BIAS)
-#pragma GCC unroll 4
-        for (int j = 0; j < NB; j++)
-            _mm512_storeu_ps(pb + 16 * (int64_t)j,
-                             _mm512_add_ps(_mm512_loadu_ps(pb + 16 * (int64_t)j), bacc[j]));
 }
 
 /* Dispatches a block of rb rows (1 <= rb <= 12, <= 6 for NB = 4) to its
- * unrolled tile; the bias sum rides along where pb (NB <= 2: registers
- * left for it). */
+ * unrolled tile. */
 ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *off, const float *gy,
-                          int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, float *pb,
-                          int rb, const int NB)
+                          int64_t gh, int64_t OC, int64_t nb, int64_t np, float *part, int rb,
+                          const int NB)
 {
 #define FEW_RB(r) ((r) < 7 || NB < 4 ? (r) : 6)
 #define FEW_BWW(r)                                                                                 \
     case r:                                                                                        \
-        if (NB <= 2 && pb)                                                                         \
-            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, NB <= 2);       \
-        else                                                                                       \
-            bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, pb, FEW_RB(r), NB, 0);             \
+        bww_tile(xb, xh, xs, off, gy, gh, OC, nb, np, part, FEW_RB(r), NB);                        \
         break
     switch (rb) {
         FEW_BWW(1);
@@ -343,31 +328,11 @@ ALWAYS TGT void bww_block(const float *xb, int64_t xh, int64_t xs, const int *of
 #undef FEW_RB
 }
 
-/* pb[0..16*NB) += the sum of gy[h*gh + p*OC, 0..16*NB) over nb x np
- * pixels, one register chain per vector: for NB = 4, whose tile has no
- * registers left for it, and rows that read no input. */
-ALWAYS TGT void bias_sum(const float *gy, int64_t gh, int64_t OC, int64_t nb, int64_t np, float *pb,
-                         const int NB)
-{
-    __m512 a[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) a[j] = _mm512_setzero_ps();
-    for (int64_t h = 0; h < nb; h++)
-        for (int64_t p = 0; p < np; p++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NB; j++)
-                a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(gy + h * gh + p * OC + 16 * (int64_t)j));
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-        _mm512_storeu_ps(pb + 16 * (int64_t)j,
-                         _mm512_add_ps(_mm512_loadu_ps(pb + 16 * (int64_t)j), a[j]));
-}
-
 /* part[k0..k1, OC] += the weight gradient of nb x np pixels from xb (in
- * the buffer) and gy; pb[OC] += their gy (when pb). */
+ * the buffer) and gy. */
 static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const float *xb,
                          const float *gy, int64_t nb, int64_t np, int64_t k0, int64_t k1,
-                         float *part, float *pb)
+                         float *part)
 {
     const int64_t OC = d->OC, xs = d->SW * d->IC, xh = d->SH * pl->ld, gh = d->OW * OC;
     for (int64_t ob = 0; ob < OC;) {
@@ -380,32 +345,23 @@ static TGT void bww_rows(const cn_conv2d_desc *d, const few_plan *pl, const floa
             float *pr = part + ka * OC + ob;
             const int rb = (int)(kb - ka);
             const int *o = pl->off + ka;
-            float *pbb = pb && bi == 0 ? pb + ob : NULL;
             if (NB == 4)
-                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, NULL, rb, 4);
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, rb, 4);
             else if (NB == 2)
-                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 2);
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, rb, 2);
             else
-                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, pbb, rb, 1);
+                bww_block(xb, xh, xs, o, g, gh, OC, nb, np, pr, rb, 1);
             ka = kb;
-        }
-        if (pb && (NB == 4 || nblk == 0)) {
-            if (NB == 4)
-                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 4);
-            else if (NB == 2)
-                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 2);
-            else
-                bias_sum(gy + ob, gh, OC, nb, np, pb + ob, 1);
         }
         ob += 16 * (int64_t)NB;
     }
 }
 
 /* part[K, OC] += the weight gradient of output rows [oh0, oh0+nb) of
- * image n; pb[OC] += their gy (when pb). */
+ * image n. */
 static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const float *x,
-                         const float *gy, float *part, float *pb, int64_t n, int64_t oh0,
-                         int64_t nb, float *buf)
+                         const float *gy, float *part, int64_t n, int64_t oh0, int64_t nb,
+                         float *buf)
 {
     const int64_t OC = d->OC, xh = d->SH * pl->ld, gh = d->OW * OC;
     const float *gyr = gy + (n * d->OH + oh0) * d->OW * OC;
@@ -422,7 +378,7 @@ static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
                 if (b0 != a0 || b1 != a1) break;
             }
             bww_rows(d, pl, buf + h0 * xh, gyr + h0 * gh + s0 * OC, h1 - h0, np, a0 * d->KW * d->IC,
-                     a1 * d->KW * d->IC, part, pb);
+                     a1 * d->KW * d->IC, part);
         }
     }
 }
@@ -448,11 +404,11 @@ void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 }
 
 void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                  const float *gy, float *gw, float *gb, float *part)
+                                  const float *gy, float *gw, float *part)
 {
     few_plan pl;
     plan_init(d, &pl);
-    const int64_t nw = pl.K * d->OC, stride = nw + d->OC, rows = d->MB * d->OH;
+    const int64_t nw = pl.K * d->OC, rows = d->MB * d->OH;
     const int nt = cn__threads(ctx);
     int done = 0; /* chunks finished, +1 once they are added up */
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -466,14 +422,14 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 #pragma omp for schedule(dynamic) nowait
         for (int k = 0; k < FEW_CHUNKS; k++) {
             const uint64_t t0 = master ? __rdtsc() : 0;
-            float *pk = part + k * stride;
-            memset(pk, 0, (size_t)stride * sizeof *pk);
+            float *pk = part + k * nw;
+            memset(pk, 0, (size_t)nw * sizeof *pk);
             /* the chunk's rows in bands that stay inside one image */
             const int64_t r1 = rows * (k + 1) / FEW_CHUNKS;
             for (int64_t row = rows * k / FEW_CHUNKS, nb; row < r1; row += nb) {
                 const int64_t n = row / d->OH, oh = row % d->OH;
                 nb = CN__MIN(CN__MIN(pl.B, d->OH - oh), r1 - row);
-                bww_band(d, &pl, x, gy, pk, gb ? pk + nw : NULL, n, oh, nb, buf);
+                bww_band(d, &pl, x, gy, pk, n, oh, nb, buf);
             }
             /* The thread that finishes the last chunk adds the chunks up,
              * every element in chunk order: no barrier between the two
@@ -485,8 +441,7 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 #pragma omp atomic capture seq_cst
             c = ++done;
             if (c == FEW_CHUNKS) {
-                for (int64_t i = 0; i < stride; i++)
-                    cn__sum_chunks(part, FEW_CHUNKS, stride, nw, i, gw, gb);
+                for (int64_t i = 0; i < nw; i++) cn__sum_chunks(part, FEW_CHUNKS, nw, i, gw);
 #pragma omp atomic update
                 done++;
             }
@@ -519,9 +474,9 @@ void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 }
 
 void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                  const float *gy, float *gw, float *gb, float *part)
+                                  const float *gy, float *gw, float *part)
 {
-    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)part;
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)part;
 }
 
 #endif

@@ -100,7 +100,9 @@ static size_t thread_bytes(const cn_conv2d_desc *d)
 static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(rows_total(d), chunk_rows(d));
-    const int64_t per = kg(d) * d->OC + d->OC; /* gw and gb */
+    /* sized as gw plus OC floats, as when a part also held the bias: the
+     * count sets the order of gw's sums */
+    const int64_t per = kg(d) * d->OC + d->OC;
     int64_t p = CN__MIN(BWW_PARTS, nch);
     p = CN__MIN(p, BWW_PART_BYTES / (per * (int64_t)sizeof(float)));
     return CN__MAX(p, 1);
@@ -108,7 +110,7 @@ static int64_t bww_parts(const cn_conv2d_desc *d)
 
 size_t cn__conv_gemm_ws(const cn_conv2d_desc *d)
 {
-    const size_t parts = (size_t)(bww_parts(d) * (kg(d) * d->OC + d->OC)) * sizeof(float);
+    const size_t parts = (size_t)(bww_parts(d) * kg(d) * d->OC) * sizeof(float);
     return (size_t)cn__conv_ws_threads() * thread_bytes(d) + align64(parts);
 }
 
@@ -173,15 +175,6 @@ CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b
     for (int64_t r = 0; r < R; r++)
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) y[r * n + i] += b[i];
-}
-
-/* s[i] += sum over R rows of y[r, i]. */
-CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
-                                      int64_t n)
-{
-    for (int64_t r = 0; r < R; r++)
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) s[i] += y[r * n + i];
 }
 
 /* gx += the patches of cols [R, KG] put back where gather took them; rows
@@ -501,10 +494,10 @@ static void kw_range(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *
     *hi = d->IW - 1 - off < 0 ? 0 : CN__MIN(d->OW, (d->IW - 1 - off) / d->SW + 1);
 }
 
-/* The output rows [r0, r1) of pass part into pg (gw, overwritten) and pb
- * (gb, accumulated), with buf (thread_cols) for the pair lists. */
+/* The output rows [r0, r1) of pass part into pg (gw, overwritten), with
+ * buf (thread_cols) for the pair lists. */
 static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
-                              int64_t r0, int64_t r1, float *pg, float *pb, float *buf)
+                              int64_t r0, int64_t r1, float *pg, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
@@ -514,7 +507,7 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
     const int64_t rows_b = CN__MAX(BWW_ROWS, 224 / d->OW);
     for (int64_t b0 = r0; b0 < r1; b0 += rows_b) {
         const int64_t b1 = CN__MIN(r1, b0 + rows_b);
-        for (int64_t g = 0; pg && g < d->G; g++)
+        for (int64_t g = 0; g < d->G; g++)
             for (int64_t m0 = 0; m0 < K; m0 += MR) {
                 const int m = (int)CN__MIN(MR, K - m0);
                 int np = 0;
@@ -546,15 +539,14 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                     for (int t = 0; t < np; t++) pr[t].b += NR;
                 }
             }
-        if (pb) sum_rows(pb, gy + b0 * d->OW * d->OC, (b1 - b0) * d->OW, d->OC);
     }
 }
 
 cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                      const float *gy, float *gw, float *gb, float *ws)
+                                      const float *gy, float *gw, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
-    const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC, per = nw + d->OC;
+    const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC;
     const int pw = is_pointwise(d), T = pass_threads(ctx), implicit = implicit_bww_applies(d);
     float *parts = (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
 #pragma omp parallel num_threads(T) if (T > 1 && np > 1)
@@ -562,13 +554,10 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
         float *cols = thread_cols(d, ws);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
-            float *pg = parts + p * per, *pb = pg + nw;
-            memset(pb, 0, (size_t)d->OC * sizeof *pb);
+            float *pg = parts + p * nw;
             if (implicit) {
                 const int64_t rows = d->MB * d->OH;
-                if (!gw) memset(pg, 0, (size_t)nw * sizeof *pg);
-                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, gw ? pg : NULL,
-                                  gb ? pb : NULL, cols);
+                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, pg, cols);
                 continue;
             }
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
@@ -579,10 +568,10 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
                 kh_range(d, r / d->OW % d->OH, &k0, &k1);
                 full = full && k0 == 0 && k1 == d->KH;
             }
-            if (!gw || !full) memset(pg, 0, (size_t)nw * sizeof *pg);
+            if (!full) memset(pg, 0, (size_t)nw * sizeof *pg);
             for (int64_t c = c0; c < c1; c++) {
                 const int64_t r0 = c * R, n = CN__MIN(R, P - r0);
-                for (int64_t g = 0; gw && g < d->G; g++) {
+                for (int64_t g = 0; g < d->G; g++) {
                     if (!pw) gather(d, x, g, r0, n, cols);
                     /* Runs of output rows whose filter rows [k0, k1) lie in
                      * the input: the GEMM skips the zero patches of the others. */
@@ -603,19 +592,14 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
                               full && c == c0 ? 0.0f : 1.0f, pg + m0 * d->OC + g * OCG, d->OC);
                     }
                 }
-                if (gb) sum_rows(pb, gy + r0 * d->OC, n, d->OC);
             }
         }
         /* each element is the sum of its parts in part order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < per; i++) {
+        for (int64_t i = 0; i < nw; i++) {
             float s = parts[i];
-            for (int64_t p = 1; p < np; p++) s += parts[p * per + i];
-            if (i < nw) {
-                if (gw) gw[i] = s;
-            } else if (gb) {
-                gb[i - nw] = s;
-            }
+            for (int64_t p = 1; p < np; p++) s += parts[p * nw + i];
+            gw[i] = s;
         }
     }
     return CN_OK;

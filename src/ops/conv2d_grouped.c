@@ -335,8 +335,7 @@ size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
     if (!cn__conv_grp8_bww_applies(d)) return 0;
     const grp8_plan p = plan(d, 1);
     const int64_t nw = d->KH * d->KW * 8 * d->OC;
-    return (size_t)(BWW_CHUNKS * (nw + d->OC) + cn__conv_ws_threads() * p.xs_floats) *
-           sizeof(float);
+    return (size_t)(BWW_CHUNKS * nw + cn__conv_ws_threads() * p.xs_floats) * sizeof(float);
 }
 
 /* a<kw>[i] += x pair (input column c, channel i) * gy of output pixel
@@ -353,17 +352,16 @@ size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
     } while (0)
 
 /* part [KH, 3, 8, OC] (tap row kh, pair gp's channels) += sum over output
- * rows [oh0, oh0 + nrows) of image n of x * gy, and pb [OC] += their gy
- * when pb: three taps per broadcast, 24 accumulators in registers, gy of
- * the last three pixels rolling through g0..g2. xs: the pair's copy. */
+ * rows [oh0, oh0 + nrows) of image n of x * gy: three taps per broadcast,
+ * 24 accumulators in registers, gy of the last three pixels rolling
+ * through g0..g2. xs: the pair's copy. */
 static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const float *xs,
-                          const float *gy, float *part, float *pb, int64_t n, int64_t gp,
-                          int64_t oh0, int64_t nrows)
+                          const float *gy, float *part, int64_t n, int64_t gp, int64_t oh0,
+                          int64_t nrows)
 {
     const int64_t OC = d->OC, OW = d->OW;
     const __m512i idx = interleave_idx(),
                   back = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    __m512 sb = _mm512_setzero_ps();
     for (int64_t kh = 0; kh < d->KH; kh++) {
         __m512 a0[8], a1[8], a2[8];
         for (int i = 0; i < 8; i++) a0[i] = a1[i] = a2[i] = _mm512_setzero_ps();
@@ -375,10 +373,7 @@ static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const flo
             /* column c: g0 = gy[c], g1 = gy[c-1], g2 = gy[c-2] */
             for (int64_t c = 0; c < OW + 2; c++, xc += 16) {
                 g2 = g1, g1 = g0;
-                if (c < OW) {
-                    g0 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(gr + c * OC));
-                    if (kh == 0) sb = _mm512_add_ps(sb, g0);
-                }
+                if (c < OW) g0 = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(gr + c * OC));
                 if (c >= 2 && c < OW)
                     BWW_COL(0, 3);
                 else if (c == 0)
@@ -408,28 +403,24 @@ static TGT void bww_block(const cn_conv2d_desc *d, const grp8_plan *p, const flo
                              _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, a2[i])));
         }
     }
-    if (pb) {
-        float *q = pb + 16 * gp;
-        _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), _mm512_permutexvar_ps(back, sb)));
-    }
 }
 
 void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                 const float *gy, float *gw, float *gb, void *ws)
+                                 const float *gy, float *gw, void *ws)
 {
     const int nt = CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
     /* the row blocks of plan(d, 1), whatever nt: they set the order of the sums */
     const grp8_plan p = plan(d, 1);
-    const int64_t nw = d->KH * d->KW * 8 * d->OC, stride = nw + d->OC, pairs = d->G / 2,
-                  plane = p.rows * p.Wp * 16, rows = d->MB * d->OH;
-    float *part = ws, *xbase = part + BWW_CHUNKS * stride;
+    const int64_t nw = d->KH * d->KW * 8 * d->OC, pairs = d->G / 2, plane = p.rows * p.Wp * 16,
+                  rows = d->MB * d->OH;
+    float *part = ws, *xbase = part + BWW_CHUNKS * nw;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *xs = xbase + omp_get_thread_num() * p.xs_floats;
 #pragma omp for schedule(static)
         for (int k = 0; k < BWW_CHUNKS; k++) {
-            float *pk = part + k * stride;
-            memset(pk, 0, (size_t)stride * sizeof *pk);
+            float *pk = part + k * nw;
+            memset(pk, 0, (size_t)nw * sizeof *pk);
             const int64_t r1 = rows * (k + 1) / BWW_CHUNKS;
             for (int64_t r = rows * k / BWW_CHUNKS; r < r1;) {
                 /* a block of rows of one image */
@@ -437,15 +428,13 @@ void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, con
                               nrows = CN__MIN(CN__MIN(p.RB, d->OH - oh0), r1 - r);
                 copy_input(d, &p, x, n, oh0, nrows, xs);
                 for (int64_t gp = 0; gp < pairs; gp++)
-                    bww_block(d, &p, xs + gp * plane, gy, pk, gb ? pk + nw : NULL, n, gp, oh0,
-                              nrows);
+                    bww_block(d, &p, xs + gp * plane, gy, pk, n, gp, oh0, nrows);
                 r += nrows;
             }
         }
         /* then every element is the sum of its chunks in chunk order */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < stride; i++)
-            cn__sum_chunks(part, BWW_CHUNKS, stride, nw, i, gw, gb);
+        for (int64_t i = 0; i < nw; i++) cn__sum_chunks(part, BWW_CHUNKS, nw, i, gw);
     }
 }
 
@@ -482,9 +471,9 @@ size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d)
 }
 
 void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                 const float *gy, float *gw, float *gb, void *ws)
+                                 const float *gy, float *gw, void *ws)
 {
-    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)ws;
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)ws;
 }
 
 #endif

@@ -113,17 +113,19 @@ static size_t thread_bytes(const cn_conv2d_desc *d)
 }
 
 /* Weight-gradient parts: a fixed number (at most 8, at most 64 MiB), each an
- * [a*a, IC, OC] sum over its chunks plus an [OC] bias sum. */
+ * [a*a, IC, OC] sum over its chunks. */
 static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(d->MB * tiles_h(d) * tiles_w(d), chunk_tiles(d));
+    /* sized with OC floats more, as when a part also held the bias: the
+     * count sets the order of gw's sums */
     const int64_t per = (npts(d) * d->IC * d->OC + d->OC) * (int64_t)sizeof(float);
     return CN__MAX(1, CN__MIN(CN__MIN(8, nch), (((int64_t)64 << 20) / per)));
 }
 
 static size_t parts_bytes(const cn_conv2d_desc *d)
 {
-    return align64((size_t)(bww_parts(d) * (npts(d) * d->IC * d->OC + d->OC)) * sizeof(float));
+    return align64((size_t)(bww_parts(d) * npts(d) * d->IC * d->OC) * sizeof(float));
 }
 
 /* The forward's U [a*a, IC, OC] and SLACK floats its micro-kernels may
@@ -796,22 +798,13 @@ CN__MULTIVERSION static void add_to(float *restrict s, const float *restrict y, 
     for (int64_t i = 0; i < n; i++) s[i] += y[i];
 }
 
-/* s[i] += sum over R rows of y[r, i]. */
-CN__MULTIVERSION static void sum_rows(float *restrict s, const float *restrict y, int64_t R,
-                                      int64_t n)
-{
-    for (int64_t r = 0; r < R; r++)
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) s[i] += y[r * n + i];
-}
-
 void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                     const float *gy, float *gw, float *gb, void *ws)
+                                     const float *gy, float *gw, void *ws)
 {
     const int64_t IC = d->IC, OC = d->OC, T = chunk_tiles(d), np = bww_parts(d), XI = npts(d);
     const int64_t tv = tstride(d, IC), tm = tstride(d, OC);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
-    const int64_t per = XI * IC * OC + OC, P = d->MB * d->OH * d->OW;
+    const int64_t per = XI * IC * OC;
     const int m4 = tile_m(d) == 4;
     float *parts = ws;
     char *threads = (char *)ws + parts_bytes(d);
@@ -824,9 +817,9 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
         memset(dM + T * tstride(d, OC), 0, SLACK * sizeof(float)); /* read, never used */
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < np; p++) {
-            float *dU = parts + p * per, *pb = dU + XI * IC * OC;
+            float *dU = parts + p * per;
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;
-            for (int64_t c = c0; gw && c < c1; c++) {
+            for (int64_t c = c0; c < c1; c++) {
                 const int64_t t0 = c * T, n = CN__MIN(T, ntiles - t0);
                 if (m4)
                     input_transform4(d, x, t0, n, tv, V), grad_transform4(d, gy, t0, n, tm, dM);
@@ -834,34 +827,19 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                     input_transform(d, x, t0, n, tv, V), grad_transform(d, gy, t0, n, tm, dM);
                 bww_products(d, n, V, dM, c > c0, dU, gws);
             }
-            if (gb) {
-                memset(pb, 0, (size_t)OC * sizeof *pb);
-                const int64_t r0 = P * p / np, r1 = P * (p + 1) / np;
-                sum_rows(pb, gy + r0 * OC, r1 - r0, OC);
-            }
         }
-        if (gw && np > 1) {
+        if (np > 1) {
             /* parts[0] += parts[p], p in order, streaming: summed inside
              * the transform, the parts' scattered rows cost it a miss each. */
-            const int64_t len = XI * IC * OC, blk = 4096;
+            const int64_t blk = 4096;
 #pragma omp for schedule(static)
-            for (int64_t i0 = 0; i0 < len; i0 += blk)
+            for (int64_t i0 = 0; i0 < per; i0 += blk)
                 for (int64_t p = 1; p < np; p++)
-                    add_to(parts + i0, parts + p * per + i0, CN__MIN(blk, len - i0));
+                    add_to(parts + i0, parts + p * per + i0, CN__MIN(blk, per - i0));
         }
-        if (gw) {
-            const int64_t R = bww_tr(d) ? OC : IC;
+        const int64_t R = bww_tr(d) ? OC : IC;
 #pragma omp for schedule(static)
-            for (int64_t r = 0; r < R; r++) weight_grad_transform(d, parts, r, r + 1, gw);
-        }
-        if (gb) {
-#pragma omp for schedule(static)
-            for (int64_t oc = 0; oc < OC; oc++) {
-                float s = parts[XI * IC * OC + oc];
-                for (int64_t p = 1; p < np; p++) s += parts[p * per + XI * IC * OC + oc];
-                gb[oc] = s;
-            }
-        }
+        for (int64_t r = 0; r < R; r++) weight_grad_transform(d, parts, r, r + 1, gw);
     }
 }
 
@@ -1210,12 +1188,10 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
  * channels stream, as in the forward; one quad at a time, two lines of
  * each pixel, took 15% longer), then its products go to the part's dU. The
  * parts, a fixed number of runs of chunks, are summed in order in the
- * final transform: results do not depend on the thread count. The bias
- * gradient, the sum of gy, is dM's point 7 (row 1 of A is all ones),
- * summed with the products. Per thread:
+ * final transform: results do not depend on the thread count. Per thread:
  *     V, dM [vec, 36, GW_BWW_T, 16]   (2 * GW_BWW_QUADS vectors at most)
  * and per part and quad:
- *     dU [36, 8, 2, 16], bias [2, 16]   (GW_DU floats) */
+ *     dU [36, 8, 2, 16]   (GW_DU floats) */
 
 /* Tiles a weight-gradient chunk: its V and dM, 9 KiB a tile and quad,
  * stay in L2 with the part's dU; dU's 16 vectors a point are loaded and
@@ -1232,9 +1208,8 @@ void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const floa
 /* A quad's V and dM of a chunk, in floats. */
 #define GW_VM ((int64_t)4 * 36 * GW_BWW_T * 16)
 
-/* One part's sums for one quad, in floats, the bias's at GW_DB. */
-#define GW_DB ((int64_t)36 * 16 * 16)
-#define GW_DU (GW_DB + 32)
+/* One part's sums for one quad, in floats. */
+#define GW_DU ((int64_t)36 * 16 * 16)
 
 /* Parts of the tiles: enough for 16 units of work with the quads (a
  * function of the shape only), at most one a chunk. */
@@ -1331,19 +1306,16 @@ static GTGT void gw_grad_transform(const cn_conv2d_desc *d, const float *gy, int
 
 /* du[2k + s] = (first ? 0 : du[2k + s]) + sum over n tiles of V's input
  * channel k (va: 0-3, vb: 4-7, broadcast) times dM's outputs 4s..4s+3 (ma,
- * mb), for one point of one quad; with bias, db[s] likewise gets the sum
- * of dM. */
+ * mb), for one point of one quad. */
 GALWAYS void gw_wgrad_point(const float *va, const float *vb, const float *ma, const float *mb,
-                            int64_t n, int first, int bias, float *du, float *db)
+                            int64_t n, int first, float *du)
 {
-    __m512 acc[16], b0 = _mm512_setzero_ps(), b1 = b0;
+    __m512 acc[16];
 #pragma GCC unroll 16
     for (int64_t k = 0; k < 16; k++)
         acc[k] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(du + 16 * k);
-    if (bias && !first) b0 = _mm512_loadu_ps(db), b1 = _mm512_loadu_ps(db + 16);
     for (int64_t t = 0; t < n; t++) {
         const __m512 m0 = _mm512_loadu_ps(ma + 16 * t), m1 = _mm512_loadu_ps(mb + 16 * t);
-        if (bias) b0 = _mm512_add_ps(b0, m0), b1 = _mm512_add_ps(b1, m1);
 #pragma GCC unroll 8
         for (int64_t k = 0; k < 8; k++) {
             const __m512 v =
@@ -1354,35 +1326,28 @@ GALWAYS void gw_wgrad_point(const float *va, const float *vb, const float *ma, c
     }
 #pragma GCC unroll 16
     for (int64_t k = 0; k < 16; k++) _mm512_storeu_ps(du + 16 * k, acc[k]);
-    if (bias) _mm512_storeu_ps(db, b0), _mm512_storeu_ps(db + 16, b1);
 }
 
 /* Every point of a chunk of n tiles (V, dM: [2, 36, plane]) into one
- * quad's part, dU [36, 16, 16] (and the bias db with bias). */
+ * quad's part, dU [36, 16, 16]. */
 static GTGT void gw_wgrad_products(const float *V, const float *dM, int64_t n, int64_t plane,
-                                   int first, int bias, float *du, float *db)
+                                   int first, float *du)
 {
     for (int64_t xi = 0; xi < 36; xi++) {
         const float *va = V + xi * plane, *ma = dM + xi * plane;
-        if (xi == 7 && bias)
-            gw_wgrad_point(va, va + 36 * plane, ma, ma + 36 * plane, n, first, 1, du + xi * 256,
-                           db);
-        else
-            gw_wgrad_point(va, va + 36 * plane, ma, ma + 36 * plane, n, first, 0, du + xi * 256,
-                           db);
+        gw_wgrad_point(va, va + 36 * plane, ma, ma + 36 * plane, n, first, du + xi * 256);
     }
 }
 
 /* Quad q's sums over the np parts (du: part 0's, GW_DU * quads apart),
  * in part order: gw[:, :, k, quad's channels] = G^T dU G for each input
- * channel k (with gw), and its 32 bias entries (with gb), lanes permuted
- * back to channels. */
+ * channel k, lanes permuted back to channels. */
 static GTGT void gw_weight_grad_transform(const cn_conv2d_desc *d, const float *du, int64_t np,
-                                          int64_t q, float *gw, float *gb)
+                                          int64_t q, float *gw)
 {
     const int64_t OC = d->OC, stride = GW_DU * (d->G / 4);
     const __m512i back[2] = {gw_back_idx(0), gw_back_idx(1)};
-    for (int64_t k = 0; gw && k < 8; k++) {
+    for (int64_t k = 0; k < 8; k++) {
         v16 g[2][3][3];
         for (int64_t s = 0; s < 2; s++) {
             v16 u[6][6], t[3][6];
@@ -1404,18 +1369,10 @@ static GTGT void gw_weight_grad_transform(const cn_conv2d_desc *d, const float *
             _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(lo, back[1], hi));
         }
     }
-    if (gb) {
-        const float *p = du + GW_DB;
-        v16 b0 = LD16(p), b1 = LD16(p + 16);
-        for (int64_t part = 1; part < np; part++)
-            b0 += LD16(p + part * stride), b1 += LD16(p + part * stride + 16);
-        _mm512_storeu_ps(gb + 32 * q, _mm512_permutex2var_ps((__m512)b0, back[0], (__m512)b1));
-        _mm512_storeu_ps(gb + 32 * q + 16, _mm512_permutex2var_ps((__m512)b0, back[1], (__m512)b1));
-    }
 }
 
 void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                  const float *gy, float *gw, float *gb, void *ws)
+                                  const float *gy, float *gw, void *ws)
 {
     const int64_t quads = d->G / 4, ntiles = d->MB * cdiv(d->OH, 4) * cdiv(d->OW, 4);
     const int64_t T = GW_BWW_T, plane = T * 16, nch = cdiv(ntiles, T), np = gw_bww_parts(d);
@@ -1435,17 +1392,16 @@ void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
                     gw_input_transform(d, x, t0, n, n, T, 2 * q0, 2 * q1, V);
                     gw_grad_transform(d, gy, t0, n, T, 2 * q0, 2 * q1, dM);
                     for (int64_t q = q0; q < q1; q++) {
-                        float *du = parts + (p * quads + q) * GW_DU, *db = du + GW_DB;
                         gw_wgrad_products(V + 2 * (q - q0) * 36 * plane,
                                           dM + 2 * (q - q0) * 36 * plane, n, plane, c == c0,
-                                          gb != NULL, du, db);
+                                          parts + (p * quads + q) * GW_DU);
                     }
                 }
             }
         }
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < quads; q++)
-            gw_weight_grad_transform(d, parts + q * GW_DU, np, q, gw, gb);
+            gw_weight_grad_transform(d, parts + q * GW_DU, np, q, gw);
     }
 }
 
@@ -1476,9 +1432,9 @@ size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d)
 }
 
 void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                  const float *gy, float *gw, float *gb, void *ws)
+                                  const float *gy, float *gw, void *ws)
 {
-    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)gb, (void)ws;
+    (void)ctx, (void)d, (void)x, (void)gy, (void)gw, (void)ws;
 }
 
 #endif

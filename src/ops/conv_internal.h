@@ -38,18 +38,17 @@ CN__HIDDEN int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d);
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                               const float *gy, const float *w, float *gx, float *wt,
                                               float *cols);
-/* gw and gb (either may be NULL) are overwritten. */
+/* gw is overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                  const float *x, const float *gy, float *gw,
-                                                 float *gb, float *cols);
+                                                 float *cols);
 
 /* The channel-vectorised direct kernels (conv2d_direct.c, which hands
  * depthwise problems to conv2d_depthwise.c) for zero-padded problems (pads
  * may be negative): depthwise (C_in = C_out = groups) and small groups
  * (C_out/groups a multiple of 8, few input channels per group). fwd also
  * serves backward-data on the flipped problem; bwd_weights needs
- * cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw and gb
- * (either may be NULL). */
+ * cn__conv_vec_bww_ws(d) bytes of scratch in part and overwrites gw. */
 CN__HIDDEN int cn__conv_dw_applies(const cn_conv2d_desc *d);
 CN__HIDDEN int cn__conv_grouped_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_vec_bww_ws(const cn_conv2d_desc *d);
@@ -62,8 +61,7 @@ CN__HIDDEN void cn__conv2d_vec_fwd_dilated(const cn_ctx *ctx, const cn_conv2d_de
                                            const float *x, const float *w, int64_t ish, int64_t isw,
                                            float *y);
 CN__HIDDEN void cn__conv2d_vec_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                           const float *x, const float *gy, float *gw, float *gb,
-                                           float *part);
+                                           const float *x, const float *gy, float *gw, float *part);
 
 /* The AVX-512 kernel for groups of 8 output channels, taken two groups a
  * zmm (conv2d_grouped.c): an even number of groups, up to 16 input channels
@@ -75,24 +73,23 @@ CN__HIDDEN size_t cn__conv_grp8_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_grp8_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                     const float *w, const float *b, int relu, float *y, void *ws);
 /* Its weight gradient, for 8 input channels a group and 3-wide, stride-1,
- * undilated kernel rows (gw and gb overwritten, either may be NULL), in
- * cn__conv_grp8_bww_ws(d) bytes of ws. */
+ * undilated kernel rows (gw overwritten), in cn__conv_grp8_bww_ws(d) bytes
+ * of ws. */
 CN__HIDDEN int cn__conv_grp8_bww_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_grp8_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_grp8_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                            const float *x, const float *gy, float *gw, float *gb,
-                                            void *ws);
+                                            const float *x, const float *gy, float *gw, void *ws);
 
 /* The few-input-channel kernels (conv2d_fewch.c): G = 1, C_in <= 4, C_out
  * a multiple of 16, zero-padded (pads may be negative), on AVX-512 only
  * (applies is 0 elsewhere). bwd_weights needs cn__conv_fewch_bww_ws(d)
- * bytes of scratch in part and overwrites gw and gb (either may be NULL). */
+ * bytes of scratch in part and overwrites gw. */
 CN__HIDDEN int cn__conv_fewch_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_fewch_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                      const float *w, const float *b, int relu, float *y);
 CN__HIDDEN void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                             const float *x, const float *gy, float *gw, float *gb,
+                                             const float *x, const float *gy, float *gw,
                                              float *part);
 
 /* The depthwise kernels (conv2d_depthwise.c) behind the vec entry points:
@@ -104,8 +101,7 @@ CN__HIDDEN void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, co
                                   const float *w, const float *b, int relu, float *y, int64_t ish,
                                   int64_t isw);
 CN__HIDDEN void cn__conv2d_dw_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                          const float *x, const float *gy, float *gw, float *gb,
-                                          float *part);
+                                          const float *x, const float *gy, float *gw, float *part);
 
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv2d_winograd.c) for zero-padded 3x3, stride-1,
  * undilated, ungrouped problems with at least 16 input and output channels;
@@ -117,12 +113,12 @@ CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                         const float *w, const float *b, int relu, float *y,
                                         void *ws);
-/* The weight gradient the same way (gw and gb overwritten, either may be
- * NULL), in cn__conv_winograd_bww_ws(d) bytes of ws. */
+/* The weight gradient the same way (gw overwritten), in
+ * cn__conv_winograd_bww_ws(d) bytes of ws. */
 CN__HIDDEN size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                 const float *x, const float *gy, float *gw,
-                                                float *gb, void *ws);
+                                                void *ws);
 
 /* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, four
  * groups a pair of zmm (conv2d_winograd.c): a multiple of 4 groups, 3x3,
@@ -133,12 +129,11 @@ CN__HIDDEN int cn__conv_gwino_applies(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_gwino_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_gwino_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                      const float *w, const float *b, int relu, float *y, void *ws);
-/* Its weight gradient (gw and gb overwritten, either may be NULL), in
- * cn__conv_gwino_bww_ws(d) bytes of ws. */
+/* Its weight gradient (gw overwritten), in cn__conv_gwino_bww_ws(d) bytes
+ * of ws. */
 CN__HIDDEN size_t cn__conv_gwino_bww_ws(const cn_conv2d_desc *d);
 CN__HIDDEN void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                             const float *x, const float *gy, float *gw, float *gb,
-                                             void *ws);
+                                             const float *x, const float *gy, float *gw, void *ws);
 
 /* Threads the GEMM and Winograd workspaces hold per-thread blocks for (the
  * CPUs, at least 2, at most 16); a context asking for more runs on these. */
@@ -172,20 +167,15 @@ static inline const float *cn__src_px(const cn_conv2d_desc *d, const float *x, i
     return x + ((n * IHr + ih / ish) * IWr + iw / isw) * d->IC;
 }
 
-/* Element i of a weight gradient kept as chunk partials part[k*stride + i]
- * (gw's nw elements, then gb's): their sum in chunk order, into gw[i] or
- * gb[i - nw] (either may be NULL). The last step of the direct kernels'
- * fixed-order reductions. */
-static inline void cn__sum_chunks(const float *part, int chunks, int64_t stride, int64_t nw,
-                                  int64_t i, float *gw, float *gb)
+/* Element i of a weight gradient kept as chunk partials part[k*stride + i]:
+ * their sum in chunk order, into gw[i]. The last step of the direct
+ * kernels' fixed-order reductions. */
+static inline void cn__sum_chunks(const float *part, int chunks, int64_t stride, int64_t i,
+                                  float *gw)
 {
     float s = 0.0f;
     for (int k = 0; k < chunks; k++) s += part[k * stride + i];
-    if (i < nw) {
-        if (gw) gw[i] = s;
-    } else if (gb) {
-        gb[i - nw] = s;
-    }
+    gw[i] = s;
 }
 
 /* Carves a block of `bytes` out of a workspace at *off (64-byte aligned
