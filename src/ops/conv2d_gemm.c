@@ -100,9 +100,7 @@ static size_t thread_bytes(const cn_conv2d_desc *d)
 static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(rows_total(d), chunk_rows(d));
-    /* sized as gw plus OC floats, as when a part also held the bias: the
-     * count sets the order of gw's sums */
-    const int64_t per = kg(d) * d->OC + d->OC;
+    const int64_t per = kg(d) * d->OC;
     int64_t p = CN__MIN(BWW_PARTS, nch);
     p = CN__MIN(p, BWW_PART_BYTES / (per * (int64_t)sizeof(float)));
     return CN__MAX(p, 1);

@@ -117,9 +117,7 @@ static size_t thread_bytes(const cn_conv2d_desc *d)
 static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(d->MB * tiles_h(d) * tiles_w(d), chunk_tiles(d));
-    /* sized with OC floats more, as when a part also held the bias: the
-     * count sets the order of gw's sums */
-    const int64_t per = (npts(d) * d->IC * d->OC + d->OC) * (int64_t)sizeof(float);
+    const int64_t per = npts(d) * d->IC * d->OC * (int64_t)sizeof(float);
     return CN__MAX(1, CN__MIN(CN__MIN(8, nch), (((int64_t)64 << 20) / per)));
 }
 
