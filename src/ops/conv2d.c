@@ -159,12 +159,16 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
     return finish_setup(d, "conv1d", w_shape[1]);
 }
 
+/* Fixed runs of pixels of the bias gradient's sum (bias_grad). */
+#define BIAS_CHUNKS 8
+
 /* Workspace layout, in order; each block 64-byte aligned:
  *   xpad  [MB, IH+PT+PB, IW+PL+PR, IC]   non-zero padding modes
  *   gyd   [MB, (OH-1)*SH+1, (OW-1)*SW+1, OC]   bwd_data, stride > 1
  *   wt    [KH, KW, OC/G, IC]             bwd_data: flipped, channels swapped
  *   cols  [OH*OW, KH*KW*IC]              bwd_weights: one image's im2col
  *   gw64  [KH*KW*IC/G*OC] doubles
+ *   gb64  [BIAS_CHUNKS, OC] doubles     bwd_weights: the bias's partial sums
  *   gcols the GEMM path's chunk of cols (cn__conv_gemm_ws)
  *   part  the vectorised kernels' partial weight gradients
  *   wino  the Winograd paths' transformed weights, per-thread tiles and
@@ -173,7 +177,7 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *         partial weight gradients) */
 typedef struct conv_ws {
     float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8;
-    double *gw64;
+    double *gw64, *gb64;
 } conv_ws;
 
 /* The descriptor of the same convolution over the explicitly padded input. */
@@ -287,6 +291,7 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     l.wt = cn__ws_take(base, &at, bd ? (size_t)(d->KH * d->KW * (d->OC / d->G) * d->IC) * f : 0);
     l.cols = cn__ws_take(base, &at, bw ? (size_t)(d->OH * d->OW * d->KH * d->KW * d->IC) * f : 0);
     l.gw64 = cn__ws_take(base, &at, bw ? (size_t)(d->KH * d->KW * (d->IC / d->G) * d->OC) * dd : 0);
+    l.gb64 = cn__ws_take(base, &at, bw ? (size_t)(BIAS_CHUNKS * d->OC) * dd : 0);
     const cn_conv2d_desc p = kernel_desc(d);
     const cn_conv2d_desc t = transposed_desc(&p);
     l.gcols = cn__ws_take(base, &at, CN__MAX(cn__conv_gemm_ws(&p), cn__conv_gemm_ws(&t)));
@@ -470,32 +475,55 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     return s;
 }
 
-/* gb[o] = sum over every output pixel of gy[., o], for every kernel alike:
- * in double, each channel by one thread (pixels p = r mod 4 in four running
- * sums, added at the end), so the result is within a few roundings of the
- * exact sum and depends on neither the kernel nor the thread count. (A
- * float sum drifts past 1e-5 of the exact one within a few hundred
- * pixels.) */
-static void bias_grad(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, float *gb)
+/* out[o] = sum over pixels [p0, p1) of gy[p, o] in double, pixel order,
+ * for channels [o0, o0 + B) (B a constant: the sums stay in registers down
+ * the rows). */
+static inline __attribute__((always_inline)) void bias_block(const float *gy, int64_t C,
+                                                             int64_t p0, int64_t p1, int64_t o0,
+                                                             double *out, const int B)
 {
-    enum { B = 16, U = 4 };
-    const int64_t C = d->OC, P = d->MB * d->OH * d->OW, nb = (C + B - 1) / B;
+    double a[64] = {0};
+    for (int64_t p = p0; p < p1; p++) {
+        const float *r = gy + p * C + o0;
+#pragma GCC unroll 64
+        for (int o = 0; o < B; o++) a[o] += r[o];
+    }
+    memcpy(out + o0, a, (size_t)B * sizeof *a);
+}
+
+/* out[o] = sum over pixels [p0, p1) of gy[p, o], every channel: blocks of
+ * 64, 32, 16 and single channels. */
+CN__MULTIVERSION static void bias_run(const float *gy, int64_t C, int64_t p0, int64_t p1,
+                                      double *out)
+{
+    int64_t o0 = 0;
+    for (; o0 + 64 <= C; o0 += 64) bias_block(gy, C, p0, p1, o0, out, 64);
+    if (o0 + 32 <= C) bias_block(gy, C, p0, p1, o0, out, 32), o0 += 32;
+    if (o0 + 16 <= C) bias_block(gy, C, p0, p1, o0, out, 16), o0 += 16;
+    for (; o0 < C; o0++) bias_block(gy, C, p0, p1, o0, out, 1);
+}
+
+/* gb[o] = sum over every output pixel of gy[., o], for every kernel alike:
+ * BIAS_CHUNKS fixed runs of pixels each summed in double (bias_run; part
+ * [BIAS_CHUNKS, OC]), the runs added in order, so the result is within a
+ * few roundings of the exact sum and does not depend on the kernel or the
+ * thread count. (A float sum drifts past 1e-5 of the exact one within a
+ * few hundred pixels.) */
+static void bias_grad(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, float *gb,
+                      double *part)
+{
+    const int64_t C = d->OC, P = d->MB * d->OH * d->OW, K = CN__MIN(BIAS_CHUNKS, P);
     const int nt = cn__threads(ctx);
-#pragma omp parallel for num_threads(nt) if (nt > 1 && nb > 1 && P * C >= 65536) schedule(static)
-    for (int64_t k = 0; k < nb; k++) {
-        const int64_t o0 = k * B, m = CN__MIN(B, C - o0);
-        double a[U][B] = {{0}};
-        int64_t p = 0;
-        if (m == B)
-            for (; p + U <= P; p += U)
-                for (int u = 0; u < U; u++) {
-                    const float *r = gy + (p + u) * C + o0;
-#pragma omp simd
-                    for (int o = 0; o < B; o++) a[u][o] += r[o];
-                }
-        for (; p < P; p++)
-            for (int64_t o = 0; o < m; o++) a[p % U][o] += gy[p * C + o0 + o];
-        for (int64_t o = 0; o < m; o++) gb[o0 + o] = (float)((a[0][o] + a[1][o]) + (a[2][o] + a[3][o]));
+#pragma omp parallel num_threads(nt) if (nt > 1 && P * C >= 65536)
+    {
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < K; k++) bias_run(gy, C, P * k / K, P * (k + 1) / K, part + k * C);
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < C; o++) {
+            double t = part[o];
+            for (int64_t k = 1; k < K; k++) t += part[k * C + o];
+            gb[o] = (float)t;
+        }
     }
 }
 
@@ -505,12 +533,13 @@ static void bias_grad(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *g
 cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                                 const float *gy, float *gw, float *gb, void *ws)
 {
-    if (gb) bias_grad(ctx, d, gy, gb);
-    if (!gw) return CN_OK;
+    if (!gw && !gb) return CN_OK;
     void *own;
     conv_ws l;
     cn_status s = get_ws(d, WS_BWD_WEIGHTS, ws, &own, &l);
     if (s) return s;
+    if (gb) bias_grad(ctx, d, gy, gb, l.gb64);
+    if (!gw) goto done;
     const float *xs = x;
     cn_conv2d_desc src = *d;
     if (cn__conv_pads_explicitly(d)) {
