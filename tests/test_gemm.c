@@ -1,6 +1,7 @@
 /* sgemm (kernels/gemm.h): every ISA this CPU runs against a double-precision
  * reference, edge shapes, transposes, strides, alpha/beta, determinism
- * across thread counts, the workspace contract and the CN_ISA override. */
+ * across thread counts, the workspace contract and the CN_ISA override;
+ * and the strided transpose beside it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -523,6 +524,36 @@ static void eight_row_kernel_matches_the_fourteen_row_kernel(void)
     }
 }
 
+/* cn__transpose copies every element to its transposed place on every ISA,
+ * full 8 x 8 blocks and ragged edges alike, and writes nothing else. */
+static void transpose_moves_every_element_and_nothing_else(void)
+{
+    for (int it = 0; it < 300 && tl_ok(); it++) {
+        const int64_t rows = tl_randint(0, 40), cols = tl_randint(0, 40);
+        const int64_t lds = cols + tl_randint(0, 5), ldd = rows + tl_randint(0, 5);
+        const size_t ns = (size_t)(rows * lds) + 1, nd = (size_t)(cols * ldd) + 1;
+        float *src = malloc(ns * sizeof *src), *dst = malloc(nd * sizeof *dst);
+        tl_fill(src, ns, -1.0, 1.0);
+        for (int i = 0; i < CN_ISA_COUNT; i++) {
+            if (!cn__isa_supported((cn__isa)i)) continue;
+            for (size_t k = 0; k < nd; k++) dst[k] = NAN;
+            cn__transpose((cn__isa)i, rows, cols, src, lds, dst, ldd);
+            int64_t bad = 0;
+            for (int64_t c = 0; c < cols; c++)
+                for (int64_t r = 0; r < ldd; r++) {
+                    const float got = dst[c * ldd + r];
+                    bad += r < rows ? memcmp(&got, &src[r * lds + c], sizeof got) != 0
+                                    : !isnan(got);
+                }
+            bad += !isnan(dst[nd - 1]);
+            CHECK(bad == 0, "%s: rows=%lld cols=%lld lds=%lld ldd=%lld: %lld wrong",
+                  cn__isa_name((cn__isa)i), (long long)rows, (long long)cols, (long long)lds,
+                  (long long)ldd, (long long)bad);
+        }
+        free(src), free(dst);
+    }
+}
+
 int main(void)
 {
     printf("ISAs on this CPU:");
@@ -541,5 +572,6 @@ int main(void)
     TL_RUN(cn_isa_environment_variable_caps_the_isa);
     TL_RUN(batch_kernel_is_exact_and_stays_in_its_tile);
     TL_RUN(eight_row_kernel_matches_the_fourteen_row_kernel);
+    TL_RUN(transpose_moves_every_element_and_nothing_else);
     return tl_summary();
 }

@@ -560,3 +560,20 @@ cn_status cn__sgemm(const cn_ctx *ctx, int trans_a, int trans_b, int64_t M, int6
     return cn__sgemm_isa(cn__isa_detect(), ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
                          beta, C, ldc, NULL);
 }
+
+void cn__transpose(cn__isa isa, int64_t rows, int64_t cols, const float *src, int64_t lds,
+                   float *dst, int64_t ldd)
+{
+    int64_t r8 = 0, c8 = 0;
+#if CN__X86
+    if (isa >= CN_ISA_AVX2) {
+        r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+        if (r8 && c8) cn__transpose8_avx2(r8, c8, src, lds, dst, ldd);
+    }
+#else
+    (void)isa;
+#endif
+    /* the edges: rows past r8 in every column, columns past c8 in the rest */
+    for (int64_t c = 0; c < cols; c++)
+        for (int64_t r = c < c8 ? r8 : 0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
+}

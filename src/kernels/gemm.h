@@ -89,6 +89,14 @@ CN__HIDDEN cn_status cn__sgemm_isa(cn__isa isa, const cn_ctx *ctx, int trans_a, 
                                    int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                                    int64_t ldc, void *ws);
 
+/* dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols: a copy, the
+ * same bits on every ISA (isa: one the CPU runs, cn__isa_detect()'s, taken
+ * once by callers that transpose many small blocks). 8 x 8 blocks go through AVX2 where
+ * isa allows: the plain loop moves a float every few cycles, and at large
+ * strides touches a new line per float. src and dst must not overlap. */
+CN__HIDDEN void cn__transpose(cn__isa isa, int64_t rows, int64_t cols, const float *src,
+                              int64_t lds, float *dst, int64_t ldd);
+
 /* ---- Micro-kernels (used by gemm.c; declared here for the kernel files) ----
  *
  * The contract every micro-kernel meets, for its own MR and NR:
@@ -161,6 +169,9 @@ CN__HIDDEN void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_
  * from NR rows of B). Plain copies, so packed slivers are identical
  * whichever packer wrote them. */
 CN__HIDDEN void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr, float *d);
+/* cn__transpose's full 8 x 8 blocks: rows and cols multiples of 8. */
+CN__HIDDEN void cn__transpose8_avx2(int64_t rows, int64_t cols, const float *src, int64_t lds,
+                                    float *dst, int64_t ldd);
 
 /* The plain triple loop, single-threaded, in float with a float accumulator:
  * the obvious-by-inspection version of cn__sgemm's semantics. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/gemm.h"
 #include "ops/conv_internal.h"
 
 cn_conv2d_params cn_conv2d_params_default(void)
@@ -426,6 +427,24 @@ cn_status cn_conv2d_fwd_relu(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     return fwd(ctx, d, x, w, b, 1, y, ws);
 }
 
+/* The transposed problem's weights: wt [KH, KW, OC/G, IC] <- w [KH, KW,
+ * IC/G, OC] flipped in space, each group's block transposed (a 256 x 256
+ * layer's 2.4 MB took 0.8 ms element by element, now a copy's time). */
+static void flip_weights(const cn_conv2d_desc *d, const float *w, float *wt)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, KK = d->KH * d->KW;
+    const cn__isa isa = cn__isa_detect();
+    for (int64_t e = 0; e < KK; e++) {
+        const float *src = w + (KK - 1 - e) * ICG * d->OC;
+        float *dst = wt + e * OCG * d->IC;
+        if (ICG == 1 && OCG == 1) /* depthwise: a row each */
+            memcpy(dst, src, (size_t)d->IC * sizeof *dst);
+        else
+            for (int64_t g = 0; g < d->G; g++)
+                cn__transpose(isa, ICG, OCG, src + g * OCG, d->OC, dst + g * ICG, d->IC);
+    }
+}
+
 /* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
  * modes other than zeros the result is the gradient of the padded input,
  * folded back. */
@@ -438,7 +457,6 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     if (s) return s;
     const int explicit_pad = cn__conv_pads_explicitly(d);
     const cn_conv2d_desc src = kernel_desc(d);
-    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
     const conv_impl impl = choose_impl(&src, 1);
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
@@ -451,14 +469,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
             cn_dilate2d_fwd(d->MB, d->OH, d->OW, d->OC, d->SH, d->SW, gy, l.gyd);
             gyd = l.gyd;
         }
-        for (int64_t kh = 0; kh < d->KH; kh++)
-            for (int64_t kw = 0; kw < d->KW; kw++)
-                for (int64_t g = 0; g < d->G; g++)
-                    for (int64_t i = 0; i < ICG; i++)
-                        for (int64_t o = 0; o < OCG; o++)
-                            l.wt[((kh * d->KW + kw) * OCG + o) * d->IC + g * ICG + i] =
-                                w[(((d->KH - 1 - kh) * d->KW + (d->KW - 1 - kw)) * ICG + i) * d->OC +
-                                  g * OCG + o];
+        flip_weights(d, w, l.wt);
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
         else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);

@@ -117,6 +117,18 @@ TGT void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr,
         for (int j = 0; j < nr; j++) d[p * nr + j] = src[j * ld + p];
 }
 
+TGT void cn__transpose8_avx2(int64_t rows, int64_t cols, const float *src, int64_t lds,
+                             float *dst, int64_t ldd)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += 8)
+        for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (r0 + i) * lds + c0);
+            transpose8(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (c0 + i) * ldd + r0, r[i]);
+        }
+}
+
 #else
 /* Not an x86 build: gemm.c does not reference the kernel. */
 typedef int cn__gemm_avx2_unavailable;
