@@ -430,16 +430,18 @@ static void print_conditions(const bench_opts *o)
 {
     const double load = load_average();
     const int cpus = omp_get_num_procs();
-    const char *wait = getenv("OMP_WAIT_POLICY");
+    const char *wait = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
     if (o->json) {
         printf("{\"kind\": \"machine\", \"cpus\": %d, \"loadavg\": %.2f, \"omp_wait_policy\": ",
                cpus, load);
         json_str(wait ? wait : "");
+        printf(", \"gomp_spincount\": ");
+        json_str(spin ? spin : "");
         printf("}\n");
         return;
     }
-    printf("machine: %d CPUs, load average %.2f, OMP_WAIT_POLICY=%s\n", cpus, load,
-           wait ? wait : "(unset)");
+    printf("machine: %d CPUs, load average %.2f, OMP_WAIT_POLICY=%s, GOMP_SPINCOUNT=%s\n", cpus,
+           load, wait ? wait : "(unset)", spin ? spin : "(unset)");
     if (load > 0.5 * cpus)
         printf("warning: the machine is busy (load %.1f on %d CPUs): timings are noisy, "
                "multi-threaded ones most\n",
