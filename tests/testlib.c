@@ -27,22 +27,33 @@ static int n_passed, n_failed, cur_failed, tmp_made;
 static const char *cur_name = "";
 static cn_ctx rng_ctx;
 static int rng_ready;
+static uint64_t rng_salt;
+
+/* Seeds the generator from CN_TEST_SEED (or 1), name (FNV-1a) and the salt. */
+static void rng_reseed(const char *name)
+{
+    const char *s = getenv("CN_TEST_SEED");
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (; *name; name++) h = (h ^ (unsigned char)*name) * UINT64_C(0x100000001b3);
+    cn_ctx_init(&rng_ctx);
+    cn_rng_seed(&rng_ctx, (s ? strtoull(s, NULL, 10) : 1) ^ h ^
+                              rng_salt * UINT64_C(0x9e3779b97f4a7c15));
+    rng_ready = 1;
+}
 
 cn_ctx *tl_rng(void)
 {
-    if (!rng_ready) {
-        const char *s = getenv("CN_TEST_SEED");
-        cn_ctx_init(&rng_ctx);
-        cn_rng_seed(&rng_ctx, s ? strtoull(s, NULL, 10) : 1);
-        rng_ready = 1;
-    }
+    if (!rng_ready) rng_reseed("");
     return &rng_ctx;
 }
+
+void tl_salt(uint64_t salt) { rng_salt = salt; }
 
 void tl_run(const char *name, void (*fn)(void))
 {
     cur_name = name;
     cur_failed = 0;
+    rng_reseed(name);
     fn();
     if (cur_failed) {
         n_failed++;

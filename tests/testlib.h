@@ -43,8 +43,14 @@ int tl_ok(void);
         }                                                                                \
     } while (0)
 
-/* The seeded generator every test draws from (seed from CN_TEST_SEED or 1). */
+/* The seeded generator every test draws from. tl_run reseeds it from
+ * CN_TEST_SEED (or 1), the test's name and the salt, so that a test's
+ * draws do not depend on the tests before it: adding one changes no
+ * other's problems, and a failing test reruns alone the same way. */
 cn_ctx *tl_rng(void);
+/* A salt mixed into the seeds of the tests that follow: a suite that runs
+ * its tests once per configuration gives each its own problems. */
+void tl_salt(uint64_t salt);
 int tl_randint(int lo, int hi);            /* uniform in [lo, hi] */
 double tl_uniform(double lo, double hi);
 void tl_fill(float *a, size_t n, double lo, double hi);

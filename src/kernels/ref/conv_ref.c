@@ -1,4 +1,5 @@
 /* The convolution oracle (see conv_ref.h). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ref/conv_ref.h"
@@ -27,6 +28,19 @@ static double channel_mean(const cn_conv2d_desc *d, const double *x, int64_t n, 
     return s / (double)(d->IH * d->IW);
 }
 
+/* Every channel's mean [MB, IC] for mean padding (each tap summing its
+ * channel took minutes on large images), or NULL: none needed, or no
+ * memory, and then the taps sum them. Freed by the caller. */
+static double *channel_means(const cn_conv2d_desc *d, const double *x)
+{
+    if (d->mode != CN_PAD_MEAN) return NULL;
+    double *m = malloc((size_t)(d->MB * d->IC) * sizeof *m);
+    if (m)
+        for (int64_t n = 0; n < d->MB; n++)
+            for (int64_t c = 0; c < d->IC; c++) m[n * d->IC + c] = channel_mean(d, x, n, c);
+    return m;
+}
+
 #define X_AT(n, h, w, c) ((((n) * d->IH + (h)) * d->IW + (w)) * d->IC + (c))
 #define W_AT(kh, kw, i, oc) ((((kh) * d->KW + (kw)) * ICG + (i)) * d->OC + (oc))
 #define Y_AT(n, h, w, c) ((((n) * d->OH + (h)) * d->OW + (w)) * d->OC + (c))
@@ -35,6 +49,7 @@ void cn__conv2d_ref_fwd(const cn_conv2d_desc *d, const double *x, const double *
                         double *y)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
+    double *means = channel_means(d, x);
     for (int64_t n = 0; n < d->MB; n++)
         for (int64_t oh = 0; oh < d->OH; oh++)
             for (int64_t ow = 0; ow < d->OW; ow++)
@@ -50,18 +65,26 @@ void cn__conv2d_ref_fwd(const cn_conv2d_desc *d, const double *x, const double *
                                 double v = 0;
                                 switch (source(d, ih, iw, &sh, &sw)) {
                                 case 1: v = x[X_AT(n, sh, sw, c)]; break;
-                                case 2: v = channel_mean(d, x, n, c); break;
+                                case 2:
+                                    v = means ? means[n * d->IC + c] : channel_mean(d, x, n, c);
+                                    break;
                                 }
                                 acc += v * w[W_AT(kh, kw, i, oc)];
                             }
                     y[Y_AT(n, oh, ow, oc)] = acc;
                 }
+    free(means);
 }
 
 void cn__conv2d_ref_bwd_data(const cn_conv2d_desc *d, const double *gy, const double *w, double *gx)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, HW = d->IH * d->IW;
     memset(gx, 0, (size_t)(d->MB * HW * d->IC) * sizeof *gx);
+    /* mean padding: what the taps send to a channel's mean, spread over its
+     * pixels at the end (a spread each tap took minutes on large images);
+     * without memory for the sums, a spread each tap */
+    double *to_mean = d->mode == CN_PAD_MEAN ? calloc((size_t)(d->MB * d->IC), sizeof *to_mean)
+                                             : NULL;
     for (int64_t n = 0; n < d->MB; n++)
         for (int64_t oh = 0; oh < d->OH; oh++)
             for (int64_t ow = 0; ow < d->OW; ow++)
@@ -78,12 +101,22 @@ void cn__conv2d_ref_bwd_data(const cn_conv2d_desc *d, const double *gy, const do
                                 switch (source(d, ih, iw, &sh, &sw)) {
                                 case 1: gx[X_AT(n, sh, sw, c)] += gw; break;
                                 case 2:
+                                    if (to_mean) {
+                                        to_mean[n * d->IC + c] += gw;
+                                        break;
+                                    }
                                     for (int64_t p = 0; p < HW; p++)
                                         gx[(n * HW + p) * d->IC + c] += gw / (double)HW;
                                     break;
                                 }
                             }
                 }
+    if (to_mean)
+        for (int64_t n = 0; n < d->MB; n++)
+            for (int64_t p = 0; p < HW; p++)
+                for (int64_t c = 0; c < d->IC; c++)
+                    gx[(n * HW + p) * d->IC + c] += to_mean[n * d->IC + c] / (double)HW;
+    free(to_mean);
 }
 
 void cn__conv2d_ref_bwd_weights(const cn_conv2d_desc *d, const double *x, const double *gy,
@@ -92,6 +125,7 @@ void cn__conv2d_ref_bwd_weights(const cn_conv2d_desc *d, const double *x, const 
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
     if (gw) memset(gw, 0, (size_t)(d->KH * d->KW * ICG * d->OC) * sizeof *gw);
     if (gb) memset(gb, 0, (size_t)d->OC * sizeof *gb);
+    double *means = gw ? channel_means(d, x) : NULL;
     for (int64_t n = 0; n < d->MB; n++)
         for (int64_t oh = 0; oh < d->OH; oh++)
             for (int64_t ow = 0; ow < d->OW; ow++)
@@ -109,9 +143,12 @@ void cn__conv2d_ref_bwd_weights(const cn_conv2d_desc *d, const double *x, const 
                                 double v = 0;
                                 switch (source(d, ih, iw, &sh, &sw)) {
                                 case 1: v = x[X_AT(n, sh, sw, c)]; break;
-                                case 2: v = channel_mean(d, x, n, c); break;
+                                case 2:
+                                    v = means ? means[n * d->IC + c] : channel_mean(d, x, n, c);
+                                    break;
                                 }
                                 gw[W_AT(kh, kw, i, oc)] += v * gv;
                             }
                 }
+    free(means);
 }
