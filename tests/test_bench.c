@@ -55,8 +55,8 @@ static void json_lines_have_the_documented_keys(void)
     CHECK(n == 3, "3 conv lines (fwd, bwd_data, bwd_weights) expected, got %d:\n%s", n, r->out);
     const char *passes[3] = {"\"pass\": \"fwd\"", "\"pass\": \"bwd_data\"",
                              "\"pass\": \"bwd_weights\""};
-    const char *keys[] = {"problem", "shape",  "pass",     "threads", "reps",
-                          "ms",      "gflops", "pct_peak", "impl",    "ws_bytes"};
+    const char *keys[] = {"problem", "shape",    "pass", "threads",  "reps",    "ms",
+                          "gflops",  "pct_peak", "impl", "ws_bytes", "floor_ms"};
     for (int i = 0; i < n; i++) {
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             CHECK(has_key(lines[i], keys[k]), "key %s missing: %s", keys[k], lines[i]);
@@ -64,6 +64,7 @@ static void json_lines_have_the_documented_keys(void)
         CHECK(strstr(lines[i], "\"problem\": \"custom\""), "%s", lines[i]);
         CHECK(num(lines[i], "threads") == 1 && num(lines[i], "reps") == 1, "%s", lines[i]);
         CHECK(num(lines[i], "ms") > 0 && num(lines[i], "gflops") > 0, "%s", lines[i]);
+        CHECK(num(lines[i], "floor_ms") > 0, "%s", lines[i]);
         /* 4 input channels into 8 outputs: the small-group kernel, except
          * for backward-data, whose transposed problem has 4 outputs */
         CHECK(strstr(lines[i], i == 1 ? "\"impl\": \"gemm\"" : "\"impl\": \"grouped\""), "%s",

@@ -4,6 +4,8 @@
 #ifndef CN_TOOLS_BENCH_MACHINE_H
 #define CN_TOOLS_BENCH_MACHINE_H
 
+#include <stddef.h>
+
 /* Monotonic seconds. */
 double bench_now(void);
 
@@ -21,5 +23,13 @@ double bench_fma_peak(int threads, double seconds, const char **isa);
  * bytes per element, triad a[i] = b[i] + s*c[i] 12. Medians of 5 runs.
  * Returns 0, or -1 when the arrays cannot be allocated. */
 int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps);
+
+/* Reads na floats of a and nb of b (nb may be 0, b then NULL) and writes nout floats
+ * of out with streaming stores (out 64-byte aligned), on `threads` threads,
+ * in blocks that interleave the reads and the writes: the least memory
+ * traffic a pass with these inputs and output can have, timed. Returns a
+ * value that depends on every read. */
+float bench_stream(const float *a, size_t na, const float *b, size_t nb, float *out, size_t nout,
+                   int threads);
 
 #endif

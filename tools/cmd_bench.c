@@ -33,8 +33,10 @@ static const char usage[] =
     "\n"
     "Times every convolution pass of a problem suite and reports the median time,\n"
     "GFLOP/s, the percentage of the machine's fp32 FMA peak (measured first, per\n"
-    "thread count), the implementation convnet chose and its workspace. Then the\n"
-    "geometric mean per pass and thread count.\n"
+    "thread count), the implementation convnet chose and its workspace, and the\n"
+    "pass's memory floor: the median ms of reading its inputs once and streaming its\n"
+    "output once, on the same buffers and threads. Then the geometric mean per pass\n"
+    "and thread count.\n"
     "\n"
     "Options (--opt=value works too):\n"
     "  --suite FILE        problems, one a line: name N H W IC OC KH KW SH SW PH PW DH DW G\n"
@@ -54,7 +56,8 @@ static const char usage[] =
     "                      also skipped when --problem is given)\n"
     "  --json              one JSON object per line instead of tables: \"kind\" is\n"
     "                      \"peak\", \"memory\" or \"conv\"; conv lines have problem, pass,\n"
-    "                      threads, reps, ms, gflops, pct_peak, impl, ws_bytes (and\n"
+    "                      threads, reps, ms, gflops, pct_peak, impl, ws_bytes,\n"
+    "                      floor_ms (and\n"
     "                      onednn_ms, onednn_gflops, onednn_impl, ratio when comparing)\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -372,6 +375,22 @@ static int run_conv(void *arg)
 static int run_onednn(void *arg) { return bench_onednn_run(arg); }
 #endif
 
+/* A pass's memory floor: its inputs read once, its output streamed once. */
+typedef struct floor_job {
+    const float *a, *b;
+    size_t na, nb, nout;
+    float *out;
+    int threads;
+    float sink;
+} floor_job;
+
+static int run_floor(void *arg)
+{
+    floor_job *f = arg;
+    f->sink += bench_stream(f->a, f->na, f->b, f->nb, f->out, f->nout, f->threads);
+    return 0;
+}
+
 /* ---- output ------------------------------------------------------------------ */
 
 static void json_str(const char *s)
@@ -628,8 +647,8 @@ static int bufs_alloc(const cn_conv2d_desc *d, cn_ctx *rng, conv_bufs *b, size_t
 static void conv_header(const bench_opts *o, const char *dnnl_version)
 {
     if (o->json) return;
-    printf("\n%-10s %-11s %3s %9s %8s %7s %-6s %7s", "problem", "pass", "thr", "ms", "GFLOP/s",
-           "%peak", "impl", "ws");
+    printf("\n%-10s %-11s %3s %9s %8s %7s %-6s %7s %7s", "problem", "pass", "thr", "ms", "GFLOP/s",
+           "%peak", "impl", "ws", "floor");
     if (o->compare) {
         char head[40];
         snprintf(head, sizeof head, "oneDNN %s", dnnl_version);
@@ -686,8 +705,22 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                     dimpl = bench_onednn_impl(dn);
                 }
 #endif
-                double ms, dms = 0;
-                int reps, bad = measure(&ta, tb.run ? &tb : NULL, o->reps, &ms, &dms, &reps);
+                /* the floor: fwd reads x and writes y, bwd_data gy and gx,
+                 * bwd_weights reads x and gy (weights left out: small) */
+                const size_t nx = (size_t)(d.MB * d.IH * d.IW * d.IC),
+                             ny = (size_t)(d.MB * d.OH * d.OW * d.OC),
+                             nw = (size_t)(d.KH * d.KW * (d.IC / d.G) * d.OC);
+                floor_job fj = {.threads = t};
+                if (pass == BENCH_FWD)
+                    fj.a = b.x, fj.na = nx, fj.out = b.y, fj.nout = ny;
+                else if (pass == BENCH_BWD_DATA)
+                    fj.a = b.gy, fj.na = ny, fj.out = b.gx, fj.nout = nx;
+                else
+                    fj.a = b.x, fj.na = nx, fj.b = b.gy, fj.nb = ny, fj.out = b.gw, fj.nout = nw;
+                timed tf = {run_floor, &fj, t};
+                double ms, dms = 0, fms;
+                int reps, freps, bad = measure(&tf, NULL, o->reps, &fms, NULL, &freps);
+                if (!bad) bad = measure(&ta, tb.run ? &tb : NULL, o->reps, &ms, &dms, &reps);
 #ifdef CN_HAVE_ONEDNN
                 bench_onednn_free(dn);
 #endif
@@ -707,8 +740,8 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                     json_str(p->name);
                     printf(", \"shape\": \"%s\", \"pass\": \"%s\", \"threads\": %d, \"reps\": %d, "
                            "\"ms\": %.6f, \"gflops\": %.3f, \"pct_peak\": %.2f, \"impl\": \"%s\", "
-                           "\"ws_bytes\": %zu",
-                           shape, pass_names[pass], t, reps, ms, gf, pct, impl, ws_bytes);
+                           "\"ws_bytes\": %zu, \"floor_ms\": %.6f",
+                           shape, pass_names[pass], t, reps, ms, gf, pct, impl, ws_bytes, fms);
                     if (dimpl) {
                         printf(", \"onednn_ms\": %.6f, \"onednn_gflops\": %.3f, \"onednn_impl\": ",
                                dms, dgf);
@@ -718,9 +751,9 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                     printf("}\n");
                 } else {
                     char wsb[32];
-                    printf("%-10s %-11s %3d %9.3f %8.1f %6.1f%% %-6s %7s", p->name,
+                    printf("%-10s %-11s %3d %9.3f %8.1f %6.1f%% %-6s %7s %7.3f", p->name,
                            pass_names[pass], t, ms, gf, pct, impl,
-                           human_bytes(ws_bytes, wsb, sizeof wsb));
+                           human_bytes(ws_bytes, wsb, sizeof wsb), fms);
                     if (dimpl) printf(" | %9.3f %8.1f %-22s %6.2f", dms, dgf, dimpl, ratio);
                     putchar('\n');
                 }
