@@ -179,8 +179,7 @@ int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps)
 }
 
 /* The sum of p[0..n) and stores of v over q[0..m), q 64-byte aligned:
- * streaming stores with AVX-512, else plain ones (which also read each
- * line first, so the floor is higher there than it need be). */
+ * plain stores, or streaming ones (AVX-512 only). */
 typedef float stream_kernel(const float *p, size_t n, float *q, size_t m, float v);
 
 static float stream_scalar(const float *p, size_t n, float *q, size_t m, float v)
@@ -195,6 +194,7 @@ static float stream_scalar(const float *p, size_t n, float *q, size_t m, float v
 __attribute__((target("avx512f"))) static float stream_avx512(const float *p, size_t n, float *q,
                                                               size_t m, float v)
 {
+    /* streaming stores write whole lines without reading them first */
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
@@ -226,12 +226,14 @@ static void block_range(size_t n, size_t k, size_t K, size_t *lo, size_t *hi)
 }
 
 float bench_stream(const float *a, size_t na, const float *b, size_t nb, float *out, size_t nout,
-                   int threads)
+                   int streaming, int threads)
 {
     stream_kernel *k = stream_scalar;
 #ifdef BENCH_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) k = stream_avx512;
+    if (streaming && __builtin_cpu_supports("avx512f")) k = stream_avx512;
+#else
+    (void)streaming;
 #endif
     /* 64 KiB-ish blocks: each thread reads a block of the inputs, then
      * writes its share of the output, as a kernel interleaves them */

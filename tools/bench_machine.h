@@ -24,12 +24,14 @@ double bench_fma_peak(int threads, double seconds, const char **isa);
  * Returns 0, or -1 when the arrays cannot be allocated. */
 int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps);
 
-/* Reads na floats of a and nb of b (nb may be 0, b then NULL) and writes nout floats
- * of out with streaming stores (out 64-byte aligned), on `threads` threads,
- * in blocks that interleave the reads and the writes: the least memory
- * traffic a pass with these inputs and output can have, timed. Returns a
- * value that depends on every read. */
+/* Reads na floats of a and nb of b (nb may be 0, b then NULL) and writes nout
+ * floats of out (64-byte aligned) on `threads` threads, in blocks that
+ * interleave the reads and the writes: the least memory traffic a pass with
+ * these inputs and output can have. streaming: write with streaming stores
+ * (AVX-512 CPUs; else plain stores), which skip reading the lines first but
+ * leave the output out of the caches. Returns a value that depends on every
+ * read. */
 float bench_stream(const float *a, size_t na, const float *b, size_t nb, float *out, size_t nout,
-                   int threads);
+                   int streaming, int threads);
 
 #endif
