@@ -723,10 +723,10 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                  * caches) and streaming ones (one that would not), timed
                  * apart: streaming stores evict the lines plain ones reuse */
                 timed tf = {run_floor, &fj, t}, tfs = {run_floor, &fs, t};
-                double ms, dms = 0, fms, fsms;
-                int reps, freps, bad = measure(&tf, NULL, o->reps, &fms, NULL, &freps);
+                double ms = 0, dms = 0, fms = 0, fsms = 0;
+                int reps = 0, freps, bad = measure(&tf, NULL, o->reps, &fms, NULL, &freps);
                 if (!bad) bad = measure(&tfs, NULL, o->reps, &fsms, NULL, &freps);
-                if (fsms < fms) fms = fsms;
+                if (!bad && fsms < fms) fms = fsms;
                 if (!bad) bad = measure(&ta, tb.run ? &tb : NULL, o->reps, &ms, &dms, &reps);
 #ifdef CN_HAVE_ONEDNN
                 bench_onednn_free(dn);

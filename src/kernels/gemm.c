@@ -573,7 +573,9 @@ void cn__transpose(cn__isa isa, int64_t rows, int64_t cols, const float *src, in
 #else
     (void)isa;
 #endif
-    /* the edges: rows past r8 in every column, columns past c8 in the rest */
-    for (int64_t c = 0; c < cols; c++)
-        for (int64_t r = c < c8 ? r8 : 0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
+    /* the edges: rows past r8 of the first c8 columns, then the columns past c8 */
+    for (int64_t c = 0; c < c8; c++)
+        for (int64_t r = r8; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
+    for (int64_t c = c8; c < cols; c++)
+        for (int64_t r = 0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c];
 }

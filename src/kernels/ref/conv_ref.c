@@ -34,7 +34,7 @@ static double channel_mean(const cn_conv2d_desc *d, const double *x, int64_t n, 
 static double *channel_means(const cn_conv2d_desc *d, const double *x)
 {
     if (d->mode != CN_PAD_MEAN) return NULL;
-    double *m = malloc((size_t)(d->MB * d->IC) * sizeof *m);
+    double *m = calloc((size_t)(d->MB * d->IC), sizeof *m);
     if (m)
         for (int64_t n = 0; n < d->MB; n++)
             for (int64_t c = 0; c < d->IC; c++) m[n * d->IC + c] = channel_mean(d, x, n, c);
