@@ -103,30 +103,26 @@ static inline TGT void transpose8(__m256 r[8])
     }
 }
 
-TGT void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr, float *d)
-{
-    int64_t p = 0;
-    for (; p + 8 <= k; p += 8)
-        for (int j = 0; j < nr; j += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (j + i) * ld + p);
-            transpose8(r);
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + (p + i) * nr + j, r[i]);
-        }
-    for (; p < k; p++)
-        for (int j = 0; j < nr; j++) d[p * nr + j] = src[j * ld + p];
-}
-
 TGT void cn__transpose8_avx2(int64_t rows, int64_t cols, const float *src, int64_t lds,
                              float *dst, int64_t ldd)
 {
-    for (int64_t r0 = 0; r0 < rows; r0 += 8)
-        for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+    /* a band of 8 output rows at a time: writes run along dst's rows */
+    for (int64_t c0 = 0; c0 < cols; c0 += 8)
+        for (int64_t r0 = 0; r0 < rows; r0 += 8) {
             __m256 r[8];
             for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (r0 + i) * lds + c0);
             transpose8(r);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (c0 + i) * ldd + r0, r[i]);
         }
+}
+
+/* d[p*nr + j] = src[j*ld + p]: the transpose of an nr x k block. */
+TGT void cn__sgemm_pack_bt_avx2(int64_t k, const float *src, int64_t ld, int nr, float *d)
+{
+    const int64_t k8 = k / 8 * 8;
+    cn__transpose8_avx2(nr, k8, src, ld, d, nr);
+    for (int64_t p = k8; p < k; p++)
+        for (int j = 0; j < nr; j++) d[p * nr + j] = src[j * ld + p];
 }
 
 #else
