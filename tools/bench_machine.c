@@ -179,11 +179,12 @@ int bench_bandwidth(int threads, double *copy_gbps, double *triad_gbps)
 }
 
 /* The sum of p[0..n) and stores of v over q[0..m), q 64-byte aligned:
- * plain stores, or streaming ones (AVX-512 only); the widest ISA there is. */
-typedef float stream_kernel(const float *p, size_t n, float *q, size_t m, float v);
+ * streaming stores with nt (AVX-512 only), else plain ones. */
+typedef float stream_kernel(const float *p, size_t n, float *q, size_t m, float v, int nt);
 
-static float stream_scalar(const float *p, size_t n, float *q, size_t m, float v)
+static float stream_scalar(const float *p, size_t n, float *q, size_t m, float v, int nt)
 {
+    (void)nt;
     float s[8] = {0};
     for (size_t i = 0; i < n; i++) s[i % 8] += p[i];
     for (size_t i = 0; i < m; i++) q[i] = v;
@@ -192,9 +193,8 @@ static float stream_scalar(const float *p, size_t n, float *q, size_t m, float v
 
 #ifdef BENCH_X86
 /* nt: streaming stores, which write whole lines without reading them first */
-__attribute__((target("avx512f"))) static inline float stream_avx512(const float *p, size_t n,
-                                                                     float *q, size_t m, float v,
-                                                                     int nt)
+__attribute__((target("avx512f"))) static float stream_avx512(const float *p, size_t n, float *q,
+                                                              size_t m, float v, int nt)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
@@ -216,19 +216,6 @@ __attribute__((target("avx512f"))) static inline float stream_avx512(const float
     if (nt) _mm_sfence(); /* the streamed lines reach memory before anyone reads q */
     return r;
 }
-
-__attribute__((target("avx512f"))) static float stream_avx512_nt(const float *p, size_t n,
-                                                                 float *q, size_t m, float v)
-{
-    return stream_avx512(p, n, q, m, v, 1);
-}
-
-__attribute__((target("avx512f"))) static float stream_avx512_plain(const float *p, size_t n,
-                                                                    float *q, size_t m, float v)
-{
-    return stream_avx512(p, n, q, m, v, 0);
-}
-
 #endif
 
 /* [lo, hi) of block k of K over n floats, the bounds multiples of 16 (so
@@ -247,9 +234,7 @@ float bench_stream(const float *a, size_t na, const float *b, size_t nb, float *
     stream_kernel *k = stream_scalar;
 #ifdef BENCH_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) k = streaming ? stream_avx512_nt : stream_avx512_plain;
-#else
-    (void)streaming;
+    if (__builtin_cpu_supports("avx512f")) k = stream_avx512;
 #endif
     /* 64 KiB-ish blocks: each thread reads a block of the inputs, then
      * writes its share of the output, as a kernel interleaves them */
@@ -262,8 +247,8 @@ float bench_stream(const float *a, size_t na, const float *b, size_t nb, float *
         size_t a0, a1, b0, b1, o0, o1;
         block_range(na, i, K, &a0, &a1), block_range(nb, i, K, &b0, &b1);
         block_range(nout, i, K, &o0, &o1);
-        acc += k(a + a0, a1 - a0, out + o0, o1 - o0, 0.5f);
-        if (nb) acc += k(b + b0, b1 - b0, out, 0, 0.0f);
+        acc += k(a + a0, a1 - a0, out + o0, o1 - o0, 0.5f, streaming);
+        if (nb) acc += k(b + b0, b1 - b0, out, 0, 0.0f, streaming);
     }
     return acc;
 }
