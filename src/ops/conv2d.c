@@ -583,11 +583,11 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,
                   P = d->OH * d->OW, nw = d->KH * d->KW * ICG * d->OC;
-    memset(l.gw64, 0, (size_t)nw * sizeof(double));
     if (impl == IMPL_GEMM) {
         s = cn__conv2d_gemm_bwd_weights(ctx, &src, xs, gy, gw, l.gcols);
         goto done;
     }
+    memset(l.gw64, 0, (size_t)nw * sizeof(double)); /* the plain loops' sums */
     cn_conv2d_desc one = src;
     one.MB = 1;
     for (int64_t n = 0; n < d->MB; n++) {
