@@ -33,7 +33,7 @@ struct bench_onednn {
 static void *alloc_for(const dnnl_memory_desc_t *md, bench_onednn *o, int slot)
 {
     size_t bytes = dnnl_memory_desc_get_size(md);
-    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    void *p = cn_alloc((bytes + 63) / 64 * 64 + 64);
     if (p) memset(p, 0, bytes);
     o->owned[slot] = p;
     return p;
@@ -189,7 +189,7 @@ void bench_onednn_free(bench_onednn *o)
     dnnl_primitive_desc_destroy(o->hint);
     dnnl_stream_destroy(o->stream);
     dnnl_engine_destroy(o->eng);
-    for (int i = 0; i < 4; i++) free(o->owned[i]);
+    for (int i = 0; i < 4; i++) cn_free(o->owned[i]);
     free(o);
 }
 

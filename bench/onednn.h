@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "convnet/conv.h"
+#include "convnet/tensor.h"
 
 typedef enum bench_pass {
     BENCH_FWD,
