@@ -26,9 +26,10 @@
  *    that come next from memory, which would otherwise arrive too late:
  *    the large problems these kernels serve are bound by memory, not by
  *    FMAs. For the same reason the forward streams outputs over
- *    DW_STREAM_BYTES to memory.
- *  - portable (any channel count, the input dilation of backward-data, and
- *    the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
+ *    DW_STREAM_BYTES to memory. Backward-data of a strided convolution
+ *    (input dilation): dw_fwd_row_dil512, a phase of the output columns
+ *    at a time.
+ *  - portable (any channel count, and the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
  *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
  * This file is built with -ffp-contract=fast so that a*b+c on vectors
  * becomes one FMA. */
@@ -51,6 +52,16 @@ typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
 /* Fixed number of row chunks of the backward-weights reduction: enough to
  * keep a few threads busy, few enough that the partials stay small. */
 #define DW_BWW_CHUNKS 16
+
+/* The strided backward-data kernel (dw_fwd_row_dil512) streams outputs
+ * only over this many bytes: with about 2 multiply-adds an output vector it
+ * is bound by its stores, and outputs this size stay in L3 with plain
+ * ones (8x28x28x256 stride 2 on 2 threads: 0.27 ms streamed, 0.14 plain;
+ * 1 thread 0.32 and 0.35). */
+#define DW_DIL_STREAM_BYTES ((int64_t)8 << 20)
+
+/* Filter sides up to which dw_fwd_row_dil512 serves backward-data. */
+#define DW_DIL_MAXK 16
 
 /* Outputs over this many bytes (twice the two cores' L2s) are streamed to
  * memory (AVX-512 forward). */
@@ -358,6 +369,95 @@ static TGT512 void dw_fwd_row_zmm(const cn_conv2d_desc *d, const float *x, const
         ow = end - 1;
     }
     if (relu & ST_STREAM) _mm_sfence(); /* before another thread reads y */
+}
+
+/* R phase columns m0.. of output row yr (every isw-th pixel from column
+ * ow0: yp), channels [c, c+16): the taps (kh, kw) whose input is stored,
+ * in (kh, kw) order. rows[i]: x row of tap row kh[i] (ni of them); base[k]:
+ * x column of phase column 0 for tap kw = kw[k] (nk of them), IWr the
+ * stored width; check: skip the columns outside it. */
+ALWAYS512 void dil_tile512(const float *const *rows, const int64_t *khs, int ni,
+                           const int64_t *kws, const int64_t *base, int nk, const float *w,
+                           int64_t KW, __m512 bias, int st, float *yp, int64_t m0, int64_t IWr,
+                           int64_t C, int64_t ystep, int64_t c, const int R, const int check)
+{
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < R; q++) a[q] = bias;
+    for (int i = 0; i < ni; i++)
+        for (int k = 0; k < nk; k++) {
+            const __m512 wv = _mm512_loadu_ps(w + (khs[i] * KW + kws[k]) * C + c);
+            const int64_t col = base[k] + m0;
+            const float *xp = rows[i] + col * C + c;
+#pragma GCC unroll 8
+            for (int q = 0; q < R; q++, xp += C) {
+                __asm__("" : "+r"(xp));
+                if (check && (col + q < 0 || col + q >= IWr)) continue;
+                a[q] = _mm512_fmadd_ps(_mm512_loadu_ps(xp), wv, a[q]);
+            }
+        }
+    float *p = yp + m0 * ystep + c;
+#pragma GCC unroll 8
+    for (int q = 0; q < R; q++, p += ystep) {
+        __asm__("" : "+r"(p));
+        st16(p, a[q], st);
+    }
+}
+
+/* Output row (n, oh) of the forward over x dilated by ish x isw (the
+ * backward-data of a strided convolution), the zeros skipped rather than
+ * multiplied. Output columns fall into isw phases by (ow - PL) mod isw:
+ * within a phase the taps that land on stored columns are fixed, and
+ * consecutive phase columns read consecutive stored columns, so a phase is
+ * a stride-1 walk along the x row written to every isw-th output pixel. */
+static TGT512 void dw_fwd_row_dil512(const cn_conv2d_desc *d, const float *x, const float *w,
+                                     const float *b, int st, float *y, int64_t n, int64_t oh,
+                                     int64_t ish, int64_t isw)
+{
+    enum { MAXT = DW_DIL_MAXK };
+    const int64_t C = d->OC, IHr = (d->IH - 1) / ish + 1, IWr = (d->IW - 1) / isw + 1;
+    float *yr = y + (n * d->OH + oh) * d->OW * C;
+    const float *rows[MAXT];
+    int64_t khs[MAXT], kws[MAXT], base[MAXT];
+    int ni = 0;
+    for (int64_t kh = 0; kh < d->KH; kh++) {
+        const int64_t ih = oh - d->PT + kh * d->DH;
+        if (ih < 0 || ih >= d->IH || ih % ish) continue;
+        rows[ni] = x + (n * IHr + ih / ish) * IWr * C, khs[ni++] = kh;
+    }
+    for (int64_t ow0 = 0; ow0 < CN__MIN(isw, d->OW); ow0++) {
+        const int64_t M = (d->OW - ow0 + isw - 1) / isw; /* the phase's columns */
+        int nk = 0;
+        int64_t lo = 0, hi = M; /* phase columns whose every tap is stored */
+        for (int64_t kw = 0; kw < d->KW; kw++) {
+            const int64_t t = ow0 - d->PL + kw * d->DW;
+            if (((t % isw) + isw) % isw) continue;
+            kws[nk] = kw, base[nk] = t / isw; /* exact */
+            lo = CN__MAX(lo, -base[nk]), hi = CN__MIN(hi, IWr - base[nk]);
+            nk++;
+        }
+        float *yp = yr + ow0 * C;
+        const int64_t ystep = isw * C;
+        for (int64_t m = 0; m < M; m += 8) {
+            const int R8 = M >= 8;
+            const int64_t at = R8 ? CN__MIN(m, M - 8) : m;
+            const int check = at < lo || at + (R8 ? 8 : 1) > hi;
+            for (int64_t c = 0; c < C; c += 16) {
+                const __m512 bias = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
+                if (R8 && !check)
+                    dil_tile512(rows, khs, ni, kws, base, nk, w, d->KW, bias, st, yp, at, IWr, C,
+                                ystep, c, 8, 0);
+                else if (R8)
+                    dil_tile512(rows, khs, ni, kws, base, nk, w, d->KW, bias, st, yp, at, IWr, C,
+                                ystep, c, 8, 1);
+                else
+                    dil_tile512(rows, khs, ni, kws, base, nk, w, d->KW, bias, st, yp, at, IWr, C,
+                                ystep, c, 1, 1);
+            }
+            if (!R8) m -= 7; /* single columns */
+        }
+    }
+    if (st & ST_STREAM) _mm_sfence(); /* before another thread reads y */
 }
 
 /* 3x3 filters at stride 1, undilated: two output rows at a time from the
@@ -679,9 +779,11 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     bww_row_fn *bww;
     pick(&fwd, &bww);
 #ifdef CN_DW_X86
-    const int fast = cn__isa_detect() == CN_ISA_AVX512 && d->OC % 16 == 0 && ish == 1 && isw == 1;
+    const int avx512 = cn__isa_detect() == CN_ISA_AVX512 && d->OC % 16 == 0;
+    const int fast = avx512 && ish == 1 && isw == 1;
+    const int dil = avx512 && !fast && d->KH <= DW_DIL_MAXK && d->KW <= DW_DIL_MAXK;
 #else
-    const int fast = 0;
+    const int fast = 0, dil = 0;
 #endif
     const int nt = cn__threads(ctx);
     const int64_t rows = d->MB * d->OH;
@@ -708,6 +810,14 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
             dw_fwd_row_zmm(d, x, w, b, relu, y, row / d->OH, row % d->OH);
+        return;
+    }
+    if (dil) {
+        const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
+        if (ybytes > DW_DIL_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
+#pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
+        for (int64_t row = 0; row < rows; row++)
+            dw_fwd_row_dil512(d, x, w, b, relu, y, row / d->OH, row % d->OH, ish, isw);
         return;
     }
 #endif
