@@ -121,7 +121,7 @@ CN__HIDDEN void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv
                                                 void *ws);
 
 /* Winograd F(4x4, 3x3) for groups of 8 input and 8 output channels, four
- * groups a pair of zmm (conv2d_winograd.c): a multiple of 4 groups, 3x3,
+ * groups a pair of zmm (conv2d_gwino.c): a multiple of 4 groups, 3x3,
  * stride 1, undilated, zero-padded (pads may be negative), on AVX-512 only
  * (applies is 0 elsewhere); the forward with bias and fused ReLU as
  * cn__conv2d_winograd_fwd; ws: cn__conv_gwino_ws(d) bytes. */
