@@ -192,21 +192,40 @@ static inline void span(int64_t h0, int side, int64_t H, int *lo, int *hi)
  * the whole-block transforms 12-25% slower.) */
 #define WALWAYS static inline __attribute__((always_inline))
 
+/* Keeps p one register stepped through a block's addresses: with a*W*IC +
+ * b*IC for runtime strides GCC keeps each of the 36 offsets in a stack slot
+ * and rebuilds the address per access. Only where every address is inside
+ * the tensor (full blocks, and the transformed planes). */
+#define WSTEP(p) __asm__("" : "+r"(p))
+
 /* vt[xi] (xi = 6a + b, IC apart) = (B^T d B)[xi] for the 6x6 block d of
  * xn (one image, W x IC) from row h0, column w0: rows [a0, a1) and
- * columns [b0, b1) inside it, the rest zero. */
+ * columns [b0, b1) inside it, the rest zero; full: all of it inside. */
 WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0, int a0, int a1,
-                  int b0, int b1, float *vt)
+                  int b0, int b1, float *vt, const int full)
 {
     const v16 z = {0};
     v16 t[6][6];
+    const float *pb = full ? xn + (h0 * W + w0) * IC : NULL;
 #pragma GCC unroll 6
     for (int b = 0; b < 6; b++) {
         v16 q[6];
+        if (full) {
+            const float *p = pb;
 #pragma GCC unroll 6
-        for (int a = 0; a < 6; a++)
-            q[a] = b >= b0 && b < b1 && a >= a0 && a < a1 ? LD16(xn + ((h0 + a) * W + w0 + b) * IC)
-                                                          : z;
+            for (int a = 0; a < 6; a++) {
+                WSTEP(p);
+                q[a] = LD16(p);
+                if (a < 5) p += W * IC;
+            }
+            if (b < 5) pb += IC;
+            WSTEP(pb);
+        } else
+#pragma GCC unroll 6
+            for (int a = 0; a < 6; a++)
+                q[a] = b >= b0 && b < b1 && a >= a0 && a < a1
+                           ? LD16(xn + ((h0 + a) * W + w0 + b) * IC)
+                           : z;
         BT6(q[0], q[1], q[2], q[3], q[4], q[5]);
 #pragma GCC unroll 6
         for (int a = 0; a < 6; a++) t[a][b] = q[a];
@@ -214,8 +233,12 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 #pragma GCC unroll 6
     for (int a = 0; a < 6; a++) {
         BT6(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
+        float *p = vt + a * 6 * IC;
 #pragma GCC unroll 6
-        for (int b = 0; b < 6; b++) ST16(vt + (a * 6 + b) * IC, t[a][b]);
+        for (int b = 0; b < 6; b++, p += IC) {
+            WSTEP(p);
+            ST16(p, t[a][b]);
+        }
     }
 }
 
@@ -223,15 +246,19 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
  * apart) = A^T m A (+ the 16 biases at b), ReLU'd when relu, for m the 36
  * vectors at mt (OC apart). */
 WALWAYS void at16(const float *mt, int64_t OC, const float *b, int relu, int rows, int cols,
-                  int64_t W, float *y)
+                  int64_t W, float *y, const int full)
 {
     const v16 z = {0}, bv = b ? LD16(b) : z;
     v16 r[4][6];
 #pragma GCC unroll 6
     for (int e = 0; e < 6; e++) {
         v16 m[6];
+        const float *p = mt + e * OC;
 #pragma GCC unroll 6
-        for (int a = 0; a < 6; a++) m[a] = LD16(mt + (a * 6 + e) * OC);
+        for (int a = 0; a < 6; a++, p += 6 * OC) {
+            WSTEP(p);
+            m[a] = LD16(p);
+        }
         AT6(m[0], m[1], m[2], m[3], m[4], m[5], r[0][e], r[1][e], r[2][e], r[3][e]);
     }
 #pragma GCC unroll 4
@@ -239,18 +266,25 @@ WALWAYS void at16(const float *mt, int64_t OC, const float *b, int relu, int row
         if (a >= rows) break;
         v16 o[4];
         AT6(r[a][0], r[a][1], r[a][2], r[a][3], r[a][4], r[a][5], o[0], o[1], o[2], o[3]);
+        float *p = full ? y + a * W * OC : NULL;
 #pragma GCC unroll 4
         for (int e = 0; e < 4; e++) {
             v16 v = o[e] + bv;
             if (relu) v = (v16)((vi16)v & ~(v <= z)); /* !(v <= 0) ? v : 0: NaN stays */
-            if (e < cols) ST16(y + (a * W + e) * OC, v);
+            if (full) {
+                WSTEP(p);
+                ST16(p, v);
+                if (e < 3) p += OC;
+            } else if (e < cols)
+                ST16(y + (a * W + e) * OC, v);
         }
     }
 }
 
 /* dm[xi] (OC apart) = (A g A^T)[xi] for the 4x4 block g of gy (W x OC
  * apart): rows [0, rows), columns [0, cols) inside, the rest zero. */
-WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, float *dm)
+WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, float *dm,
+                  const int full)
 {
     const v16 z = {0};
     v16 r[6][4];
@@ -258,15 +292,22 @@ WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, fl
     for (int b = 0; b < 4; b++) {
         v16 g[4];
 #pragma GCC unroll 4
-        for (int a = 0; a < 4; a++) g[a] = a < rows && b < cols ? LD16(gy + (a * W + b) * OC) : z;
+        for (int a = 0; a < 4; a++)
+            g[a] = full                    ? LD16(gy + (a * W + b) * OC)
+                   : a < rows && b < cols ? LD16(gy + (a * W + b) * OC)
+                                          : z;
         A6(g[0], g[1], g[2], g[3], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
     }
 #pragma GCC unroll 6
     for (int a = 0; a < 6; a++) {
         v16 q[6];
         A6(r[a][0], r[a][1], r[a][2], r[a][3], q[0], q[1], q[2], q[3], q[4], q[5]);
+        float *p = dm + a * 6 * OC;
 #pragma GCC unroll 6
-        for (int e = 0; e < 6; e++) ST16(dm + (a * 6 + e) * OC, q[e]);
+        for (int e = 0; e < 6; e++, p += OC) {
+            WSTEP(p);
+            ST16(p, q[e]);
+        }
     }
 }
 
@@ -330,8 +371,12 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
             span(h0, 6, d->IH, &a0, &a1);
             span(w0, 6, d->IW, &b0, &b1);
             const float *xn = x + n * d->IH * d->IW * IC;
-            for (int64_t c = 0; c < IC; c += 16)
-                bt16(xn + c, d->IW, IC, h0, w0, a0, a1, b0, b1, V + t * ldv + c);
+            if (a0 == 0 && a1 == 6 && b0 == 0 && b1 == 6)
+                for (int64_t c = 0; c < IC; c += 16)
+                    bt16(xn + c, d->IW, IC, h0, w0, a0, a1, b0, b1, V + t * ldv + c, 1);
+            else
+                for (int64_t c = 0; c < IC; c += 16)
+                    bt16(xn + c, d->IW, IC, h0, w0, a0, a1, b0, b1, V + t * ldv + c, 0);
             continue;
         }
         /* channels not a multiple of 16: the tails' lanes through memory */
@@ -370,8 +415,12 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             const int rows = (int)CN__MIN(4, d->OH - 4 * th),
                       cols = (int)CN__MIN(4, d->OW - 4 * tw);
             float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
-            for (int64_t c = 0; c < OC; c += 16)
-                at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c);
+            if (rows == 4 && cols == 4)
+                for (int64_t c = 0; c < OC; c += 16)
+                    at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c, 1);
+            else
+                for (int64_t c = 0; c < OC; c += 16)
+                    at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c, 0);
             continue;
         }
         int64_t dst[4][4];
@@ -412,7 +461,10 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
             const int rows = (int)CN__MIN(4, d->OH - 4 * th),
                       cols = (int)CN__MIN(4, d->OW - 4 * tw);
             const float *gt = gy + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
-            for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c);
+            if (rows == 4 && cols == 4)
+                for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c, 1);
+            else
+                for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c, 0);
             continue;
         }
         int64_t src[4][4];
