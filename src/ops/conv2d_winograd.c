@@ -206,26 +206,24 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 {
     const v16 z = {0};
     v16 t[6][6];
-    const float *pb = full ? xn + (h0 * W + w0) * IC : NULL;
+    /* offsets, not pointers: a border block's corner may lie outside */
+    int64_t ob = (h0 * W + w0) * IC;
 #pragma GCC unroll 6
-    for (int b = 0; b < 6; b++) {
+    for (int b = 0; b < 6; b++, ob += IC) {
         v16 q[6];
-        if (full) {
-            const float *p = pb;
+        WSTEP(ob);
+        int64_t o = ob;
 #pragma GCC unroll 6
-            for (int a = 0; a < 6; a++) {
-                WSTEP(p);
-                q[a] = LD16(p);
-                if (a < 5) p += W * IC;
+        for (int a = 0; a < 6; a++, o += W * IC) {
+            WSTEP(o);
+            if (full) {
+                q[a] = LD16(xn + o);
+            } else { /* outside: a load of xn itself, dropped; no branch */
+                const int in = b >= b0 && b < b1 && a >= a0 && a < a1;
+                const v16 v = LD16(xn + (in ? o : 0));
+                q[a] = in ? v : z;
             }
-            if (b < 5) pb += IC;
-            WSTEP(pb);
-        } else
-#pragma GCC unroll 6
-            for (int a = 0; a < 6; a++)
-                q[a] = b >= b0 && b < b1 && a >= a0 && a < a1
-                           ? LD16(xn + ((h0 + a) * W + w0 + b) * IC)
-                           : z;
+        }
         BT6(q[0], q[1], q[2], q[3], q[4], q[5]);
 #pragma GCC unroll 6
         for (int a = 0; a < 6; a++) t[a][b] = q[a];
