@@ -231,7 +231,7 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 #pragma GCC unroll 6
     for (int a = 0; a < 6; a++) {
         BT6(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
-        float *p = vt + a * 6 * IC;
+        float *p = vt + 6 * IC * a;
 #pragma GCC unroll 6
         for (int b = 0; b < 6; b++, p += IC) {
             WSTEP(p);
@@ -300,7 +300,7 @@ WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, fl
     for (int a = 0; a < 6; a++) {
         v16 q[6];
         A6(r[a][0], r[a][1], r[a][2], r[a][3], q[0], q[1], q[2], q[3], q[4], q[5]);
-        float *p = dm + a * 6 * OC;
+        float *p = dm + 6 * OC * a;
 #pragma GCC unroll 6
         for (int e = 0; e < 6; e++, p += OC) {
             WSTEP(p);
@@ -413,7 +413,7 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             const int rows = (int)CN__MIN(4, d->OH - 4 * th),
                       cols = (int)CN__MIN(4, d->OW - 4 * tw);
             float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
-            if (rows == 4 && cols == 4)
+            if (d->OH - 4 * th >= 4 && d->OW - 4 * tw >= 4) /* a full block */
                 for (int64_t c = 0; c < OC; c += 16)
                     at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c, 1);
             else
@@ -459,7 +459,7 @@ CN__MULTIVERSION static void grad_transform4(const cn_conv2d_desc *d, const floa
             const int rows = (int)CN__MIN(4, d->OH - 4 * th),
                       cols = (int)CN__MIN(4, d->OW - 4 * tw);
             const float *gt = gy + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
-            if (rows == 4 && cols == 4)
+            if (d->OH - 4 * th >= 4 && d->OW - 4 * tw >= 4) /* a full block */
                 for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c, 1);
             else
                 for (int64_t c = 0; c < OC; c += 16) ag16(gt + c, d->OW, OC, rows, cols, mt + c, 0);
