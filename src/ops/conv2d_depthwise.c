@@ -29,8 +29,9 @@
  *    DW_STREAM_BYTES to memory. Backward-data of a strided convolution
  *    (input dilation): dw_fwd_row_dil512, a phase of the output columns
  *    at a time.
- *  - portable (any channel count, and the AVX2 and baseline ISAs): GCC vector extensions of 8 floats compiled
- *    three times (AVX-512, AVX2 + FMA, baseline x86-64).
+ *  - portable (any channel count, and the AVX2 and baseline ISAs): GCC
+ *    vector extensions of 8 floats compiled three times (AVX-512, AVX2 +
+ *    FMA, baseline x86-64).
  * This file is built with -ffp-contract=fast so that a*b+c on vectors
  * becomes one FMA. */
 #include <stdint.h>
@@ -788,13 +789,15 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const int nt = cn__threads(ctx);
     const int64_t rows = d->MB * d->OH;
 #ifdef CN_DW_X86
+    /* An output much larger than the L2s is written with streaming stores:
+     * its lines would leave the caches before anything reads them, and a
+     * cached store first reads each line (a third of this memory-bound
+     * pass's traffic). */
+    const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
+    if ((fast || dil) && ybytes > (fast ? DW_STREAM_BYTES : DW_DIL_STREAM_BYTES) &&
+        ((uintptr_t)y & 63) == 0)
+        relu |= ST_STREAM;
     if (fast) {
-        /* An output much larger than the L2s is written with streaming
-         * stores: its lines would leave the caches before anything reads
-         * them, and a cached store first reads each line (a third of this
-         * memory-bound pass's traffic). */
-        const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
-        if (ybytes > DW_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
         if (dw3_applies(d)) { /* pairs of output rows, an odd last row alone */
             const int64_t pairs = (d->OH + 1) / 2, units = d->MB * pairs;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && units > 1) schedule(static)
@@ -813,8 +816,6 @@ void cn__conv2d_dw_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *
         return;
     }
     if (dil) {
-        const int64_t ybytes = d->MB * d->OH * d->OW * d->OC * (int64_t)sizeof(float);
-        if (ybytes > DW_DIL_STREAM_BYTES && ((uintptr_t)y & 63) == 0) relu |= ST_STREAM;
 #pragma omp parallel for num_threads(nt) if (nt > 1 && rows > 1) schedule(static)
         for (int64_t row = 0; row < rows; row++)
             dw_fwd_row_dil512(d, x, w, b, relu, y, row / d->OH, row % d->OH, ish, isw);

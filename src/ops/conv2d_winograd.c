@@ -192,10 +192,11 @@ static inline void span(int64_t h0, int side, int64_t H, int *lo, int *hi)
  * the whole-block transforms 12-25% slower.) */
 #define WALWAYS static inline __attribute__((always_inline))
 
-/* Keeps p one register stepped through a block's addresses: with a*W*IC +
- * b*IC for runtime strides GCC keeps each of the 36 offsets in a stack slot
- * and rebuilds the address per access. Only where every address is inside
- * the tensor (full blocks, and the transformed planes). */
+/* Keeps p, a pointer or an offset, one register stepped through a block's
+ * addresses: with a*W*IC + b*IC for runtime strides GCC keeps each of the
+ * 36 offsets in a stack slot and rebuilds the address per access. Stepped
+ * pointers only where every address is inside the tensor (full blocks, and
+ * the transformed planes); a border block steps offsets. */
 #define WSTEP(p) __asm__("" : "+r"(p))
 
 /* vt[xi] (xi = 6a + b, IC apart) = (B^T d B)[xi] for the 6x6 block d of
@@ -291,9 +292,7 @@ WALWAYS void ag16(const float *gy, int64_t W, int64_t OC, int rows, int cols, fl
         v16 g[4];
 #pragma GCC unroll 4
         for (int a = 0; a < 4; a++)
-            g[a] = full                    ? LD16(gy + (a * W + b) * OC)
-                   : a < rows && b < cols ? LD16(gy + (a * W + b) * OC)
-                                          : z;
+            g[a] = full || (a < rows && b < cols) ? LD16(gy + (a * W + b) * OC) : z;
         A6(g[0], g[1], g[2], g[3], r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]);
     }
 #pragma GCC unroll 6
