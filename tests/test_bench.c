@@ -100,12 +100,13 @@ static void the_table_ends_with_geometric_means(void)
 }
 
 /* With oneDNN built in, the comparison keys appear; without it, the option
- * fails with exactly one line that says so. */
+ * fails with exactly one line that says so. Turns of 2 runs that do not
+ * divide the 3 timed runs still give each library exactly 3. */
 static void compare_onednn_reports_ratios_or_says_why_not(void)
 {
     const tl_cli_result *r =
-        tl_cli("bench", "--problem", TINY, "--pass", "fwd,bwd_weights", "--reps", "1", "--threads",
-               "1", "--compare", "onednn", "--json", NULL);
+        tl_cli("bench", "--problem", TINY, "--pass", "fwd,bwd_weights", "--reps", "3", "--threads",
+               "1", "--compare", "onednn", "--interleave", "2", "--json", NULL);
     if (r->status == 1) {
         CHECK(r->err_lines == 1 && strstr(r->err, "oneDNN"), "stderr: %s", r->err);
         return;
@@ -117,6 +118,7 @@ static void compare_onednn_reports_ratios_or_says_why_not(void)
     for (int i = 0; i < n; i++) {
         CHECK(num(lines[i], "onednn_ms") > 0 && num(lines[i], "onednn_gflops") > 0, "%s", lines[i]);
         CHECK(num(lines[i], "ratio") > 0 && has_key(lines[i], "onednn_impl"), "%s", lines[i]);
+        CHECK(num(lines[i], "reps") == 3 && num(lines[i], "interleave") == 2, "%s", lines[i]);
     }
 }
 
@@ -131,6 +133,7 @@ static void mistakes_are_one_line_with_the_right_status(void)
         {{"bench", "--reps", "0", NULL}, 2, "--reps"},
         {{"bench", "--threads", "0", NULL}, 2, "--threads"},
         {{"bench", "--compare", "mkl", NULL}, 2, "mkl"},
+        {{"bench", "--interleave", "0", NULL}, 2, "--interleave"},
         {{"bench", "--problem", "1 2 3", NULL}, 2, "14"},
         {{"bench", "--problem", "nosuch", NULL}, 1, "nosuch"},
         {{"bench", "--suite", "/nonexistent/suite.txt", NULL}, 1, "/nonexistent/suite.txt"},

@@ -22,6 +22,7 @@ static const char *const CMD = "bench";
 #define MIN_SECONDS 0.3 /* adaptive repetitions: at least this long ... */
 #define MIN_REPS 5      /* ... and at least this many */
 #define MAX_REPS 100000
+#define TURN 5 /* --compare: timed runs of one library in a row (--interleave) */
 #define MAX_THREADS 8 /* entries of --threads */
 #define PEAK_SECONDS 0.2
 
@@ -29,7 +30,7 @@ static const char usage[] =
     "usage: convnet bench [--suite FILE] [--problem NAME[,NAME...] | --problem \"N H W IC OC KH KW\n"
     "                     SH SW PH PW DH DW G\"] [--pass fwd,bwd_data,bwd_weights]\n"
     "                     [--threads 1,2] [--reps R]\n"
-    "                     [--compare onednn] [--no-memory] [--json]\n"
+    "                     [--compare onednn [--interleave K]] [--no-memory] [--json]\n"
     "\n"
     "Times every convolution pass of a problem suite and reports the median time,\n"
     "GFLOP/s, the percentage of the machine's fp32 FMA peak (measured first, per\n"
@@ -49,9 +50,13 @@ static const char usage[] =
     "  --threads LIST      thread counts (default 1,2)\n"
     "  --reps R            exactly R timed runs after the warm-up (default: enough for\n"
     "                      0.3 s, at least 5)\n"
-    "  --compare onednn    also run oneDNN on the same problems, interleaved run by\n"
-    "                      run with convnet, and report the throughput ratio\n"
-    "                      convnet/oneDNN (needs a build with libdnnl-dev: `make bench`)\n"
+    "  --compare onednn    also run oneDNN on the same problems, interleaved with\n"
+    "                      convnet, and report the throughput ratio convnet/oneDNN\n"
+    "                      (needs a build with libdnnl-dev: `make bench`)\n"
+    "  --interleave K      with --compare: the libraries take turns of K timed runs,\n"
+    "                      each turn after one untimed run, so that each is timed in\n"
+    "                      the cache state its own runs leave (default 5; 1 alternates\n"
+    "                      run by run, with no untimed runs)\n"
     "  --no-memory         skip the bandwidth, pooling and batch-norm section (it is\n"
     "                      also skipped when --problem is given)\n"
     "  --json              one JSON object per line instead of tables: \"kind\" is\n"
@@ -77,7 +82,7 @@ typedef struct bench_opts {
     const char *suite, *problem;
     int pass[BENCH_PASS_COUNT], npass;
     int threads[MAX_THREADS], nthreads;
-    int reps, json, compare, no_memory;
+    int reps, turn, json, compare, no_memory;
 } bench_opts;
 
 /* ---- problems -------------------------------------------------------------- */
@@ -248,6 +253,7 @@ static int parse(int argc, char **argv, bench_opts *o)
     o->pass[0] = BENCH_FWD, o->pass[1] = BENCH_BWD_DATA, o->pass[2] = BENCH_BWD_WEIGHTS;
     o->npass = 3;
     o->threads[0] = 1, o->threads[1] = 2, o->nthreads = 2;
+    o->turn = TURN;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -276,6 +282,11 @@ static int parse(int argc, char **argv, bench_opts *o)
             if (strcmp(v, "onednn") != 0)
                 return cli_usage(CMD, "--compare: unknown library '%s' (onednn)", v);
             o->compare = 1;
+        } else if ((r = cli_opt(CMD, argc, argv, &i, "--interleave", &v))) {
+            if (r < 0) return 2;
+            if (cli_parse_int(v, &o->turn) || o->turn < 1 || o->turn > MAX_REPS)
+                return cli_usage(CMD, "--interleave: '%s' is not an integer in [1, %d]", v,
+                                 MAX_REPS);
         } else if ((r = cli_flag(CMD, argv, i, "--json"))) {
             if (r < 0) return 2;
             o->json = 1;
@@ -307,17 +318,22 @@ static double time_once(const timed *t, int *failed)
     return bench_now() - t0;
 }
 
-/* Warm-up, then timed runs of a and b (b may be NULL) alternating a, b, a,
- * b, ... so that both see the same noise. ms receive the medians; *reps the
- * number of timed runs each. 0, or -1 if a run failed. */
-static int measure(const timed *a, const timed *b, int fixed_reps, double *ms_a, double *ms_b,
-                   int *reps)
+/* Warm-up, then n timed runs of a and of b (b may be NULL): a and b take
+ * turns of `turn` runs, so that noise hits both. Each turn starts with an
+ * untimed run: a run leaves the caches holding its own data in its own order,
+ * and the other library's first run after it would pay for that (on a 25 MB
+ * working set in the shared 32 MB L3 one thread of a depthwise pass ran twice
+ * as slowly right after oneDNN's run). turn = 1 alternates run by run. ms
+ * receive the medians; *reps the number of timed runs each. 0, or -1 if a run
+ * failed. */
+static int measure(const timed *a, const timed *b, int fixed_reps, int turn, double *ms_a,
+                   double *ms_b, int *reps)
 {
     int failed = 0;
     time_once(a, &failed);
     if (b) time_once(b, &failed);
     if (failed) return -1;
-    /* The first timed pair also sizes the run. */
+    /* One more run of each sizes the run. */
     double ta = time_once(a, &failed), tb = b ? time_once(b, &failed) : 0;
     int n = fixed_reps;
     if (!n) {
@@ -330,13 +346,20 @@ static int measure(const timed *a, const timed *b, int fixed_reps, double *ms_a,
         free(sa), free(sb);
         return -1;
     }
-    sa[0] = ta, sb[0] = tb;
-    for (int r = 1; r < n && !failed; r++) {
-        sa[r] = time_once(a, &failed);
-        if (b) sb[r] = time_once(b, &failed);
+    if (!b) turn = n;
+    const int settle = b && turn > 1;
+    for (int r = 0; r < n && !failed; r += turn) {
+        const int k1 = r + turn < n ? r + turn : n;
+        if (settle) time_once(a, &failed);
+        for (int k = r; k < k1; k++) sa[k] = time_once(a, &failed);
+        if (!b) continue;
+        if (settle) time_once(b, &failed);
+        for (int k = r; k < k1; k++) sb[k] = time_once(b, &failed);
     }
-    *ms_a = 1e3 * bench_median(sa, n);
-    if (ms_b) *ms_b = b ? 1e3 * bench_median(sb, n) : 0;
+    if (!failed) {
+        *ms_a = 1e3 * bench_median(sa, n);
+        if (ms_b) *ms_b = b ? 1e3 * bench_median(sb, n) : 0;
+    }
     *reps = n;
     free(sa), free(sb);
     return failed ? -1 : 0;
@@ -580,7 +603,7 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
             pj.d = pools[i].d, pj.idx = pools[i].idx;
             double ms;
             int reps;
-            if (measure(&tp, NULL, o->reps, &ms, NULL, &reps)) {
+            if (measure(&tp, NULL, o->reps, 1, &ms, NULL, &reps)) {
                 rc = cli_fail(CMD, "%s: %s", pools[i].name, cn_last_error());
                 goto done;
             }
@@ -601,7 +624,7 @@ static int memory_section(const bench_opts *o, cn_ctx *rng)
         timed tb = {run_bn, &bj, t};
         double ms;
         int reps;
-        if (measure(&tb, NULL, o->reps, &ms, NULL, &reps)) {
+        if (measure(&tb, NULL, o->reps, 1, &ms, NULL, &reps)) {
             rc = cli_fail(CMD, "batchnorm: %s", cn_last_error());
             goto done;
         }
@@ -647,6 +670,9 @@ static int bufs_alloc(const cn_conv2d_desc *d, cn_ctx *rng, conv_bufs *b, size_t
 static void conv_header(const bench_opts *o, const char *dnnl_version)
 {
     if (o->json) return;
+    if (o->compare)
+        printf("\nconvnet and oneDNN take turns of %d timed run%s%s\n", o->turn,
+               o->turn > 1 ? "s" : "", o->turn > 1 ? ", each turn after one untimed run" : "");
     printf("\n%-10s %-11s %3s %9s %8s %7s %-6s %7s %7s", "problem", "pass", "thr", "ms", "GFLOP/s",
            "%peak", "impl", "ws", "floor");
     if (o->compare) {
@@ -724,10 +750,10 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                  * apart: streaming stores evict the lines plain ones reuse */
                 timed tf = {run_floor, &fj, t}, tfs = {run_floor, &fs, t};
                 double ms = 0, dms = 0, fms = 0, fsms = 0;
-                int reps = 0, freps, bad = measure(&tf, NULL, o->reps, &fms, NULL, &freps);
-                if (!bad) bad = measure(&tfs, NULL, o->reps, &fsms, NULL, &freps);
+                int reps = 0, freps, bad = measure(&tf, NULL, o->reps, 1, &fms, NULL, &freps);
+                if (!bad) bad = measure(&tfs, NULL, o->reps, 1, &fsms, NULL, &freps);
                 if (!bad && fsms < fms) fms = fsms;
-                if (!bad) bad = measure(&ta, tb.run ? &tb : NULL, o->reps, &ms, &dms, &reps);
+                if (!bad) bad = measure(&ta, tb.run ? &tb : NULL, o->reps, o->turn, &ms, &dms, &reps);
 #ifdef CN_HAVE_ONEDNN
                 bench_onednn_free(dn);
 #endif
@@ -753,7 +779,7 @@ static int conv_suite(const bench_opts *o, const problem *ps, int np, const doub
                         printf(", \"onednn_ms\": %.6f, \"onednn_gflops\": %.3f, \"onednn_impl\": ",
                                dms, dgf);
                         json_str(dimpl);
-                        printf(", \"ratio\": %.4f", ratio);
+                        printf(", \"ratio\": %.4f, \"interleave\": %d", ratio, o->turn);
                     }
                     printf("}\n");
                 } else {
