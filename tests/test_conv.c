@@ -457,6 +457,28 @@ static abs_refs references_and_absolute_sums(const conv_cfg *c, bufs *B, int wei
 
 static void abs_refs_free(abs_refs *a) { free(a->ay), free(a->agx), free(a->agw), free(a->agb); }
 
+/* Every pass of c (run into B) against the reference within the Winograd
+ * bounds: kf and kb terms for the forward and the input gradient, and the
+ * weight gradient's sum over N x OH x OW pixels; the bias gradient, summed
+ * apart from the kernels, as tightly as everywhere. */
+static void passes_within_winograd_bounds(const conv_cfg *c, const bufs *B, const abs_refs *a,
+                                          double kf, double kb, double *worst)
+{
+    within_winograd_bound("forward", B->y, B->yd, a->ay, B->ny, kf, c->str, worst);
+    within_winograd_bound("grad_input", B->gx, B->gxd, a->agx, B->nx, kb, c->str, worst);
+    within_winograd_bound("grad_weight", B->gw, B->gwd, a->agw, B->nw,
+                          (double)(c->d.MB * c->d.OH * c->d.OW) + 16.0, c->str, worst);
+    (void)agree("grad_bias", B->gb, B->gbd, B->nb, c->str);
+}
+
+/* Whether any pass of d runs a Winograd kernel. */
+static int takes_winograd(const cn_conv2d_desc *d)
+{
+    for (int pass = 0; pass < 3; pass++)
+        if (strstr(cn__conv2d_impl_name(d, pass), "winograd")) return 1;
+    return 0;
+}
+
 static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent(void)
 {
     double worst = 0;
@@ -488,14 +510,8 @@ static void winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent
         bufs_init(&B, &c.d);
         if (run_all_passes(&c, &B)) {
             abs_refs a = references_and_absolute_sums(&c, &B, 1);
-            within_winograd_bound("forward", B.y, B.yd, a.ay, B.ny, 9.0 * (double)c.d.IC + 16.0,
-                                  c.str, &worst);
-            within_winograd_bound("grad_input", B.gx, B.gxd, a.agx, B.nx,
-                                  9.0 * (double)c.d.OC + 16.0, c.str, &worst);
-            /* the weight gradient sums over N x OH x OW pixels */
-            within_winograd_bound("grad_weight", B.gw, B.gwd, a.agw, B.nw,
-                                  (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
-            (void)agree("grad_bias", B.gb, B.gbd, B.nb, c.str);
+            passes_within_winograd_bounds(&c, &B, &a, 9.0 * (double)c.d.IC + 16.0,
+                                          9.0 * (double)c.d.OC + 16.0, &worst);
             abs_refs_free(&a);
             same_bits_on_two_threads(&c, &B);
         }
@@ -562,12 +578,7 @@ static void grouped_winograd_error_is_bounded_and_thread_independent(void)
         B.y = aligned_alloc(64, ny), B.gx = aligned_alloc(64, nx);
         if (run_all_passes(&c, &B)) {
             abs_refs a = references_and_absolute_sums(&c, &B, 1);
-            within_winograd_bound("forward", B.y, B.yd, a.ay, B.ny, 9.0 * 8 + 16.0, c.str, &worst);
-            within_winograd_bound("grad_input", B.gx, B.gxd, a.agx, B.nx, 9.0 * 8 + 16.0, c.str,
-                                  &worst);
-            within_winograd_bound("grad_weight", B.gw, B.gwd, a.agw, B.nw,
-                                  (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
-            (void)agree("grad_bias", B.gb, B.gbd, B.nb, c.str);
+            passes_within_winograd_bounds(&c, &B, &a, 9.0 * 8 + 16.0, 9.0 * 8 + 16.0, &worst);
             abs_refs_free(&a);
             /* the fused ReLU, and every pass again on 2 threads */
             cn_ctx two;
@@ -751,6 +762,70 @@ static void grouped_winograd_gradients_match_central_differences(void)
     }
 }
 
+/* Dilated 3x3 stride-1 layers whose sizes and pads divide by the dilation
+ * run Winograd on the dilation's phases (winograd*-phases: DH*DW undilated
+ * problems as one batch): every pass within the Winograd bounds, the bias
+ * gradient as the reference's, the same bits on 2 threads. Dilations 1-3
+ * each way (not both 1), zero pads and reflected ones (padded first, so
+ * the padded size must divide), bias or not. The first two, 16 channels
+ * over 2x2 phases of 2x2 pixels, are also checked against central
+ * differences directly. */
+static void dilated_winograd_phases_are_bounded_and_thread_independent(void)
+{
+    double worst = 0;
+    for (int i = 0; i < 24 && tl_ok(); i++) {
+        conv_cfg c;
+        for (;;) {
+            conv_cfg t = {0};
+            t.p = cn_conv2d_params_default();
+            const int dh = tl_randint(1, 3), dw = dh == 1 ? tl_randint(2, 3) : tl_randint(1, 3);
+            t.p.dil_h = dh, t.p.dil_w = dw;
+            t.p.pad_top = dh * tl_randint(0, 2), t.p.pad_bottom = dh * tl_randint(0, 2);
+            t.p.pad_left = dw * tl_randint(0, 2), t.p.pad_right = dw * tl_randint(0, 2);
+            t.p.pad_mode = i % 4 == 3 ? CN_PAD_REFLECT : CN_PAD_ZEROS;
+            t.xs[0] = tl_randint(1, 2), t.xs[1] = dh * tl_randint(1, 5);
+            t.xs[2] = dw * tl_randint(1, 5), t.xs[3] = tl_randint(16, 40);
+            t.ws[0] = t.ws[1] = 3, t.ws[2] = t.xs[3], t.ws[3] = tl_randint(16, 40);
+            if (i < 2) { /* small enough for central differences */
+                t.p.dil_h = t.p.dil_w = 2, t.p.pad_top = t.p.pad_left = 2;
+                t.p.pad_bottom = t.p.pad_right = 2 * i;
+                t.xs[0] = 1, t.xs[1] = t.xs[2] = 4, t.xs[3] = t.ws[2] = t.ws[3] = 16;
+            }
+            t.bias = tl_randint(0, 1);
+            if (cn_conv2d_setup(&t.d, &t.p, t.xs, t.ws) != CN_OK) continue;
+            conv_cfg_describe(&t);
+            c = t;
+            break;
+        }
+        for (int pass = 0; pass < 3; pass++)
+            CHECK(strstr(cn__conv2d_impl_name(&c.d, pass), "winograd") &&
+                      strstr(cn__conv2d_impl_name(&c.d, pass), "-phases"),
+                  "%s runs for %s", cn__conv2d_impl_name(&c.d, pass), c.str);
+        bufs B;
+        bufs_init(&B, &c.d);
+        if (run_all_passes(&c, &B)) {
+            abs_refs a = references_and_absolute_sums(&c, &B, 1);
+            passes_within_winograd_bounds(&c, &B, &a, 9.0 * (double)c.d.IC + 16.0,
+                                          9.0 * (double)c.d.OC + 16.0, &worst);
+            if (i < 2) { /* the adjoints themselves, against central differences */
+                double *num = calloc(B.nx + B.nw + 1, sizeof *num);
+                numeric_grad(&c.d, &B, B.xd, B.nx, num);
+                numeric_grad(&c.d, &B, B.wd, B.nw, num + B.nx);
+                within_winograd_bound("grad_input vs finite differences", B.gx, num, a.agx, B.nx,
+                                      9.0 * (double)c.d.OC + 16.0, c.str, &worst);
+                within_winograd_bound("grad_weight vs finite differences", B.gw, num + B.nx,
+                                      a.agw, B.nw, (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0,
+                                      c.str, &worst);
+                free(num);
+            }
+            abs_refs_free(&a);
+            same_bits_on_two_threads(&c, &B);
+        }
+        bufs_free(&B);
+    }
+    printf("     largest error through the phases: %.2f eps * max sum |x w|\n", worst);
+}
+
 static void integer_inputs_give_exact_results(void)
 {
     /* Small integers make every float sum exact, so fp32 must equal the
@@ -813,9 +888,9 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
                 c.xs[0] = 1, c.xs[1] = 5, c.xs[2] = w, c.xs[3] = icg;
                 c.ws[0] = c.ws[1] = k, c.ws[3] = i % 2 ? 40 : 72;
             }
-            /* Winograd (3x3, stride 1, undilated, ungrouped) is not exact */
-        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK ||
-                 cn__conv_winograd_applies(&c.d));
+            /* Winograd (3x3 stride 1, ungrouped: undilated, or dilated
+             * through its phases) is not exact */
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK || takes_winograd(&c.d));
         conv_cfg_describe(&c);
         bufs B;
         bufs_init(&B, &c.d);
@@ -1285,6 +1360,8 @@ static void run_all(void)
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);
     if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
         TL_RUN(winograd_error_is_bounded_by_the_absolute_sum_and_thread_independent);
+    if (!getenv("CN_CONV_IMPL") || !strcmp(getenv("CN_CONV_IMPL"), "vec"))
+        TL_RUN(dilated_winograd_phases_are_bounded_and_thread_independent);
     TL_RUN(grouped_winograd_error_is_bounded_and_thread_independent);
     TL_RUN(every_backward_matches_central_differences);
     TL_RUN(grouped_winograd_gradients_match_central_differences);

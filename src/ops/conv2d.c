@@ -175,9 +175,11 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   wino  the Winograd paths' transformed weights, per-thread tiles and
  *         partial weight gradients
  *   grp8  the 8-channel-group kernel's per-thread input copies (and its
- *         partial weight gradients) */
+ *         partial weight gradients)
+ *   phase dilated 3x3 layers: the pass's input and output as D*D phases
+ *         each (phase_split), then the phase problem's own workspace */
 typedef struct conv_ws {
-    float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8;
+    float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8, *phase;
     double *gw64, *gb64;
 } conv_ws;
 
@@ -213,7 +215,72 @@ static cn_conv2d_desc transposed_desc(const cn_conv2d_desc *src)
     return t;
 }
 
-typedef enum { IMPL_DIRECT, IMPL_GEMM, IMPL_VEC, IMPL_FEWCH, IMPL_WINOGRAD, IMPL_GWINO } conv_impl;
+typedef enum {
+    IMPL_DIRECT,
+    IMPL_GEMM,
+    IMPL_VEC,
+    IMPL_FEWCH,
+    IMPL_WINOGRAD,
+    IMPL_GWINO,
+    IMPL_PHASES
+} conv_impl;
+
+/* Dilated 3x3 stride-1 layers as Winograd (TensorFlow's space-to-batch):
+ * with dilations DH, DW the pixels (i*DH + r, j*DW + c) of input and output
+ * form DH*DW phases (r, c), and output phase (r, c) is the undilated
+ * convolution of input phase (r, c) with padding / dilation: output row
+ * i*DH + r reads input rows i*DH + r - PT + kh*DH = (i - PT/DH + kh)*DH + r.
+ * Taken when the sizes and pads divide by the dilations, so that every
+ * phase has the same shape and the phases are the images of one batch of
+ * MB*DH*DW, and when that batch takes Winograd (2.25 multiplies an output
+ * instead of 9). */
+static cn_conv2d_desc phase_desc(const cn_conv2d_desc *p)
+{
+    cn_conv2d_desc q = *p;
+    q.MB = p->MB * p->DH * p->DW;
+    q.IH = p->IH / p->DH, q.IW = p->IW / p->DW, q.OH = p->OH / p->DH, q.OW = p->OW / p->DW;
+    q.PT = p->PT / p->DH, q.PB = p->PB / p->DH, q.PL = p->PL / p->DW, q.PR = p->PR / p->DW;
+    q.DH = q.DW = 1;
+    return q;
+}
+
+static int phases_apply(const cn_conv2d_desc *p)
+{
+    if ((p->DH == 1 && p->DW == 1) || cn__conv_pads_explicitly(p) || p->SH != 1 || p->SW != 1 ||
+        p->IH % p->DH || p->IW % p->DW || p->PT % p->DH || p->PB % p->DH || p->PL % p->DW ||
+        p->PR % p->DW)
+        return 0;
+    const cn_conv2d_desc q = phase_desc(p);
+    return cn__conv_winograd_applies(&q) && q.OH >= 1 && q.OW >= 1;
+}
+
+/* Phase image (n*DH + r)*DW + c of ph [MB*DH*DW, H/DH, W/DW, C] <-> pixels
+ * (i*DH + r, j*DW + c) of image n of t [MB, H, W, C]; split: t -> ph,
+ * else ph -> t. Rows in parallel, each pixel copied once. */
+static void phase_copy(const cn_ctx *ctx, int64_t MB, int64_t H, int64_t W, int64_t C, int64_t DH,
+                       int64_t DW, const float *src, float *dst, int split)
+{
+    const int64_t h = H / DH, w = W / DW, rows = MB * H;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel for num_threads(nt) if (nt > 1 && rows * W * C >= 65536) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        const int64_t n = row / H, ih = row % H, r = ih % DH, i = ih / DH;
+        for (int64_t iw = 0; iw < W; iw++) {
+            const int64_t c = iw % DW, j = iw / DW;
+            const int64_t at = ((n * H + ih) * W + iw) * C,
+                          pt = ((((n * DH + r) * DW + c) * h + i) * w + j) * C;
+            if (split)
+                memcpy(dst + pt, src + at, (size_t)C * sizeof *dst);
+            else
+                memcpy(dst + at, src + pt, (size_t)C * sizeof *dst);
+        }
+    }
+}
+
+/* The phase path's blocks in l.phase: a [MB, IH, IW, IC] and b [MB, OH,
+ * OW, OC] of p in phase order, then the phase problem's workspace. */
+static size_t phase_bytes(const cn_conv2d_desc *p, unsigned passes, float *base, float **a,
+                          float **b, void **ws);
 
 static int vec_applies(const cn_conv2d_desc *p)
 {
@@ -223,8 +290,9 @@ static int vec_applies(const cn_conv2d_desc *p)
 /* The kernel for pass (0 fwd, 1 bwd_data, 2 bwd_weights) of the zero-padded
  * problem p: the few-input-channel kernels for fwd and bwd_weights where
  * they apply, the vectorised direct kernels where they apply (for
- * backward-data: to the transposed problem), else the GEMM path, else the
- * plain loops. CN_CONV_IMPL=direct|gemm forces those (tests); =vec is the
+ * backward-data: to the transposed problem), Winograd for 3x3 stride 1
+ * (dilated ones through their phases), else the GEMM path, else the plain
+ * loops. CN_CONV_IMPL=direct|gemm forces those (tests); =vec is the
  * default choice. */
 static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
 {
@@ -243,6 +311,7 @@ static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
     if (vec_applies(p) && vec_applies(&t) && (pass != 2 || few_taps)) return IMPL_VEC;
     /* for backward-data the transposed problem is then 3x3 stride 1 too */
     if (cn__conv_winograd_applies(p)) return IMPL_WINOGRAD;
+    if (phases_apply(p)) return IMPL_PHASES;
     return cn__conv_gemm_applies(p) ? IMPL_GEMM : IMPL_DIRECT;
 }
 
@@ -266,6 +335,11 @@ const char *cn__conv2d_impl_name(const cn_conv2d_desc *d, int pass)
     case IMPL_WINOGRAD: {
         const cn_conv2d_desc t = transposed_desc(&p);
         return cn__conv_winograd_name(pass == 1 ? &t : &p);
+    }
+    case IMPL_PHASES: {
+        const cn_conv2d_desc q = phase_desc(&p), t = transposed_desc(&q);
+        return strcmp(cn__conv_winograd_name(pass == 1 ? &t : &q), "winograd4") ? "winograd-phases"
+                                                                              : "winograd4-phases";
     }
     default: return "direct";
     }
@@ -308,7 +382,20 @@ static size_t ws_layout(const cn_conv2d_desc *d, unsigned passes, char *base, co
     const size_t gf = (passes & WS_FWD) ? cn__conv_grp8_ws(&p) : 0,
                  gb = bd && d->SH == 1 && d->SW == 1 ? cn__conv_grp8_ws(&t) : 0;
     l.grp8 = cn__ws_take(base, &at, CN__MAX(CN__MAX(gf, gb), bw ? cn__conv_grp8_bww_ws(&p) : 0));
+    l.phase = cn__ws_take(base, &at, phases_apply(&p) ? phase_bytes(&p, passes, NULL, NULL, NULL, NULL) : 0);
     if (out) *out = l;
+    return at;
+}
+
+static size_t phase_bytes(const cn_conv2d_desc *p, unsigned passes, float *base, float **a,
+                          float **b, void **ws)
+{
+    const cn_conv2d_desc q = phase_desc(p);
+    size_t at = 0;
+    float *pa = cn__ws_take((char *)base, &at, (size_t)(p->MB * p->IH * p->IW * p->IC) * sizeof(float));
+    float *pb = cn__ws_take((char *)base, &at, (size_t)(p->MB * p->OH * p->OW * p->OC) * sizeof(float));
+    void *pw = cn__ws_take((char *)base, &at, ws_layout(&q, passes, NULL, NULL));
+    if (a) *a = pa, *b = pb, *ws = pw;
     return at;
 }
 
@@ -399,6 +486,15 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
         s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, relu, y, l.gcols);
     } else if (!s && impl == IMPL_WINOGRAD) {
         cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, y, l.wino);
+    } else if (!s && impl == IMPL_PHASES) {
+        /* the phases as one batch of an undilated problem (phase_desc) */
+        const cn_conv2d_desc q = phase_desc(&p);
+        float *xq, *yq;
+        void *qws;
+        phase_bytes(&p, WS_FWD, l.phase, &xq, &yq, &qws);
+        phase_copy(ctx, p.MB, p.IH, p.IW, p.IC, p.DH, p.DW, src, xq, 1);
+        s = fwd(ctx, &q, xq, w, b, relu, yq, qws);
+        if (!s) phase_copy(ctx, p.MB, p.OH, p.OW, p.OC, p.DH, p.DW, yq, y, 0);
     } else if (!s && impl == IMPL_GWINO) {
         cn__conv2d_gwino_fwd(ctx, &p, src, w, b, relu, y, l.wino);
     } else if (!s && grp8) {
@@ -461,6 +557,14 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
         s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.wt, l.gcols);
+    } else if (impl == IMPL_PHASES) {
+        const cn_conv2d_desc q = phase_desc(&src);
+        float *gxq, *gyq;
+        void *qws;
+        phase_bytes(&src, WS_BWD_DATA, l.phase, &gxq, &gyq, &qws);
+        phase_copy(ctx, src.MB, src.OH, src.OW, src.OC, src.DH, src.DW, gy, gyq, 1);
+        s = cn_conv2d_bwd_data(ctx, &q, gyq, w, gxq, qws);
+        if (!s) phase_copy(ctx, src.MB, src.IH, src.IW, src.IC, src.DH, src.DW, gxq, out, 0);
     } else {
         /* Only the plain loops read a zero-stuffed gy; the other kernels see
          * stride 1 here (GEMM, Winograd) or skip the zeros (vectorised). */
@@ -579,6 +683,16 @@ cn_status cn_conv2d_bwd_weights(cn_ctx *ctx, const cn_conv2d_desc *d, const floa
     }
     if (impl == IMPL_GWINO) {
         cn__conv2d_gwino_bwd_weights(ctx, &src, xs, gy, gw, l.wino);
+        goto done;
+    }
+    if (impl == IMPL_PHASES) {
+        const cn_conv2d_desc q = phase_desc(&src);
+        float *xq, *gyq;
+        void *qws;
+        phase_bytes(&src, WS_BWD_WEIGHTS, l.phase, &xq, &gyq, &qws);
+        phase_copy(ctx, src.MB, src.IH, src.IW, src.IC, src.DH, src.DW, xs, xq, 1);
+        phase_copy(ctx, src.MB, src.OH, src.OW, src.OC, src.DH, src.DW, gy, gyq, 1);
+        s = cn_conv2d_bwd_weights(ctx, &q, xq, gyq, gw, NULL, qws);
         goto done;
     }
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = d->KH * d->KW * d->IC,
