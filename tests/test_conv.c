@@ -713,6 +713,26 @@ static void every_backward_matches_central_differences(void)
     }
 }
 
+/* The gradients B holds (from run_all_passes) against central differences
+ * of the reference's loss, within the Winograd bounds (kb terms for the
+ * input gradient, N x OH x OW for the weight gradient); the bias gradient
+ * as tightly as everywhere. */
+static void gradients_within_winograd_bounds_of_differences(const conv_cfg *c, bufs *B,
+                                                            const abs_refs *a, double kb,
+                                                            double *worst)
+{
+    double *num = calloc(B->nx + B->nw + B->nb + 1, sizeof *num);
+    numeric_grad(&c->d, B, B->xd, B->nx, num);
+    numeric_grad(&c->d, B, B->wd, B->nw, num + B->nx);
+    numeric_grad(&c->d, B, B->bd, B->nb, num + B->nx + B->nw);
+    within_winograd_bound("grad_input vs finite differences", B->gx, num, a->agx, B->nx, kb,
+                          c->str, worst);
+    within_winograd_bound("grad_weight vs finite differences", B->gw, num + B->nx, a->agw, B->nw,
+                          (double)(c->d.MB * c->d.OH * c->d.OW) + 16.0, c->str, worst);
+    (void)agree("grad_bias vs finite differences", B->gb, num + B->nx + B->nw, B->nb, c->str);
+    free(num);
+}
+
 /* The grouped Winograd kernel's gradients (every pass grouped-winograd4
  * where the CPU has AVX-512 and the default kernels run) against central
  * differences directly, within the Winograd bounds above: small problems
@@ -744,20 +764,11 @@ static void grouped_winograd_gradients_match_central_differences(void)
                   cn__conv2d_impl_name(&c.d, pass), c.str);
         bufs B;
         bufs_init(&B, &c.d);
-        double *num = calloc(B.nx + B.nw + B.nb + 1, sizeof *num);
         if (run_all_passes(&c, &B)) {
-            numeric_grad(&c.d, &B, B.xd, B.nx, num);
-            numeric_grad(&c.d, &B, B.wd, B.nw, num + B.nx);
-            numeric_grad(&c.d, &B, B.bd, B.nb, num + B.nx + B.nw);
             abs_refs a = references_and_absolute_sums(&c, &B, 1);
-            within_winograd_bound("grad_input vs finite differences", B.gx, num, a.agx, B.nx,
-                                  9.0 * 8 + 16.0, c.str, &worst);
-            within_winograd_bound("grad_weight vs finite differences", B.gw, num + B.nx, a.agw,
-                                  B.nw, (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0, c.str, &worst);
-            (void)agree("grad_bias vs finite differences", B.gb, num + B.nx + B.nw, B.nb, c.str);
+            gradients_within_winograd_bounds_of_differences(&c, &B, &a, 9.0 * 8 + 16.0, &worst);
             abs_refs_free(&a);
         }
-        free(num);
         bufs_free(&B);
     }
 }
@@ -807,17 +818,9 @@ static void dilated_winograd_phases_are_bounded_and_thread_independent(void)
             abs_refs a = references_and_absolute_sums(&c, &B, 1);
             passes_within_winograd_bounds(&c, &B, &a, 9.0 * (double)c.d.IC + 16.0,
                                           9.0 * (double)c.d.OC + 16.0, &worst);
-            if (i < 2) { /* the adjoints themselves, against central differences */
-                double *num = calloc(B.nx + B.nw + 1, sizeof *num);
-                numeric_grad(&c.d, &B, B.xd, B.nx, num);
-                numeric_grad(&c.d, &B, B.wd, B.nw, num + B.nx);
-                within_winograd_bound("grad_input vs finite differences", B.gx, num, a.agx, B.nx,
-                                      9.0 * (double)c.d.OC + 16.0, c.str, &worst);
-                within_winograd_bound("grad_weight vs finite differences", B.gw, num + B.nx,
-                                      a.agw, B.nw, (double)(c.d.MB * c.d.OH * c.d.OW) + 16.0,
-                                      c.str, &worst);
-                free(num);
-            }
+            if (i < 2) /* the adjoints themselves, against central differences */
+                gradients_within_winograd_bounds_of_differences(&c, &B, &a,
+                                                                9.0 * (double)c.d.OC + 16.0, &worst);
             abs_refs_free(&a);
             same_bits_on_two_threads(&c, &B);
         }

@@ -177,7 +177,7 @@ cn_status cn_conv1d_setup(cn_conv2d_desc *d, const cn_conv2d_params *p, const in
  *   grp8  the 8-channel-group kernel's per-thread input copies (and its
  *         partial weight gradients)
  *   phase dilated 3x3 layers: the pass's input and output as D*D phases
- *         each (phase_split), then the phase problem's own workspace */
+ *         each (phase_copy), then the phase problem's own workspace */
 typedef struct conv_ws {
     float *xpad, *gyd, *wt, *cols, *gcols, *part, *wino, *grp8, *phase;
     double *gw64, *gb64;
