@@ -164,6 +164,12 @@ CN__HIDDEN void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_
                                         int64_t rs_b, float *c, int64_t ldc, int m, int n,
                                         float beta, const float *pf, int64_t pf_lines);
 
+/* dst[p*ldd + j] = src[p*lds + j] for p < k, j < n <= 16: short rows
+ * copied with masked AVX-512 loads and stores (nothing past n is read or
+ * written), for the implicit backward-weights' packed tiles. */
+CN__HIDDEN void cn__copy_rows_avx512(int64_t k, const float *src, int64_t lds, int n, float *dst,
+                                     int64_t ldd);
+
 /* Packing kernel for op(B) = B^T: d[p*nr + j] = src[j*ld + p] for p < k,
  * j < nr, with nr a multiple of 8 (a full sliver of NR columns of op(B)
  * from NR rows of B). Plain copies, so packed slivers are identical

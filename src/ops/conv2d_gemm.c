@@ -85,8 +85,29 @@ static size_t cols_bytes(const cn_conv2d_desc *d)
     return is_pointwise(d) ? 0 : align64((size_t)(chunk_rows(d) * kg(d)) * sizeof(float));
 }
 
+/* The implicit backward-weights (implicit_bww_part) sums whole output rows
+ * of about BWW_PIXELS pixels at a time: a tile's A (a line or two a pixel)
+ * stays in L1 while its column slivers read it (r50_s2, 28-pixel rows, on
+ * one thread: 25.3 ms in batches of 16 rows, 23.3 in batches of 8), and
+ * its C is loaded and stored once per batch. Its buffer holds a batch's
+ * pair list (one pair per output row) and, for the tiles that
+ * pack_bww_row copies, the batch's pixels of MR floats. */
+#define BWW_PIXELS 224
+static int implicit_bww_applies(const cn_conv2d_desc *d);
+static int64_t bww_rows(const cn_conv2d_desc *d) { return CN__MAX(1, BWW_PIXELS / d->OW); }
+static size_t bww_pairs_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)bww_rows(d) * sizeof(cn__sgemm_pair));
+}
+static size_t bww_buf_bytes(const cn_conv2d_desc *d)
+{
+    const int64_t px = bww_rows(d) * d->OW * CN__SGEMM_AVX512_MR;
+    return bww_pairs_bytes(d) + align64((size_t)px * sizeof(float));
+}
+
 /* One thread's block: its cols, then its GEMM packing buffers, sized for
- * every GEMM shape of the three passes. */
+ * every GEMM shape of the three passes; at least the implicit
+ * backward-weights buffer. */
 static size_t thread_bytes(const cn_conv2d_desc *d)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d);
@@ -94,7 +115,8 @@ static size_t thread_bytes(const cn_conv2d_desc *d)
     size_t g = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         g = CN__MAX(g, cn__sgemm_ws_size(shapes[i][0], shapes[i][1], shapes[i][2], 1));
-    return cols_bytes(d) + align64(g);
+    const size_t b = implicit_bww_applies(d) ? bww_buf_bytes(d) : 0;
+    return CN__MAX(cols_bytes(d) + align64(g), b);
 }
 
 static int64_t bww_parts(const cn_conv2d_desc *d)
@@ -471,12 +493,12 @@ static void kh_range(const cn_conv2d_desc *d, int64_t oh, int64_t *k0, int64_t *
     while (*k1 > *k0 && ih + (*k1 - 1) * d->DH >= d->IH) --*k1;
 }
 
-/* Backward-weights the same way: gw rows (tap, i) in MR-row tiles (a tile
- * may straddle two taps) by NR-column slivers, each summing over BWW_ROWS
- * output rows at a time, one pair per output row and tap, whose A is a
- * column of x read in place (channels apart by 1, pixels by SW*IC) over
- * just the pixels whose tap lies inside the input: no cols, no zeros. */
-#define BWW_ROWS 16
+/* Backward-weights the same way: gw rows (tap, i) in MR-row tiles by
+ * NR-column slivers, each summing over a batch of output rows (bww_rows),
+ * one pair per output row, whose A is a column of x read in place
+ * (channels apart by 1, pixels by SW*IC) over just the pixels whose tap
+ * lies inside the input: no cols, no zeros. A tile across two taps, or
+ * short, is copied a batch at a time (pack_bww_row). */
 
 static int implicit_bww_applies(const cn_conv2d_desc *d)
 {
@@ -492,48 +514,117 @@ static void kw_range(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *
     *hi = d->IW - 1 - off < 0 ? 0 : CN__MIN(d->OW, (d->IW - 1 - off) / d->SW + 1);
 }
 
-/* The output rows [r0, r1) of pass part into pg (gw, overwritten), with
- * buf (thread_cols) for the pair lists. */
-static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
-                              int64_t r0, int64_t r1, float *pg, float *buf)
+/* A tile's output row (n, oh) when the tile is not MR rows of one tap (it
+ * spans two taps, or it is the last, short one): the rows of each tap,
+ * pixel by pixel, copied side by side into pixels of MR floats (the
+ * tile's height) at pa over the output columns [lo, hi) any of its taps
+ * reads (rows no tap gives, and pixels a tap does not read, are zeros), so
+ * that the kernel takes its full-tile loop, with no test per row: its
+ * row-by-row loop ran such tiles at about half speed (3x3 stride 2 on one
+ * thread: 32 channels in, a third of the tiles across two taps, about 95
+ * GFLOP/s before this; 42 or 56 channels, none across, 145). Returns the
+ * pair, or one with k = 0 when no tap reads the row. */
+static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, const float *gy,
+                                   int64_t n, int64_t oh, int64_t g, int64_t m0, int m, int MR,
+                                   float *pa)
 {
-    const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
-    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d);
+    const int64_t ICG = d->IC / d->G, t0 = m0 / ICG, t1 = (m0 + m - 1) / ICG;
+    int64_t lo = d->OW, hi = 0;
+    for (int64_t t = t0; t <= t1; t++) {
+        const int64_t ih = oh * d->SH - d->PT + t / d->KW * d->DH;
+        int64_t l, h;
+        kw_range(d, t % d->KW, &l, &h);
+        if (ih < 0 || ih >= d->IH || l >= h) continue;
+        lo = CN__MIN(lo, l), hi = CN__MAX(hi, h);
+    }
+    if (lo >= hi) return (cn__sgemm_pair){pa, gy, 1, 0, 0, CN__SGEMM_AVX512_MR};
+    memset(pa, 0, (size_t)((hi - lo) * MR) * sizeof *pa);
+    for (int64_t t = t0; t <= t1; t++) {
+        const int64_t kh = t / d->KW, kw = t % d->KW;
+        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+        int64_t l, h;
+        kw_range(d, kw, &l, &h);
+        if (ih < 0 || ih >= d->IH || l >= h) continue;
+        /* tile rows [rlo, rhi) are the tap's channels c0 + [0, rhi - rlo) */
+        const int64_t rlo = CN__MAX(0, t * ICG - m0), rhi = CN__MIN(m, (t + 1) * ICG - m0);
+        const int64_t c0 = g * ICG + m0 + rlo - t * ICG;
+        const float *xp = x + ((n * d->IH + ih) * d->IW + l * d->SW + kw * d->DW - d->PL) * d->IC;
+        cn__copy_rows_avx512(h - l, xp + c0, d->SW * d->IC, (int)(rhi - rlo),
+                             pa + (l - lo) * MR + rlo, MR);
+    }
+    return (cn__sgemm_pair){pa, gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * (d->OC / d->G),
+                            1, hi - lo, 0, CN__SGEMM_AVX512_MR};
+}
+
+/* The output rows [r0, r1) of pass part into pg (gw, overwritten), with
+ * buf (thread_cols, bww_buf_bytes) for the pair lists and packed rows. */
+static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
+                              int64_t r0, int64_t r1, float *pg, char *buf)
+{
+    const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d), rows_b = bww_rows(d);
+    /* 7 x 64 tiles where they compute fewer elements (32 rows x 64
+     * columns: 5 x 1 tiles of 7 x 64 against 3 x 2 of 14 x 32) */
+    const int use7 = cdiv(K, MR7) * cdiv(OCG, NR7) * MR7 * NR7 <
+                     cdiv(K, CN__SGEMM_AVX512_MR) * cdiv(OCG, CN__SGEMM_AVX512_NR) *
+                         CN__SGEMM_AVX512_MR * CN__SGEMM_AVX512_NR;
+    const int MR = use7 ? MR7 : CN__SGEMM_AVX512_MR, NR = use7 ? NR7 : CN__SGEMM_AVX512_NR;
     cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
-    /* short rows (7 pixels) in twice as many: the tile's C is loaded and
-     * stored once per batch, whatever its depth */
-    const int64_t rows_b = CN__MAX(BWW_ROWS, 224 / d->OW);
+    float *packed = (float *)(buf + bww_pairs_bytes(d));
+    const int64_t calls = d->G * cdiv(K, MR) * cdiv(OCG, NR);
     for (int64_t b0 = r0; b0 < r1; b0 += rows_b) {
-        const int64_t b1 = CN__MIN(r1, b0 + rows_b);
+        const int64_t b1 = CN__MIN(r1, b0 + rows_b), b2 = CN__MIN(r1, b1 + rows_b);
+        /* The next batch's gy rows and the x rows they read, a share in
+         * each kernel call: they come from memory, and the hardware
+         * prefetchers do not follow the tiles' short strided streams. */
+        const float *pf[2] = {NULL, NULL};
+        int64_t pl[2] = {0, 0};
+        if (b1 < b2) {
+            const int64_t n1 = b1 / d->OH, oh1 = b1 % d->OH;
+            const int64_t n2 = (b2 - 1) / d->OH, oh2 = (b2 - 1) % d->OH;
+            const int64_t lo = n1 * d->IH + CN__MAX(0, oh1 * d->SH - d->PT);
+            const int64_t hi = n2 * d->IH + CN__MIN(d->IH - 1, oh2 * d->SH - d->PT +
+                                                                   (d->KH - 1) * d->DH);
+            pf[0] = gy + b1 * d->OW * d->OC, pl[0] = (b2 - b1) * d->OW * d->OC / 16;
+            /* (not where the stride skips rows or pixels, 1x1 stride 2:
+             * that would double the memory traffic) */
+            if (hi >= lo && (d->KH - 1) * d->DH + 1 >= d->SH && (d->KW - 1) * d->DW + 1 >= d->SW)
+                pf[1] = x + lo * d->IW * d->IC, pl[1] = (hi - lo + 1) * d->IW * d->IC / 16;
+        }
+        const int64_t share = cdiv(pl[0] + pl[1], calls);
+        int cur = 0;
         for (int64_t g = 0; g < d->G; g++)
             for (int64_t m0 = 0; m0 < K; m0 += MR) {
                 const int m = (int)CN__MIN(MR, K - m0);
+                const int pack = m < MR || m0 / ICG != (m0 + m - 1) / ICG;
                 int np = 0;
+                float *pa = packed;
                 for (int64_t r = b0; r < b1; r++) {
                     const int64_t n = r / d->OH, oh = r % d->OH;
-                    for (int64_t t = m0 / ICG; t <= (m0 + m - 1) / ICG; t++) {
-                        const int64_t kh = t / d->KW, kw = t % d->KW;
-                        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                        int64_t lo, hi;
-                        kw_range(d, kw, &lo, &hi);
-                        if (ih < 0 || ih >= d->IH || lo >= hi) continue;
-                        /* tile rows [rlo, rhi) are channels of tap t */
-                        const int64_t rlo = CN__MAX(0, t * ICG - m0);
-                        const int64_t rhi = CN__MIN(m, (t + 1) * ICG - m0);
-                        const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
-                        pr[np++] = (cn__sgemm_pair){
-                            x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 + rlo -
-                                t * ICG,
-                            gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo,
-                            (int)rlo, (int)rhi};
+                    if (pack) {
+                        pr[np] = pack_bww_row(d, x, gy, n, oh, g, m0, m, MR, pa);
+                        if (pr[np].k) pa += pr[np++].k * MR;
+                        continue;
                     }
+                    const int64_t t = m0 / ICG, kh = t / d->KW, kw = t % d->KW;
+                    const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
+                    int64_t lo, hi;
+                    kw_range(d, kw, &lo, &hi);
+                    if (ih < 0 || ih >= d->IH || lo >= hi) continue;
+                    const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                    pr[np++] = (cn__sgemm_pair){
+                        x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 - t * ICG,
+                        gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo, 0,
+                        CN__SGEMM_AVX512_MR};
                 }
                 /* the column slivers in turn, while the tile's A is in L1 */
                 for (int64_t o0 = 0; o0 < OCG; o0 += NR) {
-                    cn__sgemm_batch_avx512(np, pr, d->SW * d->IC, d->OC,
-                                           pg + m0 * d->OC + g * OCG + o0, d->OC, m,
-                                           (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f, NULL,
-                                           0);
+                    while (cur < 2 && pl[cur] == 0) cur++;
+                    const int64_t nl = cur < 2 ? CN__MIN(share, pl[cur]) : 0;
+                    (use7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
+                        np, pr, pack ? MR : d->SW * d->IC, d->OC, pg + m0 * d->OC + g * OCG + o0,
+                        d->OC, m, (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f,
+                        nl ? pf[cur] : NULL, nl);
+                    if (nl) pf[cur] += nl * 16, pl[cur] -= nl;
                     for (int t = 0; t < np; t++) pr[t].b += NR;
                 }
             }
@@ -555,7 +646,7 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
             float *pg = parts + p * nw;
             if (implicit) {
                 const int64_t rows = d->MB * d->OH;
-                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, pg, cols);
+                implicit_bww_part(d, x, gy, rows * p / np, rows * (p + 1) / np, pg, (char *)cols);
                 continue;
             }
             const int64_t c0 = nch * p / np, c1 = nch * (p + 1) / np;

@@ -302,6 +302,15 @@ TGT void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a,
     R7(STORE4)
 }
 
+/* k rows of n <= 16 floats, one masked load and store a row. */
+TGT void cn__copy_rows_avx512(int64_t k, const float *src, int64_t lds, int n, float *dst,
+                              int64_t ldd)
+{
+    const __mmask16 mk = cols_mask(n, 0);
+    for (int64_t p = 0; p < k; p++, src += lds, dst += ldd)
+        _mm512_mask_storeu_ps(dst, mk, _mm512_maskz_loadu_ps(mk, src));
+}
+
 #else
 /* Not an x86 build: gemm.c does not reference the micro-kernel, and the
  * convolutions call the batch kernel only when cn__isa_detect() says
@@ -325,5 +334,11 @@ void cn__sgemm_batch7_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, int
                              int64_t pf_lines)
 {
     cn__sgemm_batch_avx512(nt, pr, cs_a, rs_b, c, ldc, m, n, beta, pf, pf_lines);
+}
+void cn__copy_rows_avx512(int64_t k, const float *src, int64_t lds, int n, float *dst,
+                          int64_t ldd)
+{
+    for (int64_t p = 0; p < k; p++)
+        for (int j = 0; j < n; j++) dst[p * ldd + j] = src[p * lds + j];
 }
 #endif
