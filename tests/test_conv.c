@@ -860,7 +860,7 @@ static void integer_inputs_give_exact_results(void)
 /* Deep channels (32-72 per group) take the GEMM path's tap-by-tap
  * implicit kernel on AVX-512: output rows longer and shorter than its
  * 14-pixel tiles, output channels off its 32-column slivers, taps partly
- * and wholly in the padding. Integer inputs make every sum exact, so all
+ * and wholly in the padding, weight-gradient tiles across two taps. Integer inputs make every sum exact, so all
  * passes must equal the reference bit for bit, on 1 and 2 threads. */
 static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
 {
@@ -890,6 +890,16 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
                 c.p.pad_top = c.p.pad_bottom = c.p.pad_left = c.p.pad_right = k / 2;
                 c.xs[0] = 1, c.xs[1] = 5, c.xs[2] = w, c.xs[3] = icg;
                 c.ws[0] = c.ws[1] = k, c.ws[3] = i % 2 ? 40 : 72;
+            }
+            /* The weight gradient's own tilings: 32 channels into 64 through
+             * a 1x1 stride-2 filter (7 x 64 tiles, the last one short), and
+             * a pointwise layer whose rows are longer than a batch */
+            if (i == 6 || i == 7) {
+                c.p = cn_conv2d_params_default();
+                c.p.stride_h = c.p.stride_w = i == 6 ? 2 : 1;
+                c.xs[0] = 1, c.xs[1] = i == 6 ? 6 : 2, c.xs[2] = i == 6 ? 14 : 230;
+                c.xs[3] = c.ws[2] = i == 6 ? 32 : icg;
+                c.ws[0] = c.ws[1] = 1, c.ws[3] = i == 6 ? 64 : 40;
             }
             /* Winograd (3x3 stride 1, ungrouped: undilated, or dilated
              * through its phases) is not exact */
