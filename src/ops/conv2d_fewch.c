@@ -198,6 +198,20 @@ ALWAYS TGT void fwd_tile(const float *xb, int64_t xs, const int *off, int64_t K,
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) wv[j] = _mm512_loadu_ps(wp + 16 * (int64_t)j);
+        /* With 4 zmm of channels each x value feeds 4 FMAs: one broadcast
+         * into a register, not four folded ones, eases the load ports
+         * (7x7 stem, 64x64 image in L2, one thread, on an Intel Xeon: 140
+         * -> 156 GFLOP/s, 7 alternating runs). Narrower tiles keep the
+         * folded form measured above. */
+        if (NB >= 4) {
+#pragma GCC unroll 24
+            for (int r = 0; r < R; r++) {
+                const __m512 xv = _mm512_set1_ps(xp[r * xs]);
+#pragma GCC unroll 4
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
+            }
+            continue;
+        }
 #pragma GCC unroll 24
         for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
