@@ -629,7 +629,9 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
         _Pragma("GCC unroll 5") for (int k = 0; k < KH_; k++)                                      \
             _Pragma("GCC unroll 2") for (int j = 0; j < CB; j++)                                   \
         {                                                                                          \
-            const __m512 xv = _mm512_loadu_ps(xq[k] + (q)*C + 16 * (int64_t)j);                    \
+            __m512 xv = _mm512_loadu_ps(xq[k] + (q)*C + 16 * (int64_t)j);                          \
+            /* one load for its 3 FMAs: GCC otherwise folds a load into each */                  \
+            __asm__("" : "+v"(xv));                                                                \
             if (T0) a[k][0][j] = _mm512_fmadd_ps(xv, g0[j], a[k][0][j]);                           \
             if (T1) a[k][1][j] = _mm512_fmadd_ps(xv, g1[j], a[k][1][j]);                           \
             if (T2) a[k][2][j] = _mm512_fmadd_ps(xv, g2[j], a[k][2][j]);                           \
@@ -639,6 +641,9 @@ ALWAYS512 void bww_block512(const cn_conv2d_desc *d, const float *const *xr, con
         for (int j = 0; j < CB; j++) g0[j] = g1[j] = _mm512_setzero_ps();
         DW_COL3(0, 1, 0, 0);
         DW_COL3(1, 1, 1, 0);
+        /* (by the rotation's period, so that g0..g2 can be renamed rather
+         * than moved) */
+#pragma GCC unroll 3
         for (int64_t q = 2; q < n; q++) DW_COL3(q, 1, 1, 1);
         DW_COL3(n, 0, 1, 1);
         DW_COL3(n + 1, 0, 0, 1);
