@@ -725,8 +725,8 @@ static void gradients_within_winograd_bounds_of_differences(const conv_cfg *c, b
     numeric_grad(&c->d, B, B->xd, B->nx, num);
     numeric_grad(&c->d, B, B->wd, B->nw, num + B->nx);
     numeric_grad(&c->d, B, B->bd, B->nb, num + B->nx + B->nw);
-    within_winograd_bound("grad_input vs finite differences", B->gx, num, a->agx, B->nx, kb,
-                          c->str, worst);
+    within_winograd_bound("grad_input vs finite differences", B->gx, num, a->agx, B->nx, kb, c->str,
+                          worst);
     within_winograd_bound("grad_weight vs finite differences", B->gw, num + B->nx, a->agw, B->nw,
                           (double)(c->d.MB * c->d.OH * c->d.OW) + 16.0, c->str, worst);
     (void)agree("grad_bias vs finite differences", B->gb, num + B->nx + B->nw, B->nb, c->str);
@@ -819,8 +819,8 @@ static void dilated_winograd_phases_are_bounded_and_thread_independent(void)
             passes_within_winograd_bounds(&c, &B, &a, 9.0 * (double)c.d.IC + 16.0,
                                           9.0 * (double)c.d.OC + 16.0, &worst);
             if (i < 2) /* the adjoints themselves, against central differences */
-                gradients_within_winograd_bounds_of_differences(&c, &B, &a,
-                                                                9.0 * (double)c.d.OC + 16.0, &worst);
+                gradients_within_winograd_bounds_of_differences(
+                    &c, &B, &a, 9.0 * (double)c.d.OC + 16.0, &worst);
             abs_refs_free(&a);
             same_bits_on_two_threads(&c, &B);
         }
@@ -860,8 +860,9 @@ static void integer_inputs_give_exact_results(void)
 /* Deep channels (32-72 per group) take the GEMM path's tap-by-tap
  * implicit kernel on AVX-512: output rows longer and shorter than its
  * 14-pixel tiles, output channels off its 32-column slivers, taps partly
- * and wholly in the padding, weight-gradient tiles across two taps. Integer inputs make every sum exact, so all
- * passes must equal the reference bit for bit, on 1 and 2 threads. */
+ * and wholly in the padding, weight-gradient tiles across two taps.
+ * Integer inputs make every sum exact, so all passes must equal the
+ * reference bit for bit, on 1 and 2 threads. */
 static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
 {
     for (int i = 0; i < 24 && tl_ok(); i++) {

@@ -518,6 +518,16 @@ static void kw_range(const cn_conv2d_desc *d, int64_t kw, int64_t *lo, int64_t *
     *hi = d->IW - 1 - off < 0 ? 0 : CN__MIN(d->OW, (d->IW - 1 - off) / d->SW + 1);
 }
 
+/* Whether tap t of output row oh reads the input: then *ih is its input
+ * row and [*lo, *hi) the output columns whose pixels it reads. */
+static int tap_reads(const cn_conv2d_desc *d, int64_t oh, int64_t t, int64_t *ih, int64_t *lo,
+                     int64_t *hi)
+{
+    *ih = oh * d->SH - d->PT + t / d->KW * d->DH;
+    kw_range(d, t % d->KW, lo, hi);
+    return *ih >= 0 && *ih < d->IH && *lo < *hi;
+}
+
 /* A tile's output row (n, oh) when the tile is not MR rows of one tap (it
  * spans two taps, or it is the last, short one): the rows of each tap,
  * pixel by pixel, copied side by side into pixels of MR floats (the
@@ -533,26 +543,18 @@ static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, cons
                                    float *pa)
 {
     const int64_t ICG = d->IC / d->G, t0 = m0 / ICG, t1 = (m0 + m - 1) / ICG;
-    int64_t lo = d->OW, hi = 0;
-    for (int64_t t = t0; t <= t1; t++) {
-        const int64_t ih = oh * d->SH - d->PT + t / d->KW * d->DH;
-        int64_t l, h;
-        kw_range(d, t % d->KW, &l, &h);
-        if (ih < 0 || ih >= d->IH || l >= h) continue;
-        lo = CN__MIN(lo, l), hi = CN__MAX(hi, h);
-    }
+    int64_t lo = d->OW, hi = 0, ih, l, h;
+    for (int64_t t = t0; t <= t1; t++)
+        if (tap_reads(d, oh, t, &ih, &l, &h)) lo = CN__MIN(lo, l), hi = CN__MAX(hi, h);
     if (lo >= hi) return (cn__sgemm_pair){pa, gy, 1, 0, 0, CN__SGEMM_AVX512_MR};
     memset(pa, 0, (size_t)((hi - lo) * MR) * sizeof *pa);
     for (int64_t t = t0; t <= t1; t++) {
-        const int64_t kh = t / d->KW, kw = t % d->KW;
-        const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-        int64_t l, h;
-        kw_range(d, kw, &l, &h);
-        if (ih < 0 || ih >= d->IH || l >= h) continue;
+        if (!tap_reads(d, oh, t, &ih, &l, &h)) continue;
         /* tile rows [rlo, rhi) are the tap's channels c0 + [0, rhi - rlo) */
         const int64_t rlo = CN__MAX(0, t * ICG - m0), rhi = CN__MIN(m, (t + 1) * ICG - m0);
         const int64_t c0 = g * ICG + m0 + rlo - t * ICG;
-        const float *xp = x + ((n * d->IH + ih) * d->IW + l * d->SW + kw * d->DW - d->PL) * d->IC;
+        const int64_t iw = l * d->SW + t % d->KW * d->DW - d->PL;
+        const float *xp = x + ((n * d->IH + ih) * d->IW + iw) * d->IC;
         cn__copy_rows_avx512(h - l, xp + c0, d->SW * d->IC, (int)(rhi - rlo),
                              pa + (l - lo) * MR + rlo, MR);
     }
@@ -562,8 +564,8 @@ static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, cons
 
 /* The output rows [r0, r1) of pass part into pg (gw, overwritten), with
  * buf (thread_cols, bww_buf_bytes) for the pair lists and packed rows. */
-static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy,
-                              int64_t r0, int64_t r1, float *pg, char *buf)
+static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const float *gy, int64_t r0,
+                              int64_t r1, float *pg, char *buf)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, K = kg(d), rows_b = bww_rows(d);
     /* 7 x 64 tiles where they compute an eighth fewer elements (32 rows x
@@ -590,8 +592,8 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
             const int64_t n1 = b1 / d->OH, oh1 = b1 % d->OH;
             const int64_t n2 = (b2 - 1) / d->OH, oh2 = (b2 - 1) % d->OH;
             const int64_t lo = n1 * d->IH + CN__MAX(0, oh1 * d->SH - d->PT);
-            const int64_t hi = n2 * d->IH + CN__MIN(d->IH - 1, oh2 * d->SH - d->PT +
-                                                                   (d->KH - 1) * d->DH);
+            const int64_t hi =
+                n2 * d->IH + CN__MIN(d->IH - 1, oh2 * d->SH - d->PT + (d->KH - 1) * d->DH);
             pf[0] = gy + b1 * d->OW * d->OC, pl[0] = (b2 - b1) * d->OW * d->OC / 16;
             /* (not where the stride skips rows or pixels, 1x1 stride 2:
              * that would double the memory traffic) */
@@ -613,12 +615,10 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                         if (pr[np].k) pa += pr[np++].k * MR;
                         continue;
                     }
-                    const int64_t t = m0 / ICG, kh = t / d->KW, kw = t % d->KW;
-                    const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
-                    int64_t lo, hi;
-                    kw_range(d, kw, &lo, &hi);
-                    if (ih < 0 || ih >= d->IH || lo >= hi) continue;
-                    const int64_t iw = lo * d->SW + kw * d->DW - d->PL;
+                    const int64_t t = m0 / ICG;
+                    int64_t ih, lo, hi;
+                    if (!tap_reads(d, oh, t, &ih, &lo, &hi)) continue;
+                    const int64_t iw = lo * d->SW + t % d->KW * d->DW - d->PL;
                     pr[np++] = (cn__sgemm_pair){
                         x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 - t * ICG,
                         gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo, 0,
