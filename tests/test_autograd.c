@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_internal.h"
 #include "testlib.h"
 
 /* Leaf parameters of a test network, as views into one flat buffer. */
@@ -490,6 +491,69 @@ static void gradients_accumulate_over_uses_and_calls(void)
     cn_graph_free(g);
 }
 
+/* An input that feeds two convolutions (a ResNet block's input feeds its
+ * first conv and its shortcut) gets the sum of their input gradients,
+ * whether the second one is added in place (GEMM, implicit and Winograd
+ * kernels) or through a buffer (the rest): with integer data, exactly
+ * cn_conv2d_bwd_data of each, added, for a graph-owned gradient and for the
+ * caller's (which it adds to), on 2 threads. */
+static void an_input_of_two_convs_gets_the_sum_of_their_gradients(void)
+{
+    static const int cfg[][8] = {/* H W C OC K stride pad mode */
+                                 {9, 14, 32, 40, 3, 2, 1, 0}, {6, 14, 32, 64, 1, 2, 0, 0},
+                                 {7, 9, 16, 24, 3, 1, 1, 0},  {8, 8, 36, 20, 3, 1, 1, 0},
+                                 {5, 6, 3, 4, 3, 1, 1, 0},    {6, 7, 32, 32, 3, 1, 1, 2}};
+    cn_ctx ctx;
+    cn_ctx_init(&ctx);
+    ctx.threads = 2;
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0] && tl_ok(); k++) {
+        const int *c = cfg[k];
+        cn_conv2d_params p = cn_conv2d_params_default();
+        p.stride_h = p.stride_w = c[5];
+        p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = c[6];
+        p.pad_mode = (cn_pad_mode)c[7];
+        int64_t xs[4] = {2, c[0], c[1], c[2]}, ws[4] = {c[4], c[4], c[2], c[3]};
+        cn_conv2d_desc d;
+        CHECK_OK(cn_conv2d_setup(&d, &p, xs, ws));
+        const size_t nx = (size_t)(2 * c[0] * c[1] * c[2]), nw = (size_t)(c[4] * c[4] * c[2] * c[3]);
+        const size_t ny = (size_t)(d.MB * d.OH * d.OW * d.OC);
+        float *x = malloc(nx * 4), *wa = malloc(nw * 4), *wb = malloc(nw * 4), *r = malloc(ny * 4);
+        float *ga = malloc(nx * 4), *gb = malloc(nx * 4), *gx = malloc(nx * 4);
+        for (size_t i = 0; i < nx; i++) x[i] = (float)tl_randint(-2, 2), gx[i] = (float)tl_randint(-2, 2);
+        for (size_t i = 0; i < nw; i++) wa[i] = (float)tl_randint(-2, 2), wb[i] = (float)tl_randint(-2, 2);
+        for (size_t i = 0; i < ny; i++) r[i] = (float)tl_randint(-2, 2);
+        CHECK_OK(cn_conv2d_bwd_data(&ctx, &d, r, wa, ga, NULL));
+        CHECK_OK(cn_conv2d_bwd_data(&ctx, &d, r, wb, gb, NULL));
+        for (int owned = 0; owned < 2 && tl_ok(); owned++) {
+            cn_graph *g;
+            CHECK_OK(cn_graph_new(&g, &ctx));
+            float *gx0 = malloc(nx * 4), *one = malloc(nx * 4);
+            memcpy(gx0, gx, nx * 4);
+            for (size_t i = 0; i < nx; i++) one[i] = 1.0f;
+            cn_var *vx = cn_var_wrap(g, 4, xs, x, gx0, 1);
+            /* owned: the convs see x * 1, whose gradient the graph holds */
+            cn_var *h = owned ? cn_mul(g, vx, cn_var_wrap(g, 4, xs, one, NULL, 0)) : vx;
+            cn_var *va = cn_var_wrap(g, 4, ws, wa, NULL, 0), *vb = cn_var_wrap(g, 4, ws, wb, NULL, 0);
+            cn_var *y = cn_add(g, cn_conv2d(g, h, va, NULL, &p), cn_conv2d(g, h, vb, NULL, &p));
+            CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, cn_var_wrap(g, 4, y->shape, r, NULL, 0)))));
+            /* the caller's gradient gets one conv's, then the other's (in
+             * the order C evaluated the arguments of cn_add); the graph's
+             * is their sum, added to the caller's through the product */
+            size_t i = 0;
+            while (i < nx && (owned ? gx0[i] == gx[i] + (ga[i] + gb[i])
+                                    : gx0[i] == (gx[i] + ga[i]) + gb[i] ||
+                                          gx0[i] == (gx[i] + gb[i]) + ga[i]))
+                i++;
+            CHECK(i == nx, "config %zu (%s, owned %d): grad %g at %zu, want %g + %g + %g", k,
+                  cn__conv2d_impl_name(&d, 1), owned, (double)gx0[i % nx], i, (double)gx[i % nx],
+                  (double)ga[i % nx], (double)gb[i % nx]);
+            cn_graph_free(g);
+            free(gx0), free(one);
+        }
+        free(x), free(wa), free(wb), free(r), free(ga), free(gb), free(gx);
+    }
+}
+
 static void no_grad_mode_records_nothing(void)
 {
     cn_graph *g;
@@ -557,6 +621,7 @@ int main(void)
     TL_RUN(fused_bn_relu_and_add_relu_equal_the_ops_then_relu);
     TL_RUN(model_forward_is_the_same_fused_or_layer_by_layer);
     TL_RUN(gradients_accumulate_over_uses_and_calls);
+    TL_RUN(an_input_of_two_convs_gets_the_sum_of_their_gradients);
     TL_RUN(no_grad_mode_records_nothing);
     TL_RUN(errors_are_sticky_and_name_the_op);
     TL_RUN(memory_does_not_grow_over_thousands_of_steps);

@@ -928,6 +928,70 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
     }
 }
 
+/* Backward-data that adds to gx (the autograd's second consumer of an
+ * input) must add exactly what it would write: r + the gradient, bit for
+ * bit, from integer inputs (where the kernels' sums are exact, and
+ * Winograd's rounding is the same in both), on 1 and 2 threads. Problems
+ * from the random generator, deep channels (the implicit kernels: strided
+ * 1x1 filters leave pixels that no tap reaches, which must keep r) and
+ * Winograd's 3x3. Kernels that cannot add in place refuse. */
+static void accumulating_backward_data_adds_exactly_what_it_writes(void)
+{
+    cn_ctx two;
+    cn_ctx_init(&two);
+    two.threads = 2;
+    int added = 0, refused = 0;
+    for (int i = 0; i < 120 && tl_ok(); i++) {
+        conv_cfg c = {0};
+        if (i % 3 == 0) {
+            conv_cfg_random(&c, i / 3 % CFG_KIND_COUNT, 9, 4);
+        } else {
+            const int wino = i % 3 == 2;
+            do {
+                cn_conv2d_params p = cn_conv2d_params_default();
+                const int k = wino || tl_randint(0, 1) ? 3 : 1, s = wino ? 1 : tl_randint(1, 2);
+                p.stride_h = p.stride_w = s;
+                p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = k / 2;
+                c.p = p;
+                c.xs[0] = tl_randint(1, 2), c.xs[1] = tl_randint(1, 9), c.xs[2] = tl_randint(1, 30);
+                c.xs[3] = c.ws[2] = wino ? tl_randint(16, 40) : tl_randint(32, 72);
+                c.ws[0] = c.ws[1] = k, c.ws[3] = wino ? tl_randint(16, 40) : tl_randint(32, 72);
+            } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+            conv_cfg_describe(&c);
+        }
+        bufs B;
+        bufs_init(&B, &c.d);
+        for (size_t k = 0; k < B.nw; k++) B.w[k] = (float)tl_randint(-2, 2);
+        for (size_t k = 0; k < B.ny; k++) B.gy[k] = (float)tl_randint(-2, 2);
+        float *r = calloc(B.nx + 1, 4), *acc1 = calloc(B.nx + 1, 4), *acc2 = calloc(B.nx + 1, 4);
+        for (size_t k = 0; k < B.nx; k++) r[k] = (float)tl_randint(-2, 2);
+        memcpy(acc1, r, B.nx * 4), memcpy(acc2, r, B.nx * 4);
+        void *ws = malloc(cn_conv2d_workspace_size(&c.d) + 1);
+        if (!cn__conv2d_bwd_data_accumulates(&c.d)) {
+            CHECK(cn__conv2d_bwd_data_acc(NULL, &c.d, B.gy, B.w, acc1, ws) == CN_ERR_INVALID_ARG,
+                  "accumulating backward-data accepted for %s", c.str);
+            refused++;
+        } else {
+            CHECK_OK(cn_conv2d_bwd_data(NULL, &c.d, B.gy, B.w, B.gx, ws));
+            CHECK_OK(cn__conv2d_bwd_data_acc(NULL, &c.d, B.gy, B.w, acc1, ws));
+            CHECK_OK(cn__conv2d_bwd_data_acc(&two, &c.d, B.gy, B.w, acc2, NULL));
+            size_t k = 0;
+            while (k < B.nx && acc1[k] == r[k] + B.gx[k]) k++;
+            CHECK(k == B.nx, "r + grad_input: got %g want %g + %g at %zu (%s) for %s",
+                  (double)acc1[k % (B.nx + 1)], (double)r[k % (B.nx + 1)],
+                  (double)B.gx[k % (B.nx + 1)], k, cn__conv2d_impl_name(&c.d, 1), c.str);
+            CHECK(!memcmp(acc1, acc2, B.nx * 4), "1 and 2 threads add differently for %s", c.str);
+            added++;
+        }
+        free(ws), free(r), free(acc1), free(acc2);
+        bufs_free(&B);
+    }
+    /* the direct loops never add in place; every other path has problems that do */
+    const char *impl = getenv("CN_CONV_IMPL");
+    CHECK(impl && !strcmp(impl, "direct") ? added == 0 : added > 0,
+          "%d problems added in place, %d refused", added, refused);
+}
+
 static void one_and_two_threads_give_bit_identical_results(void)
 {
     cn_ctx one, two;
@@ -1381,6 +1445,7 @@ static void run_all(void)
     TL_RUN(grouped_winograd_gradients_match_central_differences);
     TL_RUN(integer_inputs_give_exact_results);
     TL_RUN(deep_channel_problems_are_exact_on_one_and_two_threads);
+    TL_RUN(accumulating_backward_data_adds_exactly_what_it_writes);
     TL_RUN(conv1d_equals_conv2d_with_height_one);
     TL_RUN(conv_transpose2d_is_the_scatter_and_the_adjoint_of_conv2d);
     TL_RUN(im2col_and_col2im_are_adjoint);

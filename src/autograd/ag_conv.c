@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "autograd/graph_internal.h"
+#include "ops/conv_internal.h"
 
 typedef struct conv_saved {
     cn_conv2d_desc d;
@@ -21,7 +22,13 @@ static void conv_bwd(cn_graph *g, cn__node *n)
     const conv_saved *s = n->saved;
     cn_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
     void *ws = conv_ws(g, &s->d);
-    float *gx = cn__grad_begin(g, x), *gw = cn__grad_begin(g, w), *gb = cn__grad_begin(g, b);
+    /* A second consumer's input gradient is added in place where the
+     * kernel can: a pass over gx and a gx-sized buffer fewer. */
+    float *gx_acc = !s->transposed && cn__conv2d_bwd_data_accumulates(&s->d)
+                        ? cn__grad_accumulator(g, x)
+                        : NULL;
+    float *gx = gx_acc ? gx_acc : cn__grad_begin(g, x), *gw = cn__grad_begin(g, w),
+          *gb = cn__grad_begin(g, b);
     if (!ws || g->status) return;
     const float *gy = n->out->grad;
     if (s->relu) {
@@ -33,7 +40,13 @@ static void conv_bwd(cn_graph *g, cn__node *n)
         gy = gm;
     }
     if (!s->transposed) {
-        if (gx) cn_conv2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
+        cn_status st = CN_OK;
+        if (gx_acc) st = cn__conv2d_bwd_data_acc(g->ctx, &s->d, gy, w->data, gx, ws);
+        if (st) {
+            cn__fail(g, st, "%s", cn_last_error());
+            return;
+        }
+        if (!gx_acc && gx) cn_conv2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
         if (gw || gb) cn_conv2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws);
     } else {
         if (gx) cn_conv_transpose2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);

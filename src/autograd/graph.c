@@ -266,6 +266,12 @@ float *cn__grad_begin(cn_graph *g, cn_var *v)
     return cn__arena(g, v->size * sizeof(float));
 }
 
+float *cn__grad_accumulator(cn_graph *g, cn_var *v)
+{
+    if (!v || !v->requires_grad || g->status || !v->grad) return NULL;
+    return v->grad_external_ || v->grad_written_ ? v->grad : NULL;
+}
+
 /* y += x over [0, n). */
 CN__MULTIVERSION static void add_into(int64_t n, float *restrict y, const float *restrict x)
 {

@@ -71,6 +71,11 @@ CN__HIDDEN cn__node *cn__record(cn_graph *g, const char *op, cn_var *out, cn__bw
  * NULL if v does not need a gradient. */
 CN__HIDDEN float *cn__grad_begin(cn_graph *g, cn_var *v);
 CN__HIDDEN void cn__grad_end(cn_graph *g, cn_var *v, float *buf);
+/* For a backward that can add into a buffer in place: v->grad when the
+ * contribution must be added to it (written already, or the caller's own
+ * gradient), else NULL (cn__grad_begin then, as usual). cn__grad_end(g, v,
+ * v->grad) afterwards. */
+CN__HIDDEN float *cn__grad_accumulator(cn_graph *g, cn_var *v);
 /* "[2,3,4]" for messages, in a small rotating static-free buffer. */
 CN__HIDDEN const char *cn__shape(const cn_var *v, char *buf, size_t len);
 

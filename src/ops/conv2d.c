@@ -485,7 +485,7 @@ static cn_status fwd(cn_ctx *ctx, const cn_conv2d_desc *d, const float *x, const
     if (!s && impl == IMPL_GEMM) {
         s = cn__conv2d_gemm_fwd(ctx, &p, src, w, b, relu, y, l.gcols);
     } else if (!s && impl == IMPL_WINOGRAD) {
-        cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, y, l.wino);
+        cn__conv2d_winograd_fwd(ctx, &p, src, w, b, relu, 0, y, l.wino);
     } else if (!s && impl == IMPL_PHASES) {
         /* the phases as one batch of an undilated problem (phase_desc) */
         const cn_conv2d_desc q = phase_desc(&p);
@@ -544,8 +544,20 @@ static void flip_weights(const cn_conv2d_desc *d, const float *w, float *wt)
 /* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
  * modes other than zeros the result is the gradient of the padded input,
  * folded back. */
-cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
-                             float *gx, void *ws)
+/* Whether backward-data can add to gx in place (cn__conv2d_bwd_data_acc):
+ * its GEMM (col2im or implicit) and Winograd kernels can, of zero-padded
+ * problems. */
+int cn__conv2d_bwd_data_accumulates(const cn_conv2d_desc *d)
+{
+    if (cn__conv_pads_explicitly(d)) return 0;
+    const cn_conv2d_desc src = kernel_desc(d);
+    const conv_impl impl = choose_impl(&src, 1);
+    return (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) || impl == IMPL_WINOGRAD;
+}
+
+/* acc: gx += the gradient (only where cn__conv2d_bwd_data_accumulates). */
+static cn_status bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
+                          int acc, float *gx, void *ws)
 {
     void *own;
     conv_ws l;
@@ -556,7 +568,7 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
     const conv_impl impl = choose_impl(&src, 1);
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
-        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, out, l.wt, l.gcols);
+        s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, acc, out, l.wt, l.gcols);
     } else if (impl == IMPL_PHASES) {
         const cn_conv2d_desc q = phase_desc(&src);
         float *gxq, *gyq;
@@ -576,7 +588,8 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
         flip_weights(d, w, l.wt);
         const cn_conv2d_desc t = transposed_desc(&src);
         if (impl == IMPL_GEMM) s = cn__conv2d_gemm_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.gcols);
-        else if (impl == IMPL_WINOGRAD) cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, out, l.wino);
+        else if (impl == IMPL_WINOGRAD)
+            cn__conv2d_winograd_fwd(ctx, &t, gyd, l.wt, NULL, 0, acc, out, l.wino);
         else if (impl == IMPL_GWINO) cn__conv2d_gwino_fwd(ctx, &t, gy, l.wt, NULL, 0, out, l.wino);
         else if (impl == IMPL_VEC && d->SH == 1 && d->SW == 1 && cn__conv_grp8_applies(&t))
             cn__conv2d_grp8_fwd(ctx, &t, gy, l.wt, NULL, 0, out, l.grp8);
@@ -588,6 +601,20 @@ cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *
                          l.xpad, gx);
     cn_free(own);
     return s;
+}
+
+cn_status cn_conv2d_bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
+                             float *gx, void *ws)
+{
+    return bwd_data(ctx, d, gy, w, 0, gx, ws);
+}
+
+cn_status cn__conv2d_bwd_data_acc(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                                  const float *w, float *gx, void *ws)
+{
+    if (!cn__conv2d_bwd_data_accumulates(d))
+        return cn__err(CN_ERR_INVALID_ARG, "conv2d: this backward-data cannot accumulate");
+    return bwd_data(ctx, d, gy, w, 1, gx, ws);
 }
 
 /* out[o] = sum over pixels [p0, p1) of gy[p, o] in double, pixel order,

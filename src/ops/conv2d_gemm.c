@@ -357,10 +357,10 @@ int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
            d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
 }
 
-/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap); buf as in
- * implicit_row. */
+/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap), or with
+ * acc added to it; buf as in implicit_row. */
 static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const float *wt, int64_t n,
-                             int64_t ih, float *gx, float *buf)
+                             int64_t ih, int acc, float *gx, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
@@ -379,7 +379,8 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
      * column reaches (a strided 1x1 filter: 3 pixels in 4 at stride 2), is
      * cleared first with memset, which writes whole cache lines without
      * reading them, and its empty tiles are skipped: the kernel's stores of
-     * zeros would read every line first. */
+     * zeros would read every line first. Adding to gx, such tiles are only
+     * skipped. */
     int gap = 1;
     for (int64_t kh = 0; kh < d->KH; kh++) {
         const int64_t oy = ih + d->PT - kh * d->DH;
@@ -392,7 +393,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
         gap = !reached;
     }
     const int cleared = gap && d->G == 1;
-    if (cleared) memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
+    if (cleared && !acc) memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
             for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
@@ -415,7 +416,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                                                     d->OC, OCG, (int)lo, (int)hi};
                     }
                 }
-                if (cleared && nt == 0) continue;
+                if ((cleared || acc) && nt == 0) continue;
                 float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
                 const int64_t nr = m <= MR7 ? NR7 : NR;
                 for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
@@ -424,7 +425,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
                         (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
                             nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
-                            (int)CN__MIN(nr, ICG - j), t0 ? 1.0f : 0.0f, pf, np);
+                            (int)CN__MIN(nr, ICG - j), t0 || acc ? 1.0f : 0.0f, pf, np);
                         if (np) pf += np * 16;
                         for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
                     }
@@ -433,7 +434,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
 }
 
 static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
-                              const float *w, float *gx, float *wt, float *ws)
+                              const float *w, int acc, float *gx, float *wt, float *ws)
 {
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
     const int64_t rows = d->MB * d->IH;
@@ -449,18 +450,19 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
                     wt[to * d->IC + g * ICG + i] =
                         w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
 #pragma omp for schedule(dynamic, d->IH) /* whole images, as implicit_fwd */
-        for (int64_t r = 0; r < rows; r++) implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, gx, buf);
+        for (int64_t r = 0; r < rows; r++)
+            implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, acc, gx, buf);
     }
 }
 
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
-                                   const float *w, float *gx, float *wt, float *ws)
+                                   const float *w, int acc, float *gx, float *wt, float *ws)
 {
     const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
     const int64_t img = d->IH * d->IW * d->IC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
     if (cn__conv_gemm_bwd_implicit(d)) {
-        implicit_bwd_data(ctx, d, gy, w, gx, wt, ws);
+        implicit_bwd_data(ctx, d, gy, w, acc, gx, wt, ws);
         return CN_OK;
     }
     /* Patches of one image overlap, those of different images never do: a
@@ -470,12 +472,12 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
         float *cols = thread_cols(d, ws);
 #pragma omp for schedule(dynamic)
         for (int64_t n = 0; n < d->MB; n++) {
-            if (!pw) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
+            if (!pw && !acc) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
             for (int64_t r0 = n * per_image; r0 < (n + 1) * per_image; r0 += R) {
                 const int64_t m = CN__MIN(R, (n + 1) * per_image - r0);
                 for (int64_t g = 0; g < d->G; g++) {
                     gemm1(d, cols, 0, 1, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
-                          d->OC, 0.0f, pw ? gx + r0 * d->IC : cols, K);
+                          d->OC, pw && acc ? 1.0f : 0.0f, pw ? gx + r0 * d->IC : cols, K);
                     if (!pw) scatter(d, cols, g, r0, m, gx);
                 }
             }

@@ -243,9 +243,9 @@ WALWAYS void bt16(const float *xn, int64_t W, int64_t IC, int64_t h0, int64_t w0
 
 /* y rows [0, rows), columns [0, cols) of a 4x4 output block (W x OC
  * apart) = A^T m A (+ the 16 biases at b), ReLU'd when relu, for m the 36
- * vectors at mt (OC apart). */
+ * vectors at mt (OC apart); acc: added to y instead. */
 WALWAYS void at16(const float *mt, int64_t OC, const float *b, int relu, int rows, int cols,
-                  int64_t W, float *y, const int full)
+                  int64_t W, float *y, const int full, const int acc)
 {
     const v16 z = {0}, bv = b ? LD16(b) : z;
     v16 r[4][6];
@@ -272,10 +272,14 @@ WALWAYS void at16(const float *mt, int64_t OC, const float *b, int relu, int row
             if (relu) v = (v16)((vi16)v & ~(v <= z)); /* !(v <= 0) ? v : 0: NaN stays */
             if (full) {
                 WSTEP(p);
+                if (acc) v = LD16(p) + v;
                 ST16(p, v);
                 if (e < 3) p += OC;
-            } else if (e < cols)
-                ST16(y + (a * W + e) * OC, v);
+            } else if (e < cols) {
+                float *q = y + (a * W + e) * OC;
+                if (acc) v = LD16(q) + v;
+                ST16(q, v);
+            }
         }
     }
 }
@@ -397,10 +401,10 @@ CN__MULTIVERSION static void input_transform4(const cn_conv2d_desc *d, const flo
 }
 
 /* y of tiles [t0, t0+nt) = A^T M A (+ b), F(4x4), pixels past OH, OW
- * dropped. */
+ * dropped; acc: y += A^T M A. */
 CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const float *M, int64_t t0,
                                                int64_t nt, int64_t ldm, const float *b, int relu,
-                                               float *y)
+                                               int acc, float *y)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)OC;
@@ -412,12 +416,14 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             const int rows = (int)CN__MIN(4, d->OH - 4 * th),
                       cols = (int)CN__MIN(4, d->OW - 4 * tw);
             float *yt = y + ((n * d->OH + 4 * th) * d->OW + 4 * tw) * OC;
-            if (d->OH - 4 * th >= 4 && d->OW - 4 * tw >= 4) /* a full block */
-                for (int64_t c = 0; c < OC; c += 16)
-                    at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c, 1);
-            else
-                for (int64_t c = 0; c < OC; c += 16)
-                    at16(mt + c, OC, b ? b + c : NULL, relu, rows, cols, d->OW, yt + c, 0);
+            const int full = d->OH - 4 * th >= 4 && d->OW - 4 * tw >= 4;
+            for (int64_t c = 0; c < OC; c += 16) {
+                const float *bc = b ? b + c : NULL;
+                if (full && !acc) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 0);
+                else if (!acc) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 0);
+                else if (full) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 1);
+                else at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 1);
+            }
             continue;
         }
         int64_t dst[4][4];
@@ -437,7 +443,13 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
                 for (int e = 0; e < 4; e++) {
                     v16 v = o[e] + bv;
                     if (relu) v = (v16)((vi16)v & ~(v <= zero)); /* !(v <= 0) ? v : 0: NaN stays */
-                    if (dst[a][e] >= 0) stn(y + dst[a][e] + c, &v, k);
+                    if (dst[a][e] < 0) continue;
+                    if (acc) {
+                        v16 old;
+                        ldn(&old, y + dst[a][e] + c, k);
+                        v = old + v;
+                    }
+                    stn(y + dst[a][e] + c, &v, k);
                 }
             }
         }
@@ -530,10 +542,11 @@ CN__MULTIVERSION static void input_transform(const cn_conv2d_desc *d, const floa
     }
 }
 
-/* y of tiles [t0, t0+nt) = A^T M A (+ b), pixels past OH, OW dropped. */
+/* y of tiles [t0, t0+nt) = A^T M A (+ b), pixels past OH, OW dropped;
+ * acc: y += A^T M A. */
 CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const float *M, int64_t t0,
                                               int64_t nt, int64_t ldm, const float *b, int relu,
-                                              float *y)
+                                              int acc, float *y)
 {
     const int64_t OC = d->OC, TH = tiles_h(d), TW = tiles_w(d);
     const size_t plane = (size_t)OC;
@@ -556,6 +569,8 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
                 v8 y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
                 if (relu) /* !(v <= 0) ? v : 0, as cn_act_fwd: NaN stays */
                     y0 = (v8)((vi8)y0 & ~(y0 <= zero)), y1 = (v8)((vi8)y1 & ~(y1 <= zero));
+                if (acc && dst[a][0] >= 0) y0 = LD(y + dst[a][0] + c) + y0;
+                if (acc && dst[a][1] >= 0) y1 = LD(y + dst[a][1] + c) + y1;
                 if (dst[a][0] >= 0) ST(y + dst[a][0] + c, y0);
                 if (dst[a][1] >= 0) ST(y + dst[a][1] + c, y1);
             }
@@ -572,8 +587,8 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
             for (int a = 0; a < 2; a++) {
                 float y0 = r[a][0] + r[a][1] + r[a][2] + bv, y1 = r[a][1] - r[a][2] - r[a][3] + bv;
                 if (relu) y0 = !(y0 <= 0.0f) ? y0 : 0.0f, y1 = !(y1 <= 0.0f) ? y1 : 0.0f;
-                if (dst[a][0] >= 0) y[dst[a][0] + c] = y0;
-                if (dst[a][1] >= 0) y[dst[a][1] + c] = y1;
+                if (dst[a][0] >= 0) y[dst[a][0] + c] = acc ? y[dst[a][0] + c] + y0 : y0;
+                if (dst[a][1] >= 0) y[dst[a][1] + c] = acc ? y[dst[a][1] + c] + y1 : y1;
             }
         }
     }
@@ -606,7 +621,7 @@ static void fwd_products(const cn_conv2d_desc *d, int64_t n, const float *V, con
 }
 
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                             const float *w, const float *b, int relu, float *y, void *ws)
+                             const float *w, const float *b, int relu, int acc, float *y, void *ws)
 {
     const int64_t IC = d->IC, T = chunk_tiles(d), XI = npts(d);
     const int64_t tv = tstride(d, IC), tm = tstride(d, d->OC);
@@ -632,9 +647,9 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
                 input_transform(d, x, t0, n, tv, V);
             fwd_products(d, n, V, U, M, gws);
             if (m4)
-                output_transform4(d, M, t0, n, tm, b, relu, y);
+                output_transform4(d, M, t0, n, tm, b, relu, acc, y);
             else
-                output_transform(d, M, t0, n, tm, b, relu, y);
+                output_transform(d, M, t0, n, tm, b, relu, acc, y);
         }
     }
 }

@@ -15,6 +15,15 @@ CN__HIDDEN int64_t cn__pad_src(int64_t i, int64_t n, cn_pad_mode m);
  * into the workspace first). */
 CN__HIDDEN int cn__conv_pads_explicitly(const cn_conv2d_desc *d);
 
+/* Backward-data that adds to gx (gx += the gradient cn_conv2d_bwd_data
+ * would write) instead of overwriting it, so that a second consumer's
+ * gradient needs no buffer of its own and no separate sum: for problems
+ * where bwd_data_accumulates says so (else CN_ERR_INVALID_ARG). Same
+ * workspace as cn_conv2d_bwd_data. */
+CN__HIDDEN int cn__conv2d_bwd_data_accumulates(const cn_conv2d_desc *d);
+CN__HIDDEN cn_status cn__conv2d_bwd_data_acc(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                                             const float *w, float *gx, void *ws);
+
 /* The plain direct convolution with implicit zero padding: pixels outside
  * [0,IH) x [0,IW) read as zero, so pads may be negative (cropping).
  * y [MB,OH,OW,OC] = x [MB,IH,IW,IC] * w [KH,KW,IC/G,OC] + b. d->mode and
@@ -34,10 +43,11 @@ CN__HIDDEN cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc
 /* Whether cn__conv2d_gemm_bwd_data runs the implicit kernel (AVX-512, deep
  * enough channels): then it serves stride 1 too, without col2im. */
 CN__HIDDEN int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d);
-/* gx is overwritten; wt is scratch of KH*KW*(OC/G)*IC floats. */
+/* gx is overwritten, or with acc added to; wt is scratch of
+ * KH*KW*(OC/G)*IC floats. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
-                                              const float *gy, const float *w, float *gx, float *wt,
-                                              float *cols);
+                                              const float *gy, const float *w, int acc, float *gx,
+                                              float *wt, float *cols);
 /* gw is overwritten. */
 CN__HIDDEN cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                                  const float *x, const float *gy, float *gw,
@@ -110,8 +120,9 @@ CN__HIDDEN int cn__conv_winograd_applies(const cn_conv2d_desc *d);
 /* "winograd4" where it runs F(4x4, 3x3), "winograd" for F(2x2, 3x3). */
 CN__HIDDEN const char *cn__conv_winograd_name(const cn_conv2d_desc *d);
 CN__HIDDEN size_t cn__conv_winograd_ws(const cn_conv2d_desc *d);
+/* acc: y += the convolution (b NULL, relu 0) instead of y = it. */
 CN__HIDDEN void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
-                                        const float *w, const float *b, int relu, float *y,
+                                        const float *w, const float *b, int relu, int acc, float *y,
                                         void *ws);
 /* The weight gradient the same way (gw overwritten), in
  * cn__conv_winograd_bww_ws(d) bytes of ws. */
