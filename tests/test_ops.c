@@ -9,6 +9,7 @@
 
 #include "convnet/ops.h"
 #include "kernels/ref/ops_ref.h"
+#include "ops/batchnorm_internal.h"
 #include "testlib.h"
 
 /* The float backward against finite differences of the double forward. */
@@ -668,6 +669,66 @@ static void batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu(void)
         }
 }
 
+/* The autograd's batch norm + ReLU in training: the forward that also
+ * returns its normalisation gives cn_batchnorm_fwd_relu's outputs, and the
+ * backward that recomputes the ReLU's input from x and that normalisation
+ * gives cn_batchnorm_bwd_relu's (which reads y), bit for bit, on 1 and 2
+ * threads: with NaN and infinite inputs, channels whose ReLU input is
+ * exactly 0 (constant columns with beta 0) or exactly at the threshold's
+ * other side, a mean that dwarfs the deviation (its lo part matters),
+ * channel counts across the 128-channel blocks, in blocks of 64 and 16, and
+ * with tails; gamma and beta given or not. */
+static void batchnorm_relu_backward_from_x_equals_the_one_from_y(void)
+{
+    static const int64_t shapes[][2] = {{4099, 19}, {300, 130}, {2000, 80}, {3, 1}, {517, 64}};
+    for (int t = 1; t <= 2; t++)
+        for (int s = 0; s < 5 && tl_ok(); s++)
+            for (int affine = 0; affine < 2 && tl_ok(); affine++) {
+                cn_ctx c;
+                cn_ctx_init(&c);
+                c.threads = t;
+                const int64_t M = shapes[s][0], C = shapes[s][1];
+                const size_t n = (size_t)(M * C);
+                float *x = fnew(n), *y[2] = {fnew(n), fnew(n)}, *gy = fnew(n), *gx[2], *norm = fnew(4 * C);
+                float *g = fnew(C), *b = fnew(C), *rm = fnew(C), *rv = fnew(C), *sm[2], *si[2],
+                      *gg[2], *gb[2];
+                tl_fill(x, n, -2, 2), tl_fill(gy, n, -1, 1);
+                tl_fill(g, C, 0.5, 1.5), tl_fill(b, C, -0.5, 0.5);
+                for (int64_t i = 0; i < M; i++) {
+                    x[i * C] = 3.0f; /* channel 0 constant: x - mean = 0 */
+                    if (C > 2) x[i * C + 2] = 1000.0f + (float)(i % 7) * 0.001f;
+                }
+                b[0] = 0.0f;
+                if (n > 40) x[11] = NAN, x[40] = INFINITY;
+                for (int k = 0; k < 2; k++) {
+                    for (int64_t i = 0; i < C; i++) rm[i] = 0.5f, rv[i] = 2.0f;
+                    sm[k] = fnew(C), si[k] = fnew(C), gx[k] = fnew(n), gg[k] = fnew(C), gb[k] = fnew(C);
+                    const float *gam = affine ? g : NULL, *bet = affine ? b : NULL;
+                    if (k == 0) {
+                        CHECK_OK(cn_batchnorm_fwd_relu(&c, NULL, 1, M, C, x, gam, bet, rm, rv, sm[0],
+                                                       si[0], y[0]));
+                        cn_batchnorm_bwd_relu(&c, 1, M, C, x, gam, sm[0], si[0], y[0], gy, gx[0], gg[0],
+                                              gb[0]);
+                    } else {
+                        CHECK_OK(cn__batchnorm_fwd_relu_norm(&c, NULL, 1, M, C, x, gam, bet, rm, rv,
+                                                             sm[1], si[1], y[1], norm));
+                        cn__batchnorm_bwd_relu_norm(&c, M, C, x, gam, sm[1], si[1], norm, gy, gx[1],
+                                                    gg[1], gb[1]);
+                    }
+                }
+                const char *what = !memcmp(y[0], y[1], n * 4) ? NULL : "y";
+                if (!what && memcmp(sm[0], sm[1], (size_t)C * 4)) what = "save_mean";
+                if (!what && memcmp(gx[0], gx[1], n * 4)) what = "gx";
+                if (!what && memcmp(gg[0], gg[1], (size_t)C * 4)) what = "ggamma";
+                if (!what && memcmp(gb[0], gb[1], (size_t)C * 4)) what = "gbeta";
+                CHECK(!what, "M=%lld C=%lld affine=%d threads=%d: %s differs", (long long)M,
+                      (long long)C, affine, t, what);
+                free(x), free(gy), free(norm), free(g), free(b), free(rm), free(rv);
+                for (int k = 0; k < 2; k++)
+                    free(y[k]), free(sm[k]), free(si[k]), free(gx[k]), free(gg[k]), free(gb[k]);
+            }
+}
+
 static void batchnorm_rejects_what_pytorch_rejects(void)
 {
     const float x[2] = {1, 2};
@@ -1144,6 +1205,7 @@ int main(void)
     TL_RUN(batchnorm_without_gamma_and_beta_equals_gamma_one_beta_zero);
     TL_RUN(batchnorm_propagates_nan);
     TL_RUN(batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu);
+    TL_RUN(batchnorm_relu_backward_from_x_equals_the_one_from_y);
     TL_RUN(batchnorm_rejects_what_pytorch_rejects);
     TL_RUN(batchnorm_results_do_not_depend_on_thread_count);
     TL_RUN(batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_split);

@@ -29,6 +29,7 @@
 
 #include "convnet/ops.h"
 #include "internal.h"
+#include "ops/batchnorm_internal.h"
 
 /* Channels per block: the parts' statistics of one block, NPART * CB * 2
  * doubles (32 KiB), live on the caller's stack. */
@@ -146,6 +147,14 @@ static void part_stats(int64_t rows, int64_t C, int64_t cb, const float *x, stat
     }
 }
 
+/* One normalised value, before any residual and ReLU: the forward's and
+ * the backward's recomputation of the ReLU's input (bn_norm) share it, so
+ * that both round it alike. */
+static inline float bn_value(float x, float hi, float lo, float scale, float shift)
+{
+    return ((x - hi) - lo) * scale + shift;
+}
+
 /* y[m, c] = (x - mean[c]) * scale[c] + shift[c] for rows [0, rows), the
  * double mean split into float hi + lo: x - hi is exact when x is near the
  * mean, so the result keeps float precision even when |mean| dwarfs the
@@ -165,7 +174,7 @@ normalise_body(int add, int relu, int64_t rows, int64_t C, int64_t cb, const flo
         float *yr = y + m * C;
 #pragma omp simd
         for (int64_t c = 0; c < cb; c++) {
-            float v = ((xr[c] - hi[c]) - lo[c]) * scale[c] + shift[c];
+            float v = bn_value(xr[c], hi[c], lo[c], scale[c], shift[c]);
             if (add) v += rr[c];
             yr[c] = !relu || !(v <= 0.0f) ? v : 0.0f;
         }
@@ -207,7 +216,7 @@ static void combine_stats(int64_t cb, const stats *part, double mom, float *runn
 static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int relu, int64_t M,
                         int64_t C, const float *x, const float *gamma, const float *beta,
                         float *running_mean, float *running_var, float *save_mean,
-                        float *save_invstd, const float *res, float *y)
+                        float *save_invstd, const float *res, float *y, float *norm)
 {
     const cn_bn_params def = {1e-5f, 0.1f};
     if (!p) p = &def;
@@ -268,6 +277,10 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
                 shift[c] = beta ? beta[c0 + c] : 0.0f;
                 if (first && save_mean) save_mean[c0 + c] = hi[c];
                 if (first && save_invstd) save_invstd[c0 + c] = (float)invstd;
+                if (first && norm) {
+                    norm[c0 + c] = hi[c], norm[C + c0 + c] = lo[c];
+                    norm[2 * C + c0 + c] = scale[c], norm[3 * C + c0 + c] = shift[c];
+                }
             }
 #pragma omp for schedule(static)
             for (int q = 0; q < NPART; q++) {
@@ -287,7 +300,7 @@ cn_status cn_batchnorm_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int
                            float *save_invstd, float *y)
 {
     return bn_fwd(ctx, p, training, 0, M, C, x, gamma, beta, running_mean, running_var, save_mean,
-                  save_invstd, NULL, y);
+                  save_invstd, NULL, y, NULL);
 }
 
 cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
@@ -296,7 +309,16 @@ cn_status cn_batchnorm_fwd_relu(cn_ctx *ctx, const cn_bn_params *p, int training
                                 float *save_invstd, float *y)
 {
     return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
-                  save_invstd, NULL, y);
+                  save_invstd, NULL, y, NULL);
+}
+
+cn_status cn__batchnorm_fwd_relu_norm(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
+                                      int64_t C, const float *x, const float *gamma,
+                                      const float *beta, float *running_mean, float *running_var,
+                                      float *save_mean, float *save_invstd, float *y, float *norm)
+{
+    return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
+                  save_invstd, NULL, y, norm);
 }
 
 cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int training, int64_t M,
@@ -307,7 +329,7 @@ cn_status cn_batchnorm_fwd_add_relu(cn_ctx *ctx, const cn_bn_params *p, int trai
 {
     if (!res) return cn__err(CN_ERR_INVALID_ARG, "batchnorm: add_relu needs the residual res");
     return bn_fwd(ctx, p, training, 1, M, C, x, gamma, beta, running_mean, running_var, save_mean,
-                  save_invstd, res, y);
+                  save_invstd, res, y, NULL);
 }
 
 /* The gradient through a fused ReLU from its output v, exactly as
@@ -318,21 +340,51 @@ static inline float relu_grad(float v, float g)
     return v != v ? v : pos;
 }
 
+/* The forward's normalisation of channels from c0 on (cn__batchnorm_*_norm):
+ * the ReLU's input recomputed from x, bit for bit, instead of read back. */
+typedef struct bn_norm {
+    const float *hi, *lo, *scale, *shift;
+} bn_norm;
+
+/* Channels from c0 on of norm [4][C] (hi, lo, scale, shift; NULL: none). */
+static bn_norm norm_at(const float *norm, int64_t C, int64_t c0)
+{
+    if (!norm) return (bn_norm){NULL, NULL, NULL, NULL};
+    return (bn_norm){norm + c0, norm + C + c0, norm + 2 * C + c0, norm + 3 * C + c0};
+}
+
+static inline bn_norm norm_from(bn_norm n, int64_t c0)
+{
+    if (!n.hi) return n;
+    return (bn_norm){n.hi + c0, n.lo + c0, n.scale + c0, n.shift + c0};
+}
+
+/* The gradient through the fused ReLU of element c of row xr / yr: relu 1
+ * reads its output y, relu 2 recomputes its input from x (with nm). */
+static inline __attribute__((always_inline)) float relu_in(int relu, const float *xr,
+                                                           const float *yr, bn_norm nm, int64_t c,
+                                                           float g)
+{
+    if (relu == 2) return relu_grad(bn_value(xr[c], nm.hi[c], nm.lo[c], nm.scale[c], nm.shift[c]), g);
+    return relu ? relu_grad(yr[c], g) : g;
+}
+
 /* sgy[c] += gy, sgxc[c] += gy * (x - mean[c]) over rows [0, mb) (row
  * stride C) for channels [0, g), g GW or G where inlined; gy through the
- * ReLU of output y with relu, and then stored in rb if not NULL. */
+ * ReLU of output y with relu (relu_in), and then stored in rb if not NULL. */
 static inline __attribute__((always_inline)) void
 bwd_block(int relu, int g, int64_t mb, int64_t C, const float *xb, const float *yb, const float *gb,
-          float *rb, const float *restrict mean, double *restrict sgy, double *restrict sgxc)
+          float *rb, bn_norm nm, const float *restrict mean, double *restrict sgy,
+          double *restrict sgxc)
 {
     double a1[GW], a2[GW];
     for (int c = 0; c < g; c++) a1[c] = sgy[c], a2[c] = sgxc[c];
     for (int64_t m = 0; m < mb; m++) {
-        const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu ? yb + m * C : NULL;
+        const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu == 1 ? yb + m * C : NULL;
         float *rr = rb ? rb + m * C : NULL;
 #pragma omp simd
         for (int c = 0; c < g; c++) {
-            const float v = relu ? relu_grad(yr[c], gyr[c]) : gyr[c];
+            const float v = relu_in(relu, xr, yr, nm, c, gyr[c]);
             if (rb) rr[c] = v;
             a1[c] += v;
             a2[c] += (double)v * ((double)xr[c] - mean[c]);
@@ -348,27 +400,29 @@ bwd_block(int relu, int g, int64_t mb, int64_t C, const float *xb, const float *
  * so the plain case carries no test. */
 static inline __attribute__((always_inline)) void
 bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
-              const float *gy, float *gr, const float *restrict mean, double *restrict sgy,
-              double *restrict sgxc)
+              const float *gy, float *gr, bn_norm nm, const float *restrict mean,
+              double *restrict sgy, double *restrict sgxc)
 {
     for (int64_t c = 0; c < cb; c++) sgy[c] = sgxc[c] = 0.0;
     for (int64_t m0 = 0; m0 < rows; m0 += RB) {
         const int64_t mb = CN__MIN(RB, rows - m0);
-        const float *xb = x + m0 * C, *gb = gy + m0 * C, *yb = relu ? y + m0 * C : NULL;
+        const float *xb = x + m0 * C, *gb = gy + m0 * C, *yb = relu == 1 ? y + m0 * C : NULL;
         float *rb = gr ? gr + m0 * C : NULL;
         int64_t c0 = 0;
         for (; cb == C && c0 + GW <= cb; c0 += GW)
-            bwd_block(relu, GW, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0, gr ? rb + c0 : NULL,
+            bwd_block(relu, GW, mb, C, xb + c0, relu == 1 ? yb + c0 : NULL, gb + c0,
+                      gr ? rb + c0 : NULL, norm_from(nm, c0),
                       mean + c0, sgy + c0, sgxc + c0);
         for (; c0 + G <= cb; c0 += G)
-            bwd_block(relu, G, mb, C, xb + c0, relu ? yb + c0 : NULL, gb + c0, gr ? rb + c0 : NULL,
+            bwd_block(relu, G, mb, C, xb + c0, relu == 1 ? yb + c0 : NULL, gb + c0,
+                      gr ? rb + c0 : NULL, norm_from(nm, c0),
                       mean + c0, sgy + c0, sgxc + c0);
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
-            const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu ? yb + m * C : NULL;
+            const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu == 1 ? yb + m * C : NULL;
             float *rr = gr ? rb + m * C : NULL;
 #pragma omp simd
             for (int64_t c = c0; c < cb; c++) {
-                const float g = relu ? relu_grad(yr[c], gyr[c]) : gyr[c];
+                const float g = relu_in(relu, xr, yr, nm, c, gyr[c]);
                 if (gr) rr[c] = g;
                 sgy[c] += g;
                 sgxc[c] += (double)g * ((double)xr[c] - mean[c]);
@@ -381,7 +435,7 @@ CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const
                                       const float *gy, const float *restrict mean,
                                       double *restrict sgy, double *restrict sgxc)
 {
-    bwd_sums_body(0, rows, C, cb, x, NULL, gy, NULL, mean, sgy, sgxc);
+    bwd_sums_body(0, rows, C, cb, x, NULL, gy, NULL, norm_at(NULL, 0, 0), mean, sgy, sgxc);
 }
 
 CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
@@ -389,7 +443,16 @@ CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, 
                                            const float *restrict mean, double *restrict sgy,
                                            double *restrict sgxc)
 {
-    bwd_sums_body(1, rows, C, cb, x, y, gy, NULL, mean, sgy, sgxc);
+    bwd_sums_body(1, rows, C, cb, x, y, gy, NULL, norm_at(NULL, 0, 0), mean, sgy, sgxc);
+}
+
+/* bwd_sums_relu with the ReLU's input recomputed from x (nm), not y. */
+CN__MULTIVERSION static void bwd_sums_relu_x(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                             const float *gy, bn_norm nm,
+                                             const float *restrict mean, double *restrict sgy,
+                                             double *restrict sgxc)
+{
+    bwd_sums_body(2, rows, C, cb, x, NULL, gy, NULL, nm, mean, sgy, sgxc);
 }
 
 CN__MULTIVERSION static void bwd_sums_relu_store(int64_t rows, int64_t C, int64_t cb,
@@ -397,22 +460,22 @@ CN__MULTIVERSION static void bwd_sums_relu_store(int64_t rows, int64_t C, int64_
                                                  float *restrict gr, const float *restrict mean,
                                                  double *restrict sgy, double *restrict sgxc)
 {
-    bwd_sums_body(1, rows, C, cb, x, y, gy, gr, mean, sgy, sgxc);
+    bwd_sums_body(1, rows, C, cb, x, y, gy, gr, norm_at(NULL, 0, 0), mean, sgy, sgxc);
 }
 
 /* gx = k * (gy - a - (x - mean) * b) over rows [0, rows), gy through the
  * ReLU of output y with relu; gx may alias gy. */
 static inline __attribute__((always_inline)) void
 bwd_gx_training_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
-                     const float *gy, const float *mean, const float *k, const float *a,
-                     const float *b, float *gx)
+                     const float *gy, bn_norm nm, const float *mean, const float *k,
+                     const float *a, const float *b, float *gx)
 {
     for (int64_t m = 0; m < rows; m++) {
-        const float *xr = x + m * C, *gr = gy + m * C, *yr = relu ? y + m * C : NULL;
+        const float *xr = x + m * C, *gr = gy + m * C, *yr = relu == 1 ? y + m * C : NULL;
         float *gxr = gx + m * C;
 #pragma omp simd
         for (int64_t c = 0; c < cb; c++) {
-            const float g = relu ? relu_grad(yr[c], gr[c]) : gr[c];
+            const float g = relu_in(relu, xr, yr, nm, c, gr[c]);
             gxr[c] = k[c] * (g - a[c] - (xr[c] - mean[c]) * b[c]);
         }
     }
@@ -422,7 +485,7 @@ CN__MULTIVERSION static void bwd_gx_training(int64_t rows, int64_t C, int64_t cb
                                              const float *gy, const float *mean, const float *k,
                                              const float *a, const float *b, float *gx)
 {
-    bwd_gx_training_body(0, rows, C, cb, x, NULL, gy, mean, k, a, b, gx);
+    bwd_gx_training_body(0, rows, C, cb, x, NULL, gy, norm_at(NULL, 0, 0), mean, k, a, b, gx);
 }
 
 CN__MULTIVERSION static void bwd_gx_training_relu(int64_t rows, int64_t C, int64_t cb,
@@ -430,7 +493,15 @@ CN__MULTIVERSION static void bwd_gx_training_relu(int64_t rows, int64_t C, int64
                                                   const float *mean, const float *k, const float *a,
                                                   const float *b, float *gx)
 {
-    bwd_gx_training_body(1, rows, C, cb, x, y, gy, mean, k, a, b, gx);
+    bwd_gx_training_body(1, rows, C, cb, x, y, gy, norm_at(NULL, 0, 0), mean, k, a, b, gx);
+}
+
+CN__MULTIVERSION static void bwd_gx_training_relu_x(int64_t rows, int64_t C, int64_t cb,
+                                                    const float *x, const float *gy, bn_norm nm,
+                                                    const float *mean, const float *k,
+                                                    const float *a, const float *b, float *gx)
+{
+    bwd_gx_training_body(2, rows, C, cb, x, NULL, gy, nm, mean, k, a, b, gx);
 }
 
 /* gx = k * gy over rows [0, rows): in evaluation x must not reach gx (a
@@ -452,11 +523,14 @@ CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, co
 
 /* y: the output of a fused ReLU that gy is taken through, or NULL. gr
  * (with y): where that ReLU's gradient is stored by the sums pass, which
- * the gx pass then reads instead of y and gy (a stream fewer), or NULL. */
+ * the gx pass then reads instead of y and gy (a stream fewer), or NULL.
+ * norm (training, without y and gr): the forward's normalisation [4][C],
+ * from which both passes recompute the ReLU's input instead of reading y
+ * (a stream fewer in each). */
 static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
                    const float *gamma, const float *save_mean, const float *save_invstd,
-                   const float *y, const float *gy, float *gr, float *gx, float *ggamma,
-                   float *gbeta)
+                   const float *y, const float *gy, float *gr, const float *norm, float *gx,
+                   float *ggamma, float *gbeta)
 {
     if (M <= 0 || C <= 0) {
         for (int64_t c = 0; c < C; c++) {
@@ -472,6 +546,7 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
         const float *mean = save_mean + c0, *invstd = save_invstd + c0;
+        const bn_norm nm = norm_at(norm, C, c0);
         /* Per part: sgy = sum gy, sgxc = sum gy * (x - mean), that is gbeta
          * and ggamma / invstd. */
         double psgy[NPART][CB], psgxc[NPART][CB];
@@ -485,7 +560,10 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
 #pragma omp for schedule(static)
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
-                    if (gr)
+                    if (norm)
+                        bwd_sums_relu_x(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, nm,
+                                        mean, psgy[q], psgxc[q]);
+                    else if (gr)
                         bwd_sums_relu_store(part_lo(M, q + 1) - m0, C, cb, x + off, y + off,
                                             gy + off, gr + off, mean, psgy[q], psgxc[q]);
                     else if (y)
@@ -518,7 +596,10 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), rows = part_lo(M, q + 1) - m0;
                     const int64_t off = m0 * C + c0;
-                    if (training && ry)
+                    if (norm)
+                        bwd_gx_training_relu_x(rows, C, cb, x + off, rg + off, nm, mean, k, a, b,
+                                               gx + off);
+                    else if (training && ry)
                         bwd_gx_training_relu(rows, C, cb, x + off, ry + off, rg + off, mean, k, a,
                                              b, gx + off);
                     else if (training)
@@ -535,7 +616,7 @@ void cn_batchnorm_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const flo
                       const float *gamma, const float *save_mean, const float *save_invstd,
                       const float *gy, float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, gx, ggamma,
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, NULL, gx, ggamma,
            gbeta);
 }
 
@@ -543,7 +624,17 @@ void cn_batchnorm_bwd_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, cons
                            const float *gamma, const float *save_mean, const float *save_invstd,
                            const float *y, const float *gy, float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, NULL, gx, ggamma, gbeta);
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, NULL, NULL, gx, ggamma,
+           gbeta);
+}
+
+void cn__batchnorm_bwd_relu_norm(cn_ctx *ctx, int64_t M, int64_t C, const float *x,
+                                 const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const float *norm, const float *gy,
+                                 float *gx, float *ggamma, float *gbeta)
+{
+    bn_bwd(ctx, 1, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, norm, gx, ggamma,
+           gbeta);
 }
 
 void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,
@@ -551,5 +642,6 @@ void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, 
                                const float *y, const float *gy, float *gres, float *gx,
                                float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gres, gx, ggamma, gbeta);
+    bn_bwd(ctx, training, M, C, x, gamma, save_mean, save_invstd, y, gy, gres, NULL, gx, ggamma,
+           gbeta);
 }
