@@ -435,7 +435,10 @@ static cn_var *bn(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int tr
 
 /* fuse: a residual block's ReLUs go into its batch norms; its last batch
  * norm, the shortcut's add and the ReLU become one op, so the shortcut is
- * computed first. */
+ * computed first, before the main path even: the backward then runs its
+ * convolution last, whose input gradient (a strided 1x1 filter's, which
+ * reaches a pixel in 4) is added into the one the main path wrote, instead
+ * of written in full and that one added to it. */
 static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int training, int fuse)
 {
     switch (l->kind) {
@@ -450,14 +453,14 @@ static cn_var *apply(cn_model *m, const cn_layer *l, cn_graph *g, cn_var *x, int
     case CN_LAYER_DROPOUT: return cn_dropout(g, x, l->p, training);
     case CN_LAYER_FLATTEN: return cn_flatten(g, x);
     case CN_LAYER_RESIDUAL: {
+        cn_var *s = x;
+        if (l->sub[4])
+            s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training, fuse), training, fuse);
         cn_var *h = apply(m, l->sub[0], g, x, training, fuse);
         h = fuse ? bn(m, l->sub[1], g, h, training, 1, NULL)
                  : cn_relu(g, bn(m, l->sub[1], g, h, training, 0, NULL));
         h = apply(m, l->sub[2], g, h, training, fuse);
         if (!fuse) h = bn(m, l->sub[3], g, h, training, 0, NULL);
-        cn_var *s = x;
-        if (l->sub[4])
-            s = apply(m, l->sub[5], g, apply(m, l->sub[4], g, x, training, fuse), training, fuse);
         return fuse ? bn(m, l->sub[3], g, h, training, 1, s) : cn_relu(g, cn_add(g, h, s));
     }
     default: return NULL;
