@@ -71,26 +71,26 @@ bench: deps
 # `convnet train` and of the same model, data and hyper-parameters in PyTorch
 # (bench/train_torch.py, Debian's python3-torch, installed when missing), one
 # epoch each on BENCH_TRAIN_THREADS threads, side by side; ratio = convnet's
-# seconds / PyTorch's (below 1: convnet is faster).
+# seconds / PyTorch's (below 1: convnet is faster). BENCH_TRAIN_ROUNDS > 1
+# runs the pairs that many times, alternating, and compares the medians:
+# on a shared machine one pair can straddle a change of speed.
 BENCH_TRAIN_MODELS ?= lenet resnet
 BENCH_TRAIN_THREADS ?= 2
+BENCH_TRAIN_ROUNDS ?= 1
 bench-train: build
 	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "ok installed" || { \
 	  echo "installing: python3-torch"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torch; }
-	@set -e; rows=""; for m in $(BENCH_TRAIN_MODELS); do \
-	  echo "== $$m: convnet"; \
+	@set -e; rows=""; for r in $$(seq $(BENCH_TRAIN_ROUNDS)); do for m in $(BENCH_TRAIN_MODELS); do \
+	  echo "== $$m: convnet (round $$r)"; \
 	  c=$$($(BUILD)/convnet train --model $$m --epochs 1 --threads $(BENCH_TRAIN_THREADS) --json | grep '^{' | tail -n 1); \
 	  [ -n "$$c" ] || { echo "convnet train --model $$m failed"; exit 1; }; \
-	  echo "$$c"; echo "== $$m: pytorch"; \
+	  echo "$$c"; echo "== $$m: pytorch (round $$r)"; \
 	  p=$$(/usr/bin/python3 bench/train_torch.py --model $$m --epochs 1 --threads $(BENCH_TRAIN_THREADS) --json | grep '^{' | tail -n 1); \
 	  [ -n "$$p" ] || { echo "bench/train_torch.py --model $$m failed"; exit 1; }; \
 	  echo "$$p"; rows="$$rows$$m|$$c|$$p\n"; \
-	done; \
-	printf "$$rows" | /usr/bin/python3 -c 'import json, sys; \
-	print("%-8s %10s %10s %8s %11s %11s" % ("model", "convnet s", "pytorch s", "ratio", "convnet acc", "pytorch acc")); \
-	rows = [l.split("|") for l in sys.stdin.read().split("\n") if l]; \
-	[print("%-8s %10.1f %10.1f %8.2f %11.4f %11.4f" % (m, c["seconds"], p["seconds"], c["seconds"] / p["seconds"], c["test_accuracy"], p["test_accuracy"])) for m, c, p in ((r[0], json.loads(r[1]), json.loads(r[2])) for r in rows)]'
+	done; done; \
+	printf "$$rows" | /usr/bin/python3 bench/train_table.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz $(BUILD)-lint-gcc $(BUILD)-lint-clang

@@ -515,12 +515,15 @@ static void an_input_of_two_convs_gets_the_sum_of_their_gradients(void)
         int64_t xs[4] = {2, c[0], c[1], c[2]}, ws[4] = {c[4], c[4], c[2], c[3]};
         cn_conv2d_desc d;
         CHECK_OK(cn_conv2d_setup(&d, &p, xs, ws));
-        const size_t nx = (size_t)(2 * c[0] * c[1] * c[2]), nw = (size_t)(c[4] * c[4] * c[2] * c[3]);
+        const size_t nx = (size_t)(2 * c[0] * c[1] * c[2]),
+                     nw = (size_t)(c[4] * c[4] * c[2] * c[3]);
         const size_t ny = (size_t)(d.MB * d.OH * d.OW * d.OC);
         float *x = malloc(nx * 4), *wa = malloc(nw * 4), *wb = malloc(nw * 4), *r = malloc(ny * 4);
         float *ga = malloc(nx * 4), *gb = malloc(nx * 4), *gx = malloc(nx * 4);
-        for (size_t i = 0; i < nx; i++) x[i] = (float)tl_randint(-2, 2), gx[i] = (float)tl_randint(-2, 2);
-        for (size_t i = 0; i < nw; i++) wa[i] = (float)tl_randint(-2, 2), wb[i] = (float)tl_randint(-2, 2);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)tl_randint(-2, 2), gx[i] = (float)tl_randint(-2, 2);
+        for (size_t i = 0; i < nw; i++)
+            wa[i] = (float)tl_randint(-2, 2), wb[i] = (float)tl_randint(-2, 2);
         for (size_t i = 0; i < ny; i++) r[i] = (float)tl_randint(-2, 2);
         CHECK_OK(cn_conv2d_bwd_data(&ctx, &d, r, wa, ga, NULL));
         CHECK_OK(cn_conv2d_bwd_data(&ctx, &d, r, wb, gb, NULL));
@@ -533,16 +536,18 @@ static void an_input_of_two_convs_gets_the_sum_of_their_gradients(void)
             cn_var *vx = cn_var_wrap(g, 4, xs, x, gx0, 1);
             /* owned: the convs see x * 1, whose gradient the graph holds */
             cn_var *h = owned ? cn_mul(g, vx, cn_var_wrap(g, 4, xs, one, NULL, 0)) : vx;
-            cn_var *va = cn_var_wrap(g, 4, ws, wa, NULL, 0), *vb = cn_var_wrap(g, 4, ws, wb, NULL, 0);
+            cn_var *va = cn_var_wrap(g, 4, ws, wa, NULL, 0),
+                   *vb = cn_var_wrap(g, 4, ws, wb, NULL, 0);
             cn_var *y = cn_add(g, cn_conv2d(g, h, va, NULL, &p), cn_conv2d(g, h, vb, NULL, &p));
-            CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, cn_var_wrap(g, 4, y->shape, r, NULL, 0)))));
+            CHECK_OK(
+                cn_backward(g, cn_sum(g, cn_mul(g, y, cn_var_wrap(g, 4, y->shape, r, NULL, 0)))));
             /* the caller's gradient gets one conv's, then the other's (in
              * the order C evaluated the arguments of cn_add); the graph's
              * is their sum, added to the caller's through the product */
             size_t i = 0;
-            while (i < nx && (owned ? gx0[i] == gx[i] + (ga[i] + gb[i])
-                                    : gx0[i] == (gx[i] + ga[i]) + gb[i] ||
-                                          gx0[i] == (gx[i] + gb[i]) + ga[i]))
+            while (i < nx &&
+                   (owned ? gx0[i] == gx[i] + (ga[i] + gb[i])
+                          : gx0[i] == (gx[i] + ga[i]) + gb[i] || gx0[i] == (gx[i] + gb[i]) + ga[i]))
                 i++;
             CHECK(i == nx, "config %zu (%s, owned %d): grad %g at %zu, want %g + %g + %g", k,
                   cn__conv2d_impl_name(&d, 1), owned, (double)gx0[i % nx], i, (double)gx[i % nx],

@@ -689,7 +689,8 @@ static void batchnorm_relu_backward_from_x_equals_the_one_from_y(void)
                 c.threads = t;
                 const int64_t M = shapes[s][0], C = shapes[s][1];
                 const size_t n = (size_t)(M * C);
-                float *x = fnew(n), *y[2] = {fnew(n), fnew(n)}, *gy = fnew(n), *gx[2], *norm = fnew(4 * C);
+                float *x = fnew(n), *y[2] = {fnew(n), fnew(n)}, *gy = fnew(n), *gx[2],
+                      *norm = fnew(4 * C);
                 float *g = fnew(C), *b = fnew(C), *rm = fnew(C), *rv = fnew(C), *sm[2], *si[2],
                       *gg[2], *gb[2];
                 tl_fill(x, n, -2, 2), tl_fill(gy, n, -1, 1);
@@ -702,13 +703,14 @@ static void batchnorm_relu_backward_from_x_equals_the_one_from_y(void)
                 if (n > 40) x[11] = NAN, x[40] = INFINITY;
                 for (int k = 0; k < 2; k++) {
                     for (int64_t i = 0; i < C; i++) rm[i] = 0.5f, rv[i] = 2.0f;
-                    sm[k] = fnew(C), si[k] = fnew(C), gx[k] = fnew(n), gg[k] = fnew(C), gb[k] = fnew(C);
+                    sm[k] = fnew(C), si[k] = fnew(C), gx[k] = fnew(n), gg[k] = fnew(C),
+                    gb[k] = fnew(C);
                     const float *gam = affine ? g : NULL, *bet = affine ? b : NULL;
                     if (k == 0) {
-                        CHECK_OK(cn_batchnorm_fwd_relu(&c, NULL, 1, M, C, x, gam, bet, rm, rv, sm[0],
-                                                       si[0], y[0]));
-                        cn_batchnorm_bwd_relu(&c, 1, M, C, x, gam, sm[0], si[0], y[0], gy, gx[0], gg[0],
-                                              gb[0]);
+                        CHECK_OK(cn_batchnorm_fwd_relu(&c, NULL, 1, M, C, x, gam, bet, rm, rv,
+                                                       sm[0], si[0], y[0]));
+                        cn_batchnorm_bwd_relu(&c, 1, M, C, x, gam, sm[0], si[0], y[0], gy, gx[0],
+                                              gg[0], gb[0]);
                     } else {
                         CHECK_OK(cn__batchnorm_fwd_relu_norm(&c, NULL, 1, M, C, x, gam, bet, rm, rv,
                                                              sm[1], si[1], y[1], norm));

@@ -36,8 +36,8 @@ static void bn_bwd(cn_graph *g, cn__node *n)
                                   s->invstd, n->out->data, n->out->grad, gr, gx, gg, gb);
         cn__grad_end(g, res, gr);
     } else if (s->norm)
-        cn__batchnorm_bwd_relu_norm(g->ctx, M, C, x->data, gamma->data, s->mean, s->invstd,
-                                    s->norm, n->out->grad, gx, gg, gb);
+        cn__batchnorm_bwd_relu_norm(g->ctx, M, C, x->data, gamma->data, s->mean, s->invstd, s->norm,
+                                    n->out->grad, gx, gg, gb);
     else if (s->relu)
         cn_batchnorm_bwd_relu(g->ctx, s->training, M, C, x->data, gamma->data, s->mean, s->invstd,
                               n->out->data, n->out->grad, gx, gg, gb);
@@ -79,23 +79,25 @@ static cn_var *bn_op(cn_graph *g, const char *op, int relu, cn_var *x, cn_var *g
     s->training = training, s->relu = relu;
     s->mean = cn__arena(g, (size_t)C * sizeof(float));
     s->invstd = cn__arena(g, (size_t)C * sizeof(float));
-    /* The ReLU's backward then recomputes its input from x rather than
-     * read y (a batch norm's backward reads x anyway). */
-    s->norm = relu == 1 && training && y->requires_grad
-                  ? cn__arena(g, 4 * (size_t)C * sizeof(float))
-                  : NULL;
-    if (!s->mean || !s->invstd || (relu == 1 && training && y->requires_grad && !s->norm))
-        return NULL;
-    cn_status st =
-        res    ? cn_batchnorm_fwd_add_relu(g->ctx, p, training, M, C, x->data, gamma->data,
-                                           beta->data, running_mean, running_var, s->mean,
-                                           s->invstd, res->data, y->data)
-        : s->norm ? cn__batchnorm_fwd_relu_norm(g->ctx, p, training, M, C, x->data, gamma->data,
-                                              beta->data, running_mean, running_var, s->mean,
-                                              s->invstd, y->data, s->norm)
-               : (relu ? cn_batchnorm_fwd_relu : cn_batchnorm_fwd)(
-                     g->ctx, p, training, M, C, x->data, gamma->data, beta->data, running_mean,
-                     running_var, s->mean, s->invstd, y->data);
+    /* With its normalisation kept, the ReLU's backward recomputes its
+     * input from x rather than read y (a batch norm's backward reads x
+     * anyway). */
+    const int keep = relu == 1 && training && y->requires_grad;
+    s->norm = keep ? cn__arena(g, 4 * (size_t)C * sizeof(float)) : NULL;
+    if (!s->mean || !s->invstd || (keep && !s->norm)) return NULL;
+    cn_status st;
+    if (res)
+        st = cn_batchnorm_fwd_add_relu(g->ctx, p, training, M, C, x->data, gamma->data, beta->data,
+                                       running_mean, running_var, s->mean, s->invstd, res->data,
+                                       y->data);
+    else if (keep)
+        st = cn__batchnorm_fwd_relu_norm(g->ctx, p, training, M, C, x->data, gamma->data,
+                                         beta->data, running_mean, running_var, s->mean, s->invstd,
+                                         y->data, s->norm);
+    else
+        st = (relu ? cn_batchnorm_fwd_relu
+                   : cn_batchnorm_fwd)(g->ctx, p, training, M, C, x->data, gamma->data, beta->data,
+                                       running_mean, running_var, s->mean, s->invstd, y->data);
     if (st) return cn__fail(g, st, "%s", cn_last_error());
     if (y->requires_grad) {
         cn__node *n = cn__record(g, op, y, bn_bwd, x, gamma, beta, res);

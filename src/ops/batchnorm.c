@@ -361,11 +361,11 @@ static inline bn_norm norm_from(bn_norm n, int64_t c0)
 
 /* The gradient through the fused ReLU of element c of row xr / yr: relu 1
  * reads its output y, relu 2 recomputes its input from x (with nm). */
-static inline __attribute__((always_inline)) float relu_in(int relu, const float *xr,
-                                                           const float *yr, bn_norm nm, int64_t c,
-                                                           float g)
+static inline __attribute__((always_inline)) float
+relu_in(int relu, const float *xr, const float *yr, bn_norm nm, int64_t c, float g)
 {
-    if (relu == 2) return relu_grad(bn_value(xr[c], nm.hi[c], nm.lo[c], nm.scale[c], nm.shift[c]), g);
+    if (relu == 2)
+        return relu_grad(bn_value(xr[c], nm.hi[c], nm.lo[c], nm.scale[c], nm.shift[c]), g);
     return relu ? relu_grad(yr[c], g) : g;
 }
 
@@ -411,12 +411,10 @@ bwd_sums_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, con
         int64_t c0 = 0;
         for (; cb == C && c0 + GW <= cb; c0 += GW)
             bwd_block(relu, GW, mb, C, xb + c0, relu == 1 ? yb + c0 : NULL, gb + c0,
-                      gr ? rb + c0 : NULL, norm_from(nm, c0),
-                      mean + c0, sgy + c0, sgxc + c0);
+                      gr ? rb + c0 : NULL, norm_from(nm, c0), mean + c0, sgy + c0, sgxc + c0);
         for (; c0 + G <= cb; c0 += G)
             bwd_block(relu, G, mb, C, xb + c0, relu == 1 ? yb + c0 : NULL, gb + c0,
-                      gr ? rb + c0 : NULL, norm_from(nm, c0),
-                      mean + c0, sgy + c0, sgxc + c0);
+                      gr ? rb + c0 : NULL, norm_from(nm, c0), mean + c0, sgy + c0, sgxc + c0);
         for (int64_t m = 0; m < mb && c0 < cb; m++) {
             const float *xr = xb + m * C, *gyr = gb + m * C, *yr = relu == 1 ? yb + m * C : NULL;
             float *rr = gr ? rb + m * C : NULL;
@@ -467,8 +465,8 @@ CN__MULTIVERSION static void bwd_sums_relu_store(int64_t rows, int64_t C, int64_
  * ReLU of output y with relu; gx may alias gy. */
 static inline __attribute__((always_inline)) void
 bwd_gx_training_body(int relu, int64_t rows, int64_t C, int64_t cb, const float *x, const float *y,
-                     const float *gy, bn_norm nm, const float *mean, const float *k,
-                     const float *a, const float *b, float *gx)
+                     const float *gy, bn_norm nm, const float *mean, const float *k, const float *a,
+                     const float *b, float *gx)
 {
     for (int64_t m = 0; m < rows; m++) {
         const float *xr = x + m * C, *gr = gy + m * C, *yr = relu == 1 ? y + m * C : NULL;
@@ -561,8 +559,8 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
                     if (norm)
-                        bwd_sums_relu_x(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, nm,
-                                        mean, psgy[q], psgxc[q]);
+                        bwd_sums_relu_x(part_lo(M, q + 1) - m0, C, cb, x + off, gy + off, nm, mean,
+                                        psgy[q], psgxc[q]);
                     else if (gr)
                         bwd_sums_relu_store(part_lo(M, q + 1) - m0, C, cb, x + off, y + off,
                                             gy + off, gr + off, mean, psgy[q], psgxc[q]);
@@ -633,8 +631,7 @@ void cn__batchnorm_bwd_relu_norm(cn_ctx *ctx, int64_t M, int64_t C, const float 
                                  const float *save_invstd, const float *norm, const float *gy,
                                  float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(ctx, 1, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, norm, gx, ggamma,
-           gbeta);
+    bn_bwd(ctx, 1, M, C, x, gamma, save_mean, save_invstd, NULL, gy, NULL, norm, gx, ggamma, gbeta);
 }
 
 void cn_batchnorm_bwd_add_relu(cn_ctx *ctx, int training, int64_t M, int64_t C, const float *x,

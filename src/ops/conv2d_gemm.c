@@ -393,7 +393,8 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
         gap = !reached;
     }
     const int cleared = gap && d->G == 1;
-    if (cleared && !acc) memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
+    if (cleared && !acc)
+        memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
             for (int64_t q0 = 0; q0 * d->SW + ph < d->IW; q0 += MR) {
@@ -627,7 +628,10 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                     if (ih < 0 || ih >= d->IH || lo >= hi) continue;
                     pr[np++] = (cn__sgemm_pair){
                         x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 - tap * ICG,
-                        gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG, 1, hi - lo, 0,
+                        gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG,
+                        1,
+                        hi - lo,
+                        0,
                         CN__SGEMM_AVX512_MR};
                 }
                 /* the column slivers in turn, while the tile's A is in L1 */

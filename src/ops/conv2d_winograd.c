@@ -419,10 +419,14 @@ CN__MULTIVERSION static void output_transform4(const cn_conv2d_desc *d, const fl
             const int full = d->OH - 4 * th >= 4 && d->OW - 4 * tw >= 4;
             for (int64_t c = 0; c < OC; c += 16) {
                 const float *bc = b ? b + c : NULL;
-                if (full && !acc) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 0);
-                else if (!acc) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 0);
-                else if (full) at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 1);
-                else at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 1);
+                if (full && !acc)
+                    at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 0);
+                else if (!acc)
+                    at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 0);
+                else if (full)
+                    at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 1, 1);
+                else
+                    at16(mt + c, OC, bc, relu, rows, cols, d->OW, yt + c, 0, 1);
             }
             continue;
         }
