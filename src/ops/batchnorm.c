@@ -366,7 +366,7 @@ relu_in(int relu, const float *xr, const float *yr, bn_norm nm, int64_t c, float
 {
     if (relu == 2)
         return relu_grad(bn_value(xr[c], nm.hi[c], nm.lo[c], nm.scale[c], nm.shift[c]), g);
-    return relu ? relu_grad(yr[c], g) : g;
+    return relu == 1 ? relu_grad(yr[c], g) : g;
 }
 
 /* sgy[c] += gy, sgxc[c] += gy * (x - mean[c]) over rows [0, mb) (row
