@@ -559,6 +559,37 @@ static void an_input_of_two_convs_gets_the_sum_of_their_gradients(void)
     }
 }
 
+/* A variable passed to a convolution as both input and weight (x and w
+ * of the same shape [3,3,2,2]) gets both gradients, added: the input's
+ * (cn_conv2d_bwd_data) and the weight's (cn_conv2d_bwd_weights), exactly,
+ * from integer data, as a graph-owned gradient and as the caller's. */
+static void a_variable_that_is_input_and_weight_gets_both_gradients(void)
+{
+    int64_t s[4] = {3, 3, 2, 2};
+    cn_conv2d_params p = cn_conv2d_params_default();
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+    cn_conv2d_desc d;
+    CHECK_OK(cn_conv2d_setup(&d, &p, s, s));
+    float v[36], r[36], gd[36], gw[36], one[36];
+    for (int i = 0; i < 36; i++) v[i] = (float)tl_randint(-2, 2), r[i] = (float)tl_randint(-2, 2);
+    for (int i = 0; i < 36; i++) one[i] = 1.0f;
+    CHECK_OK(cn_conv2d_bwd_data(NULL, &d, r, v, gd, NULL));
+    CHECK_OK(cn_conv2d_bwd_weights(NULL, &d, v, r, gw, NULL, NULL));
+    for (int owned = 0; owned < 2 && tl_ok(); owned++) {
+        cn_graph *g;
+        CHECK_OK(cn_graph_new(&g, NULL));
+        float gv[36] = {0};
+        cn_var *x = cn_var_wrap(g, 4, s, v, gv, 1);
+        cn_var *h = owned ? cn_mul(g, x, cn_var_wrap(g, 4, s, one, NULL, 0)) : x;
+        cn_var *y = cn_conv2d(g, h, h, NULL, &p);
+        CHECK_OK(cn_backward(g, cn_sum(g, cn_mul(g, y, cn_var_wrap(g, 4, s, r, NULL, 0)))));
+        for (int i = 0; i < 36 && tl_ok(); i++)
+            CHECK(gv[i] == gd[i] + gw[i], "owned %d: grad[%d] = %g, want %g + %g", owned, i,
+                  (double)gv[i], (double)gd[i], (double)gw[i]);
+        cn_graph_free(g);
+    }
+}
+
 static void no_grad_mode_records_nothing(void)
 {
     cn_graph *g;
@@ -627,6 +658,7 @@ int main(void)
     TL_RUN(model_forward_is_the_same_fused_or_layer_by_layer);
     TL_RUN(gradients_accumulate_over_uses_and_calls);
     TL_RUN(an_input_of_two_convs_gets_the_sum_of_their_gradients);
+    TL_RUN(a_variable_that_is_input_and_weight_gets_both_gradients);
     TL_RUN(no_grad_mode_records_nothing);
     TL_RUN(errors_are_sticky_and_name_the_op);
     TL_RUN(memory_does_not_grow_over_thousands_of_steps);

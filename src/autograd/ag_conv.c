@@ -22,13 +22,6 @@ static void conv_bwd(cn_graph *g, cn__node *n)
     const conv_saved *s = n->saved;
     cn_var *x = n->in[0], *w = n->in[1], *b = n->in[2];
     void *ws = conv_ws(g, &s->d);
-    /* A second consumer's input gradient is added in place where the
-     * kernel can: a pass over gx and a gx-sized buffer fewer. */
-    float *gx_acc = !s->transposed && cn__conv2d_bwd_data_accumulates(&s->d)
-                        ? cn__grad_accumulator(g, x)
-                        : NULL;
-    float *gx = gx_acc ? gx_acc : cn__grad_begin(g, x), *gw = cn__grad_begin(g, w),
-          *gb = cn__grad_begin(g, b);
     if (!ws || g->status) return;
     const float *gy = n->out->grad;
     if (s->relu) {
@@ -39,20 +32,37 @@ static void conv_bwd(cn_graph *g, cn__node *n)
         cn_act_bwd(g->ctx, CN_ACT_RELU, 0.0f, y->size, NULL, y->data, gy, gm);
         gy = gm;
     }
-    if (!s->transposed) {
-        cn_status st = CN_OK;
-        if (gx_acc) st = cn__conv2d_bwd_data_acc(g->ctx, &s->d, gy, w->data, gx, ws);
-        if (st) {
-            cn__fail(g, st, "%s", cn_last_error());
-            return;
-        }
-        if (!gx_acc && gx) cn_conv2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
-        if (gw || gb) cn_conv2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws);
-    } else {
-        if (gx) cn_conv_transpose2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
-        if (gw || gb) cn_conv_transpose2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws);
+    /* The input's gradient is finished before the weight's buffer is
+     * chosen, so that a variable passed as both gets the two added, not one
+     * written over the other. A second consumer's input gradient is added
+     * in place where the kernel can: a pass over gx and a gx-sized buffer
+     * fewer. */
+    float *gx_acc = !s->transposed && cn__conv2d_bwd_data_accumulates(&s->d)
+                        ? cn__grad_accumulator(g, x)
+                        : NULL;
+    float *gx = gx_acc ? gx_acc : cn__grad_begin(g, x);
+    if (g->status) return;
+    cn_status st = CN_OK;
+    if (gx_acc)
+        st = cn__conv2d_bwd_data_acc(g->ctx, &s->d, gy, w->data, gx, ws);
+    else if (gx && !s->transposed)
+        st = cn_conv2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
+    else if (gx)
+        st = cn_conv_transpose2d_bwd_data(g->ctx, &s->d, gy, w->data, gx, ws);
+    if (st) {
+        cn__fail(g, st, "%s", cn_last_error());
+        return;
     }
-    cn__grad_end(g, x, gx), cn__grad_end(g, w, gw), cn__grad_end(g, b, gb);
+    cn__grad_end(g, x, gx);
+    float *gw = cn__grad_begin(g, w), *gb = cn__grad_begin(g, b);
+    if (g->status || (!gw && !gb)) return;
+    st = s->transposed ? cn_conv_transpose2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws)
+                       : cn_conv2d_bwd_weights(g->ctx, &s->d, x->data, gy, gw, gb, ws);
+    if (st) {
+        cn__fail(g, st, "%s", cn_last_error());
+        return;
+    }
+    cn__grad_end(g, w, gw), cn__grad_end(g, b, gb);
 }
 
 /* Shared by conv2d / conv1d / conv_transpose2d once d is set up: y has
