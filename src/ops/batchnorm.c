@@ -346,10 +346,13 @@ typedef struct bn_norm {
     const float *hi, *lo, *scale, *shift;
 } bn_norm;
 
+/* No normalisation kept: the passes that read y or take no ReLU. */
+static const bn_norm no_norm;
+
 /* Channels from c0 on of norm [4][C] (hi, lo, scale, shift; NULL: none). */
 static bn_norm norm_at(const float *norm, int64_t C, int64_t c0)
 {
-    if (!norm) return (bn_norm){NULL, NULL, NULL, NULL};
+    if (!norm) return no_norm;
     return (bn_norm){norm + c0, norm + C + c0, norm + 2 * C + c0, norm + 3 * C + c0};
 }
 
@@ -433,7 +436,7 @@ CN__MULTIVERSION static void bwd_sums(int64_t rows, int64_t C, int64_t cb, const
                                       const float *gy, const float *restrict mean,
                                       double *restrict sgy, double *restrict sgxc)
 {
-    bwd_sums_body(0, rows, C, cb, x, NULL, gy, NULL, norm_at(NULL, 0, 0), mean, sgy, sgxc);
+    bwd_sums_body(0, rows, C, cb, x, NULL, gy, NULL, no_norm, mean, sgy, sgxc);
 }
 
 CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, const float *x,
@@ -441,7 +444,7 @@ CN__MULTIVERSION static void bwd_sums_relu(int64_t rows, int64_t C, int64_t cb, 
                                            const float *restrict mean, double *restrict sgy,
                                            double *restrict sgxc)
 {
-    bwd_sums_body(1, rows, C, cb, x, y, gy, NULL, norm_at(NULL, 0, 0), mean, sgy, sgxc);
+    bwd_sums_body(1, rows, C, cb, x, y, gy, NULL, no_norm, mean, sgy, sgxc);
 }
 
 /* bwd_sums_relu with the ReLU's input recomputed from x (nm), not y. */
@@ -458,7 +461,7 @@ CN__MULTIVERSION static void bwd_sums_relu_store(int64_t rows, int64_t C, int64_
                                                  float *restrict gr, const float *restrict mean,
                                                  double *restrict sgy, double *restrict sgxc)
 {
-    bwd_sums_body(1, rows, C, cb, x, y, gy, gr, norm_at(NULL, 0, 0), mean, sgy, sgxc);
+    bwd_sums_body(1, rows, C, cb, x, y, gy, gr, no_norm, mean, sgy, sgxc);
 }
 
 /* gx = k * (gy - a - (x - mean) * b) over rows [0, rows), gy through the
@@ -483,7 +486,7 @@ CN__MULTIVERSION static void bwd_gx_training(int64_t rows, int64_t C, int64_t cb
                                              const float *gy, const float *mean, const float *k,
                                              const float *a, const float *b, float *gx)
 {
-    bwd_gx_training_body(0, rows, C, cb, x, NULL, gy, norm_at(NULL, 0, 0), mean, k, a, b, gx);
+    bwd_gx_training_body(0, rows, C, cb, x, NULL, gy, no_norm, mean, k, a, b, gx);
 }
 
 CN__MULTIVERSION static void bwd_gx_training_relu(int64_t rows, int64_t C, int64_t cb,
@@ -491,7 +494,7 @@ CN__MULTIVERSION static void bwd_gx_training_relu(int64_t rows, int64_t C, int64
                                                   const float *mean, const float *k, const float *a,
                                                   const float *b, float *gx)
 {
-    bwd_gx_training_body(1, rows, C, cb, x, y, gy, norm_at(NULL, 0, 0), mean, k, a, b, gx);
+    bwd_gx_training_body(1, rows, C, cb, x, y, gy, no_norm, mean, k, a, b, gx);
 }
 
 CN__MULTIVERSION static void bwd_gx_training_relu_x(int64_t rows, int64_t C, int64_t cb,

@@ -541,9 +541,6 @@ static void flip_weights(const cn_conv2d_desc *d, const float *w, float *wt)
     }
 }
 
-/* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
- * modes other than zeros the result is the gradient of the padded input,
- * folded back. */
 /* Whether backward-data can add to gx in place (cn__conv2d_bwd_data_acc):
  * its GEMM (col2im or implicit) and Winograd kernels can, of zero-padded
  * problems. */
@@ -555,7 +552,10 @@ int cn__conv2d_bwd_data_accumulates(const cn_conv2d_desc *d)
     return (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) || impl == IMPL_WINOGRAD;
 }
 
-/* acc: gx += the gradient (only where cn__conv2d_bwd_data_accumulates). */
+/* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
+ * modes other than zeros the result is the gradient of the padded input,
+ * folded back. acc: gx += the gradient (only where
+ * cn__conv2d_bwd_data_accumulates). */
 static cn_status bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy, const float *w,
                           int acc, float *gx, void *ws)
 {

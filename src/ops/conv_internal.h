@@ -18,8 +18,8 @@ CN__HIDDEN int cn__conv_pads_explicitly(const cn_conv2d_desc *d);
 /* Backward-data that adds to gx (gx += the gradient cn_conv2d_bwd_data
  * would write) instead of overwriting it, so that a second consumer's
  * gradient needs no buffer of its own and no separate sum: for problems
- * where bwd_data_accumulates says so (else CN_ERR_INVALID_ARG). Same
- * workspace as cn_conv2d_bwd_data. */
+ * where cn__conv2d_bwd_data_accumulates says so (else
+ * CN_ERR_INVALID_ARG). Same workspace as cn_conv2d_bwd_data. */
 CN__HIDDEN int cn__conv2d_bwd_data_accumulates(const cn_conv2d_desc *d);
 CN__HIDDEN cn_status cn__conv2d_bwd_data_acc(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
                                              const float *w, float *gx, void *ws);
