@@ -902,6 +902,15 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
                 c.xs[3] = c.ws[2] = i == 6 ? 32 : icg;
                 c.ws[0] = c.ws[1] = 1, c.ws[3] = i == 6 ? 64 : 40;
             }
+            /* A 1D pointwise layer on one long signal: one output row,
+             * longer than a GEMM chunk, so that the weight gradient's
+             * parts (one per chunk) outnumber the rows (it once summed
+             * parts that no row had written) */
+            if (i == 8) {
+                c.p = cn_conv2d_params_default();
+                c.xs[0] = 1, c.xs[1] = 1, c.xs[2] = 3000, c.xs[3] = c.ws[2] = icg;
+                c.ws[0] = c.ws[1] = 1, c.ws[3] = 40;
+            }
             /* Winograd (3x3 stride 1, ungrouped: undilated, or dilated
              * through its phases) is not exact */
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK || takes_winograd(&c.d));

@@ -123,7 +123,9 @@ static int64_t bww_parts(const cn_conv2d_desc *d)
 {
     const int64_t nch = cdiv(rows_total(d), chunk_rows(d));
     const int64_t per = kg(d) * d->OC;
+    /* (the implicit pass cuts whole output rows: no part without one) */
     int64_t p = CN__MIN(BWW_PARTS, nch);
+    if (implicit_bww_applies(d)) p = CN__MIN(p, d->MB * d->OH);
     p = CN__MIN(p, BWW_PART_BYTES / (per * (int64_t)sizeof(float)));
     return CN__MAX(p, 1);
 }
