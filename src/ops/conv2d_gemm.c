@@ -42,11 +42,26 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Rows of cols per chunk: a function of the problem only, and a multiple
  * of 42 (both micro-kernels' MR, 14 and 6, divide it) so that a chunk ends
- * in no partial tile of rows. */
+ * in no partial tile of rows; small enough that a small batch still makes
+ * MIN_CHUNKS chunks for the threads to share (a 1x1 layer on one 32x32
+ * image was one chunk of 1024 rows, and ran no faster on two threads). */
+#define MIN_CHUNKS 8
 static int64_t chunk_rows(const cn_conv2d_desc *d)
 {
     int64_t r = CN__MAX(COLS_FLOATS / kg(d), MIN_ROWS) / 42 * 42;
+    r = CN__MIN(r, CN__MAX(MIN_ROWS, cdiv(cdiv(rows_total(d), MIN_CHUNKS), 42) * 42));
     return CN__MIN(r, rows_total(d));
+}
+
+/* The implicit passes' OpenMP chunk, in rows of `rows_per_image`: whole
+ * images, so that a row's prefetch of the next row's input serves the
+ * thread that reads it and the threads seldom meet at the loop counter;
+ * but with fewer than four images a thread, enough smaller chunks to keep
+ * the threads busy. Scheduling only: no result depends on it. */
+static int64_t row_chunk(const cn_conv2d_desc *d, int64_t rows_per_image, int T)
+{
+    if (d->MB >= 4 * (int64_t)T) return rows_per_image;
+    return CN__MAX(1, cdiv(d->MB * rows_per_image, 4 * (int64_t)T));
 }
 
 static int is_pointwise(const cn_conv2d_desc *d)
@@ -305,10 +320,7 @@ static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
 #pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
     {
         float *buf = thread_cols(d, ws);
-        /* Whole images a thread: a row prefetches the next row's input for
-         * the thread that will read it, and the threads do not contend for
-         * the loop counter after every short row. */
-#pragma omp for schedule(dynamic, d->OH)
+#pragma omp for schedule(dynamic, row_chunk(d, d->OH, T))
         for (int64_t r = 0; r < rows; r++) {
             implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
             if (b) add_bias(y + r * row, b, d->OW, d->OC);
@@ -452,7 +464,7 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
                 for (int64_t i = 0; i < ICG; i++)
                     wt[to * d->IC + g * ICG + i] =
                         w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
-#pragma omp for schedule(dynamic, d->IH) /* whole images, as implicit_fwd */
+#pragma omp for schedule(dynamic, row_chunk(d, d->IH, T))
         for (int64_t r = 0; r < rows; r++)
             implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, acc, gx, buf);
     }
@@ -468,6 +480,16 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
         implicit_bwd_data(ctx, d, gy, w, acc, gx, wt, ws);
         return CN_OK;
     }
+    if (pw) { /* gx is gy w^T, row by row: any chunk on any thread */
+        const int64_t P = rows_total(d), nch = cdiv(P, R);
+#pragma omp parallel for num_threads(T) if (T > 1 && nch > 1) schedule(dynamic)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t r0 = c * R, m = CN__MIN(R, P - r0);
+            gemm1(d, thread_cols(d, ws), 0, 1, m, K, OCG, gy + r0 * d->OC, d->OC, w, d->OC,
+                  acc ? 1.0f : 0.0f, gx + r0 * d->IC, K);
+        }
+        return CN_OK;
+    }
     /* Patches of one image overlap, those of different images never do: a
      * thread takes whole images and adds each image's rows in order. */
 #pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
@@ -475,13 +497,13 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
         float *cols = thread_cols(d, ws);
 #pragma omp for schedule(dynamic)
         for (int64_t n = 0; n < d->MB; n++) {
-            if (!pw && !acc) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
+            if (!acc) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
             for (int64_t r0 = n * per_image; r0 < (n + 1) * per_image; r0 += R) {
                 const int64_t m = CN__MIN(R, (n + 1) * per_image - r0);
                 for (int64_t g = 0; g < d->G; g++) {
                     gemm1(d, cols, 0, 1, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
-                          d->OC, pw && acc ? 1.0f : 0.0f, pw ? gx + r0 * d->IC : cols, K);
-                    if (!pw) scatter(d, cols, g, r0, m, gx);
+                          d->OC, 0.0f, cols, K);
+                    scatter(d, cols, g, r0, m, gx);
                 }
             }
         }

@@ -73,12 +73,19 @@ static int64_t tiles_h(const cn_conv2d_desc *d) { return cdiv(d->OH, tile_m(d));
 static int64_t tiles_w(const cn_conv2d_desc *d) { return cdiv(d->OW, tile_m(d)); }
 
 /* Tiles a chunk: a multiple of 42 (the GEMM micro-kernels' row counts, 14
- * and 6, divide it), at least 42. */
+ * and 6, divide it), at least 42; but small enough that a small batch
+ * still makes MIN_CHUNKS chunks for the threads to share where it has
+ * tiles enough, in multiples of 14 or, for 16 tiles at most, 8 (lenet's second
+ * layer on one image, 16 tiles, was one chunk, 3x as slow on two threads
+ * as on one). A function of the shape only: the weight gradient's sums
+ * follow the chunks. */
+#define MIN_CHUNKS 8
 static int64_t chunk_tiles(const cn_conv2d_desc *d)
 {
     const int64_t t = CHUNK_BYTES / (npts(d) * (int64_t)sizeof(float) * (d->IC + d->OC));
-    const int64_t all = d->MB * tiles_h(d) * tiles_w(d);
-    return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
+    const int64_t all = d->MB * tiles_h(d) * tiles_w(d), few = cdiv(all, MIN_CHUNKS);
+    const int64_t small = all <= 16 ? 8 : few <= 14 ? 14 : cdiv(few, 42) * 42;
+    return CN__MIN(CN__MIN(CN__MAX(t / 42 * 42, 42), small), all);
 }
 
 /* Floats after V and M that the weight gradient's micro-kernels may read
@@ -91,13 +98,22 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
  * not fall into a few cache sets. */
 static int64_t tstride(const cn_conv2d_desc *d, int64_t C) { return npts(d) * C + 16; }
 
-/* One thread's V [T, a*a, IC], M [T, a*a, OC] (each tile tstride floats),
- * SLACK and GEMM packing buffers (for the forward GEMM and either
+/* Tiles of V a thread holds: a chunk's, rounded up to whole row tiles of
+ * the AVX-512 micro-kernel, which fwd_products runs on the last, partial
+ * one too (its rows past the chunk read as zeros, results dropped). */
+static int64_t v_tiles(const cn_conv2d_desc *d)
+{
+    return cdiv(chunk_tiles(d), CN__SGEMM_AVX512_MR) * CN__SGEMM_AVX512_MR;
+}
+
+/* One thread's V [v_tiles, a*a, IC], M [T, a*a, OC] (each tile tstride
+ * floats), SLACK and GEMM packing buffers (for the forward GEMM and either
  * weight-gradient orientation). */
 static size_t vm_bytes(const cn_conv2d_desc *d)
 {
     const int64_t T = chunk_tiles(d);
-    return align64((size_t)(T * (tstride(d, d->IC) + tstride(d, d->OC)) + SLACK) * sizeof(float));
+    return align64((size_t)(v_tiles(d) * tstride(d, d->IC) + T * tstride(d, d->OC) + SLACK) *
+                   sizeof(float));
 }
 
 static size_t thread_bytes(const cn_conv2d_desc *d)
@@ -599,25 +615,32 @@ CN__MULTIVERSION static void output_transform(const cn_conv2d_desc *d, const flo
 }
 
 /* M[xi] = V[xi] U[xi] for the n tiles of a chunk, all a*a products. On
- * AVX-512 the micro-kernel runs on the operands in place for full slivers
- * of 14 tiles, as the driver would, without its per-call cost (a few
- * percent of a small layer's forward); columns past OC read up to SLACK
- * floats past U. Deep K, or rows at a multiple of 2 KiB (few cache sets),
- * go through the driver, which blocks and packs them. */
-static void fwd_products(const cn_conv2d_desc *d, int64_t n, const float *V, const float *U,
-                         float *M, void *gws)
+ * AVX-512 the micro-kernel runs on the operands in place, as the driver
+ * would, without its per-call cost (a few percent of a small layer's
+ * forward), and on a last, partial sliver of tiles too, whose missing rows
+ * (V has v_tiles) are zeroed first: the driver would pack it, one float at
+ * a time (lenet's second layer on one image, two chunks of 8 tiles, spent
+ * a third of its time there). Columns past OC read up to SLACK floats past
+ * U. Deep K, or rows at a multiple of 2 KiB (few cache sets), go through
+ * the driver, which blocks and packs them. */
+static void fwd_products(const cn_conv2d_desc *d, int64_t n, float *V, const float *U, float *M,
+                         void *gws)
 {
     const int64_t IC = d->IC, OC = d->OC, XI = npts(d), lv = tstride(d, IC), lm = tstride(d, OC);
     const int64_t mr = CN__SGEMM_AVX512_MR, nr = CN__SGEMM_AVX512_NR;
     const int direct = cn__isa_detect() == CN_ISA_AVX512 && IC <= 384 && OC % 512 != 0;
-    const int64_t nd = direct ? n / mr * mr : 0; /* rows run directly */
+    const int64_t nd = direct ? n : 0; /* rows run directly */
+    if (nd % mr) memset(V + nd * lv, 0, (size_t)((mr - nd % mr) * lv) * sizeof(float));
     for (int64_t xi = 0; xi < XI; xi++) {
         const float *v = V + xi * IC, *u = U + xi * IC * OC;
         float *m = M + xi * OC;
-        for (int64_t i = 0; i < nd; i += mr)
+        for (int64_t i = 0; i < nd; i += mr) {
+            /* (a sliver of at most 8 tiles: the 8-row kernel, same bits) */
+            cn__sgemm_ukr *ukr = nd - i <= 8 ? cn__sgemm_ukr8_avx512 : cn__sgemm_ukr_avx512;
             for (int64_t j = 0; j < OC; j += nr)
-                cn__sgemm_ukr_avx512(IC, v + i * lv, lv, 1, u + j, OC, m + i * lm + j, lm, (int)mr,
-                                     (int)CN__MIN(nr, OC - j), 1.0f, 0.0f);
+                ukr(IC, v + i * lv, lv, 1, u + j, OC, m + i * lm + j, lm, (int)CN__MIN(mr, nd - i),
+                    (int)CN__MIN(nr, OC - j), 1.0f, 0.0f);
+        }
         if (nd < n)
             (void)cn__sgemm_ws(NULL, 0, 0, n - nd, OC, IC, 1.0f, v + nd * lv, lv, u, OC, 0.0f,
                                m + nd * lm, lm, gws);
@@ -640,7 +663,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
 #pragma omp for schedule(static)
         for (int64_t ic = 0; ic < IC; ic++) weight_transform(d, w, U, ic, ic + 1);
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);
-        float *V = (float *)mine, *M = V + T * tstride(d, IC);
+        float *V = (float *)mine, *M = V + v_tiles(d) * tstride(d, IC);
         void *gws = mine + vm_bytes(d);
 #pragma omp for schedule(dynamic)
         for (int64_t c = 0; c < nch; c++) {
