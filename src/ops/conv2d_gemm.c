@@ -214,10 +214,10 @@ CN__MULTIVERSION static void add_bias(float *restrict y, const float *restrict b
         for (int64_t i = 0; i < n; i++) y[r * n + i] += b[i];
 }
 
-/* gx += the patches of cols [R, KG] put back where gather took them; rows
- * [r0, r0+R) of one image, added in order. */
+/* gx += the patches of cols [R, KG] put back where gather took them, in
+ * input rows [ia, ib) only; rows [r0, r0+R) of one image, added in order. */
 static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64_t r0, int64_t R,
-                    float *gx)
+                    int64_t ia, int64_t ib, float *gx)
 {
     const int64_t ICG = d->IC / d->G, K = kg(d);
     for (int64_t row = r0; row < r0 + R; row++) {
@@ -227,7 +227,7 @@ static void scatter(const cn_conv2d_desc *d, const float *cols, int64_t g, int64
             const int64_t ih = oh * d->SH - d->PT + kh * d->DH;
             for (int64_t kw = 0; kw < d->KW; kw++, c += ICG) {
                 const int64_t iw = ow * d->SW - d->PL + kw * d->DW;
-                if (ih < 0 || ih >= d->IH || iw < 0 || iw >= d->IW) continue;
+                if (ih < ia || ih >= ib || iw < 0 || iw >= d->IW) continue;
                 add_row(gx + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG, c, ICG);
             }
         }
@@ -491,19 +491,32 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
         return CN_OK;
     }
     /* Patches of one image overlap, those of different images never do: a
-     * thread takes whole images and adds each image's rows in order. */
-#pragma omp parallel num_threads(T) if (T > 1 && d->MB > 1)
+     * task is a band of input rows of one image (the whole image when there
+     * are images enough for the threads); it computes the output rows that
+     * reach its band, in order, and adds only what lands in it. So every
+     * gx element gets its terms in output-row order whatever the bands, and
+     * a band boundary costs the GEMM of the few rows on both sides. */
+    const int64_t bands = T == 1 || d->MB >= 2 * T ? 1 : CN__MIN(d->IH, cdiv(2 * T, d->MB));
+    const int64_t row = d->IW * d->IC;
+#pragma omp parallel num_threads(T) if (T > 1 && d->MB * bands > 1)
     {
         float *cols = thread_cols(d, ws);
 #pragma omp for schedule(dynamic)
-        for (int64_t n = 0; n < d->MB; n++) {
-            if (!acc) memset(gx + n * img, 0, (size_t)img * sizeof *gx);
-            for (int64_t r0 = n * per_image; r0 < (n + 1) * per_image; r0 += R) {
-                const int64_t m = CN__MIN(R, (n + 1) * per_image - r0);
+        for (int64_t task = 0; task < d->MB * bands; task++) {
+            const int64_t n = task / bands, b = task % bands;
+            const int64_t ia = d->IH * b / bands, ib = d->IH * (b + 1) / bands;
+            if (!acc) memset(gx + n * img + ia * row, 0, (size_t)((ib - ia) * row) * sizeof *gx);
+            /* output rows [oh0, oh1] are those whose filter spans reach it */
+            const int64_t top = ia + d->PT - (d->KH - 1) * d->DH;
+            const int64_t oh0 = top <= 0 ? 0 : cdiv(top, d->SH);
+            const int64_t oh1 = CN__MIN(d->OH - 1, (ib - 1 + d->PT) / d->SH);
+            const int64_t end = n * per_image + (oh1 + 1) * d->OW;
+            for (int64_t r0 = n * per_image + oh0 * d->OW; r0 < end; r0 += R) {
+                const int64_t m = CN__MIN(R, end - r0);
                 for (int64_t g = 0; g < d->G; g++) {
                     gemm1(d, cols, 0, 1, m, K, OCG, gy + r0 * d->OC + g * OCG, d->OC, w + g * OCG,
                           d->OC, 0.0f, cols, K);
-                    scatter(d, cols, g, r0, m, gx);
+                    scatter(d, cols, g, r0, m, ia, ib, gx);
                 }
             }
         }
