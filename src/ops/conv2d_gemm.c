@@ -42,15 +42,23 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Rows of cols per chunk: a function of the problem only, and a multiple
  * of 42 (both micro-kernels' MR, 14 and 6, divide it) so that a chunk ends
- * in no partial tile of rows; small enough that a small batch still makes
- * MIN_CHUNKS chunks for the threads to share (a 1x1 layer on one 32x32
- * image was one chunk of 1024 rows, and ran no faster on two threads). */
-#define MIN_CHUNKS 8
+ * in no partial tile of rows. */
 static int64_t chunk_rows(const cn_conv2d_desc *d)
 {
     int64_t r = CN__MAX(COLS_FLOATS / kg(d), MIN_ROWS) / 42 * 42;
-    r = CN__MIN(r, CN__MAX(MIN_ROWS, cdiv(cdiv(rows_total(d), MIN_CHUNKS), 42) * 42));
     return CN__MIN(r, rows_total(d));
+}
+
+/* The forward's and backward-data's chunks: no longer than chunk_rows, and
+ * short enough that a small batch still makes MIN_CHUNKS of them for the
+ * threads to share (a 1x1 layer on one 32x32 image was one chunk of 1024
+ * rows, and ran no faster on two threads). The weight gradient keeps
+ * chunk_rows: its parts follow the chunks, and more parts cost more sums. */
+#define MIN_CHUNKS 8
+static int64_t task_rows(const cn_conv2d_desc *d)
+{
+    const int64_t few = cdiv(cdiv(rows_total(d), MIN_CHUNKS), 42) * 42;
+    return CN__MIN(chunk_rows(d), CN__MAX(MIN_ROWS, few));
 }
 
 /* The implicit passes' OpenMP chunk, in rows of `rows_per_image`: whole
@@ -332,7 +340,7 @@ static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
 cn_status cn__conv2d_gemm_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                               const float *w, const float *b, int relu, float *y, float *ws)
 {
-    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
+    const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = task_rows(d);
     const int64_t nch = cdiv(P, R);
     const int pw = is_pointwise(d), T = pass_threads(ctx);
     if (implicit_applies(d)) {
@@ -473,7 +481,7 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
 cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
                                    const float *w, int acc, float *gx, float *wt, float *ws)
 {
-    const int64_t OCG = d->OC / d->G, K = kg(d), R = chunk_rows(d), per_image = d->OH * d->OW;
+    const int64_t OCG = d->OC / d->G, K = kg(d), R = task_rows(d), per_image = d->OH * d->OW;
     const int64_t img = d->IH * d->IW * d->IC;
     const int pw = is_pointwise(d), T = pass_threads(ctx);
     if (cn__conv_gemm_bwd_implicit(d)) {

@@ -73,19 +73,28 @@ static int64_t tiles_h(const cn_conv2d_desc *d) { return cdiv(d->OH, tile_m(d));
 static int64_t tiles_w(const cn_conv2d_desc *d) { return cdiv(d->OW, tile_m(d)); }
 
 /* Tiles a chunk: a multiple of 42 (the GEMM micro-kernels' row counts, 14
- * and 6, divide it), at least 42; but small enough that a small batch
- * still makes MIN_CHUNKS chunks for the threads to share where it has
- * tiles enough, in multiples of 14 or, for 16 tiles at most, 8 (lenet's second
- * layer on one image, 16 tiles, was one chunk, 3x as slow on two threads
- * as on one). A function of the shape only: the weight gradient's sums
- * follow the chunks. */
-#define MIN_CHUNKS 8
+ * and 6, divide it), at least 42. A function of the shape only: the weight
+ * gradient's sums follow the chunks. */
 static int64_t chunk_tiles(const cn_conv2d_desc *d)
 {
     const int64_t t = CHUNK_BYTES / (npts(d) * (int64_t)sizeof(float) * (d->IC + d->OC));
+    const int64_t all = d->MB * tiles_h(d) * tiles_w(d);
+    return CN__MIN(CN__MAX(t / 42 * 42, 42), all);
+}
+
+/* The forward's chunks (backward-data's too): no larger than chunk_tiles,
+ * and small enough that a small batch still makes MIN_CHUNKS of them for
+ * the threads to share where it has tiles enough, in multiples of 14 or,
+ * for 16 tiles at most, 8 (lenet's second layer on one image, 16 tiles,
+ * was one chunk, 3x as slow on two threads as on one). The weight
+ * gradient keeps chunk_tiles: its chunks are the depth of its GEMMs, and
+ * every chunk loads and stores dU whole. */
+#define MIN_CHUNKS 8
+static int64_t fwd_tiles(const cn_conv2d_desc *d)
+{
     const int64_t all = d->MB * tiles_h(d) * tiles_w(d), few = cdiv(all, MIN_CHUNKS);
     const int64_t small = all <= 16 ? 8 : few <= 14 ? 14 : cdiv(few, 42) * 42;
-    return CN__MIN(CN__MIN(CN__MAX(t / 42 * 42, 42), small), all);
+    return CN__MIN(chunk_tiles(d), small);
 }
 
 /* Floats after V and M that the weight gradient's micro-kernels may read
@@ -662,7 +671,7 @@ static void fwd_products(const cn_conv2d_desc *d, int64_t n, float *V, const flo
 void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                              const float *w, const float *b, int relu, int acc, float *y, void *ws)
 {
-    const int64_t IC = d->IC, T = chunk_tiles(d), XI = npts(d);
+    const int64_t IC = d->IC, T = fwd_tiles(d), XI = npts(d);
     const int64_t tv = tstride(d, IC), tm = tstride(d, d->OC);
     const int64_t ntiles = d->MB * tiles_h(d) * tiles_w(d), nch = cdiv(ntiles, T);
     const int m4 = tile_m(d) == 4;
