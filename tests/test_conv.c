@@ -857,6 +857,31 @@ static void integer_inputs_give_exact_results(void)
     }
 }
 
+/* Inputs of B drawn from the integers -2..2, in float and double alike:
+ * every sum of the passes is then exact, in any order. */
+static void integer_inputs(bufs *B)
+{
+    for (size_t k = 0; k < B->nx; k++) B->xd[k] = B->x[k] = (float)tl_randint(-2, 2);
+    for (size_t k = 0; k < B->nw; k++) B->wd[k] = B->w[k] = (float)tl_randint(-2, 2);
+    for (size_t k = 0; k < B->nb; k++) B->bd[k] = B->b[k] = (float)tl_randint(-2, 2);
+    for (size_t k = 0; k < B->ny; k++) B->gyd[k] = B->gy[k] = (float)tl_randint(-2, 2);
+}
+
+/* B's outputs (from run_all_passes on integer_inputs) must equal the
+ * reference's bit for bit. */
+static void exact_against_reference(const conv_cfg *c, bufs *B)
+{
+    cn__conv2d_ref_fwd(&c->d, B->xd, B->wd, c->bias ? B->bd : NULL, B->yd);
+    cn__conv2d_ref_bwd_data(&c->d, B->gyd, B->wd, B->gxd);
+    cn__conv2d_ref_bwd_weights(&c->d, B->xd, B->gyd, B->gwd, B->gbd);
+    if (tl_mismatch(B->y, B->yd, B->ny, 0, 0, NULL) >= 0)
+        tl_fail(__FILE__, __LINE__, "forward not exact for %s", c->str);
+    if (tl_mismatch(B->gx, B->gxd, B->nx, 0, 0, NULL) >= 0)
+        tl_fail(__FILE__, __LINE__, "grad_input not exact for %s", c->str);
+    if (tl_mismatch(B->gw, B->gwd, B->nw, 0, 0, NULL) >= 0)
+        tl_fail(__FILE__, __LINE__, "grad_weight not exact for %s", c->str);
+}
+
 /* Deep channels (32-72 per group) take the GEMM path's tap-by-tap
  * implicit kernel on AVX-512: output rows longer and shorter than its
  * 14-pixel tiles, output channels off its 32-column slivers, taps partly
@@ -917,20 +942,9 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
         conv_cfg_describe(&c);
         bufs B;
         bufs_init(&B, &c.d);
-        for (size_t k = 0; k < B.nx; k++) B.xd[k] = B.x[k] = (float)tl_randint(-2, 2);
-        for (size_t k = 0; k < B.nw; k++) B.wd[k] = B.w[k] = (float)tl_randint(-2, 2);
-        for (size_t k = 0; k < B.nb; k++) B.bd[k] = B.b[k] = (float)tl_randint(-2, 2);
-        for (size_t k = 0; k < B.ny; k++) B.gyd[k] = B.gy[k] = (float)tl_randint(-2, 2);
+        integer_inputs(&B);
         if (run_all_passes(&c, &B)) {
-            cn__conv2d_ref_fwd(&c.d, B.xd, B.wd, c.bias ? B.bd : NULL, B.yd);
-            cn__conv2d_ref_bwd_data(&c.d, B.gyd, B.wd, B.gxd);
-            cn__conv2d_ref_bwd_weights(&c.d, B.xd, B.gyd, B.gwd, B.gbd);
-            if (tl_mismatch(B.y, B.yd, B.ny, 0, 0, NULL) >= 0)
-                tl_fail(__FILE__, __LINE__, "forward not exact for %s", c.str);
-            if (tl_mismatch(B.gx, B.gxd, B.nx, 0, 0, NULL) >= 0)
-                tl_fail(__FILE__, __LINE__, "grad_input not exact for %s", c.str);
-            if (tl_mismatch(B.gw, B.gwd, B.nw, 0, 0, NULL) >= 0)
-                tl_fail(__FILE__, __LINE__, "grad_weight not exact for %s", c.str);
+            exact_against_reference(&c, &B);
             same_bits_on_two_threads(&c, &B);
         }
         bufs_free(&B);
@@ -1030,6 +1044,38 @@ static void one_and_two_threads_give_bit_identical_results(void)
         }
         bufs_free(&A);
     }
+}
+
+/* One to three images, as in single-image inference: the passes then cut
+ * an image's rows, tiles or (col2im backward-data) bands of input rows
+ * between the threads. Random geometry over every edge class, 1 to 40
+ * channels a group (the col2im, implicit and Winograd paths, as the ISA
+ * and CN_CONV_IMPL allow), images up to 40 pixels high: integer inputs
+ * make every sum exact, so all passes must equal the reference bit for bit
+ * (Winograd's transforms excepted, its bounds are tested above), and 2
+ * threads must give 1 thread's bits. */
+static void a_few_images_are_shared_by_two_threads_bit_for_bit(void)
+{
+    int seen[2] = {0, 0}; /* problems of one image, of two or three */
+    for (int i = 0; i < 48 && tl_ok(); i++) {
+        conv_cfg c;
+        do {
+            conv_cfg_random(&c, i % CFG_KIND_COUNT, i % 3 ? 12 : 40, i % 2 ? 40 : 8);
+            c.xs[0] = i % 4 ? 1 : tl_randint(2, 3);
+            if (c.p.pad_mode == CN_PAD_MEAN) c.p.pad_mode = CN_PAD_ZEROS; /* not integers */
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+        conv_cfg_describe(&c);
+        seen[c.xs[0] > 1]++;
+        bufs B;
+        bufs_init(&B, &c.d);
+        integer_inputs(&B);
+        if (run_all_passes(&c, &B)) {
+            if (!takes_winograd(&c.d)) exact_against_reference(&c, &B);
+            same_bits_on_two_threads(&c, &B);
+        }
+        bufs_free(&B);
+    }
+    CHECK(seen[0] && seen[1], "one image in %d problems, two or three in %d", seen[0], seen[1]);
 }
 
 static void hand_computed_example(void)
@@ -1464,6 +1510,7 @@ static void run_all(void)
     TL_RUN(nan_in_the_input_propagates_to_the_outputs_it_reaches);
     TL_RUN(invalid_problems_are_rejected_with_a_message);
     TL_RUN(one_and_two_threads_give_bit_identical_results);
+    TL_RUN(a_few_images_are_shared_by_two_threads_bit_for_bit);
     TL_RUN(depthwise_3x3_row_pairs_match_reference_on_one_and_two_threads);
     TL_RUN(strided_depthwise_backward_data_matches_reference_on_one_and_two_threads);
 }
