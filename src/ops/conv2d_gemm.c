@@ -504,7 +504,8 @@ cn_status cn__conv2d_gemm_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, c
      * reach its band, in order, and adds only what lands in it. So every
      * gx element gets its terms in output-row order whatever the bands, and
      * a band boundary costs the GEMM of the few rows on both sides. */
-    const int64_t bands = T == 1 || d->MB >= 2 * T ? 1 : CN__MIN(d->IH, cdiv(2 * T, d->MB));
+    const int64_t T2 = 2 * (int64_t)T;
+    const int64_t bands = T == 1 || d->MB >= T2 ? 1 : CN__MIN(d->IH, cdiv(T2, d->MB));
     const int64_t row = d->IW * d->IC;
 #pragma omp parallel num_threads(T) if (T > 1 && d->MB * bands > 1)
     {
