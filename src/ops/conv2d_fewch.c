@@ -429,10 +429,11 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
     {
         float buf[FEW_BUF] __attribute__((aligned(64)));
         const int master = omp_get_thread_num() == 0;
-        uint64_t tk = 0; /* the master's last chunk, TSC ticks */
-                         /* each chunk's rows summed, in order, by the one thread that takes
-                          * it (dynamic, as in the forward pass: a chunk's sum does not depend
-                          * on which thread does it) */
+        /* the master's last chunk, TSC ticks */
+        uint64_t tk = 0;
+        /* each chunk's rows summed, in order, by the one thread that takes
+         * it (dynamic, as in the forward pass: a chunk's sum does not depend
+         * on which thread does it) */
 #pragma omp for schedule(dynamic) nowait
         for (int k = 0; k < FEW_CHUNKS; k++) {
             const uint64_t t0 = master ? __rdtsc() : 0;
