@@ -175,8 +175,9 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
 
 static int pass_threads(const cn_ctx *ctx, const cn_conv2d_desc *d)
 {
-    const int64_t macs = d->MB * d->OH * d->OW * d->OC * d->IC * 9;
-    return macs < PAR_MIN_MACS ? 1 : CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
+    /* (in double: y's size times IC may not fit in 64 bits) */
+    const double macs = (double)(d->MB * d->OH * d->OW * d->OC) * (double)d->IC * 9.0;
+    return macs < (double)PAR_MIN_MACS ? 1 : CN__MIN(cn__threads(ctx), cn__conv_ws_threads());
 }
 
 /* F(4x4) works on 16 channels a step (one zmm where the CPU has them).
