@@ -50,14 +50,13 @@ static int64_t chunk_rows(const cn_conv2d_desc *d)
 }
 
 /* The forward's and backward-data's chunks: no longer than chunk_rows, and
- * short enough that a small batch still makes MIN_CHUNKS of them for the
+ * short enough that a small batch still makes CN__MIN_CHUNKS of them for the
  * threads to share (a 1x1 layer on one 32x32 image was one chunk of 1024
  * rows, and ran no faster on two threads). The weight gradient keeps
  * chunk_rows: its parts follow the chunks, and more parts cost more sums. */
-#define MIN_CHUNKS 8
 static int64_t task_rows(const cn_conv2d_desc *d)
 {
-    const int64_t few = cdiv(cdiv(rows_total(d), MIN_CHUNKS), 42) * 42;
+    const int64_t few = cdiv(cdiv(rows_total(d), CN__MIN_CHUNKS), 42) * 42;
     return CN__MIN(chunk_rows(d), CN__MAX(MIN_ROWS, few));
 }
 

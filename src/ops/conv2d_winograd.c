@@ -83,16 +83,15 @@ static int64_t chunk_tiles(const cn_conv2d_desc *d)
 }
 
 /* The forward's chunks (backward-data's too): no larger than chunk_tiles,
- * and small enough that a small batch still makes MIN_CHUNKS of them for
+ * and small enough that a small batch still makes CN__MIN_CHUNKS of them for
  * the threads to share where it has tiles enough, in multiples of 14 or,
  * for 16 tiles at most, 8 (lenet's second layer on one image, 16 tiles,
  * was one chunk, 3x as slow on two threads as on one). The weight
  * gradient keeps chunk_tiles: its chunks are the depth of its GEMMs, and
  * every chunk loads and stores dU whole. */
-#define MIN_CHUNKS 8
 static int64_t fwd_tiles(const cn_conv2d_desc *d)
 {
-    const int64_t all = d->MB * tiles_h(d) * tiles_w(d), few = cdiv(all, MIN_CHUNKS);
+    const int64_t all = d->MB * tiles_h(d) * tiles_w(d), few = cdiv(all, CN__MIN_CHUNKS);
     const int64_t small = all <= 16 ? 8 : few <= 14 ? 14 : cdiv(few, 42) * 42;
     return CN__MIN(chunk_tiles(d), small);
 }
@@ -173,7 +172,7 @@ size_t cn__conv_winograd_bww_ws(const cn_conv2d_desc *d)
  * two threads against 0.06 on one. */
 #define PAR_MIN_MACS ((int64_t)8 << 20)
 
-static int pass_threads(const cn_ctx *ctx, const cn_conv2d_desc *d)
+static int wino_threads(const cn_ctx *ctx, const cn_conv2d_desc *d)
 {
     /* (in double: y's size times IC may not fit in 64 bits) */
     const double macs = (double)(d->MB * d->OH * d->OW * d->OC) * (double)d->IC * 9.0;
@@ -679,7 +678,7 @@ void cn__conv2d_winograd_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const f
     float *U = ws;
     char *threads = (char *)ws + u_bytes(d);
     memset(U + XI * IC * d->OC, 0, SLACK * sizeof(float)); /* read, never used */
-    const int nt = pass_threads(ctx, d);
+    const int nt = wino_threads(ctx, d);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
 #pragma omp for schedule(static)
@@ -857,7 +856,7 @@ void cn__conv2d_winograd_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
     const int m4 = tile_m(d) == 4;
     float *parts = ws;
     char *threads = (char *)ws + parts_bytes(d);
-    const int nt = pass_threads(ctx, d);
+    const int nt = wino_threads(ctx, d);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         char *mine = threads + (size_t)omp_get_thread_num() * thread_bytes(d);

@@ -150,6 +150,11 @@ CN__HIDDEN void cn__conv2d_gwino_bwd_weights(const cn_ctx *ctx, const cn_conv2d_
  * CPUs, at least 2, at most 16); a context asking for more runs on these. */
 CN__HIDDEN int cn__conv_ws_threads(void);
 
+/* The fewest chunks the GEMM and Winograd forward and backward-data cut a
+ * small batch into, where it has rows or tiles enough, so that the threads
+ * share it (conv2d_gemm.c's task_rows, conv2d_winograd.c's fwd_tiles). */
+#define CN__MIN_CHUNKS 8
+
 /* The implementation each pass of d runs ("gemm", "direct", "depthwise",
  * "grouped", "fewch", "winograd", "winograd4", "grouped-winograd4"), as the
  * passes choose it: for benchmarks and tests.
