@@ -936,6 +936,22 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
                 c.xs[0] = 1, c.xs[1] = 1, c.xs[2] = 3000, c.xs[3] = c.ws[2] = icg;
                 c.ws[0] = c.ws[1] = 1, c.ws[3] = 40;
             }
+            /* Weights packed into panels of 64 channels (more than 64 in
+             * all, a multiple of 64 a group), with 14- and 7-pixel tiles;
+             * and weights over 512 KiB, cut into blocks of channels that
+             * groups of rows take in turn, the last block and group short:
+             * r50's 512 -> 1024 1x1 stride-2 layer, scaled down, and a
+             * 3x3 stride-2 layer of 128 -> 192 channels */
+            if (i >= 9 && i < 12) {
+                static const int64_t shape[3][6] = {
+                    {2, 64, 64, 3, 9, 41}, {1, 512, 320, 1, 9, 28}, {1, 128, 192, 3, 14, 14}};
+                const int64_t *q = shape[i - 9];
+                c.p = cn_conv2d_params_default();
+                c.p.groups = q[0], c.p.stride_h = c.p.stride_w = 2;
+                c.p.pad_top = c.p.pad_bottom = c.p.pad_left = c.p.pad_right = q[3] / 2;
+                c.xs[0] = 2, c.xs[1] = q[4], c.xs[2] = q[5], c.xs[3] = q[0] * q[1];
+                c.ws[0] = c.ws[1] = q[3], c.ws[2] = q[1], c.ws[3] = q[0] * q[2];
+            }
             /* Winograd (3x3 stride 1, ungrouped: undilated, or dilated
              * through its phases) is not exact */
         } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK || takes_winograd(&c.d));

@@ -163,6 +163,14 @@ static float *thread_cols(const cn_conv2d_desc *d, float *ws)
     return (float *)((char *)ws + (size_t)omp_get_thread_num() * thread_bytes(d));
 }
 
+/* The region after the threads' blocks: the weight gradient's parts, at
+ * least the size of w; the implicit forward and backward-data pack their
+ * B there. */
+static float *ws_parts(const cn_conv2d_desc *d, float *ws)
+{
+    return (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
+}
+
 /* One-thread GEMM with the thread's packing buffers (cannot fail). */
 static void gemm1(const cn_conv2d_desc *d, float *cols, int ta, int tb, int64_t M, int64_t N,
                   int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -260,9 +268,64 @@ static int implicit_applies(const cn_conv2d_desc *d)
            d->IC / d->G >= IMPLICIT_MIN_ICG;
 }
 
-/* y[n, oh, :, :] from x and w; buf (thread_cols) holds the tap lists. */
-static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w, int64_t n,
-                         int64_t oh, float *y, float *buf)
+/* B (the weights) of at most this many bytes stays in L2 while a row of
+ * tiles uses it; a larger one is cut into blocks of output channels, each
+ * used by a group of rows (implicit_blocking). */
+#define IMPLICIT_B_BYTES ((int64_t)512 << 10)
+
+/* The output channels of a B block (a multiple of both kernels' NR, or
+ * all of them) and the rows of a group, at least enough for 8 tiles. With
+ * one block (B small enough) a group is one row. */
+static void implicit_blocking(const cn_conv2d_desc *d, int64_t k, int64_t cols, int64_t width,
+                              int64_t *nb, int64_t *rg)
+{
+    const int64_t per_col = k * (int64_t)sizeof(float), all = per_col * cols;
+    *nb = cols, *rg = 1;
+    if (all <= IMPLICIT_B_BYTES) return;
+    *nb = CN__MAX(NR7, IMPLICIT_B_BYTES / per_col / NR7 * NR7);
+    *rg = cdiv(8, cdiv(width, CN__SGEMM_AVX512_MR) * d->G);
+}
+
+/* B read in place has rows OC floats apart: from 1024 channels on (4 KiB),
+ * every row is in a page of its own, where the hardware prefetchers stop,
+ * and r50's 512 -> 1024 1x1 stride-2 layer ran at a quarter of peak. So B
+ * with more than one panel of PW columns is packed first: panels of PW
+ * output channels, each [taps, ICG, PW], rows PW floats apart (the kernels
+ * read B at any row stride, so the arithmetic is unchanged). */
+#define PW CN__SGEMM_AVX512_NR7
+typedef struct implicit_b {
+    const float *b;   /* B: w, or its panels */
+    int64_t rs, step; /* its row stride (packed: the panel width); panel to panel */
+    int packed;
+} implicit_b;
+
+static int implicit_packs(int64_t cols, int64_t ld) { return cols % PW == 0 && ld > PW; }
+
+/* Offset of column j (of a group's) in B. */
+static int64_t b_col(implicit_b B, int64_t j)
+{
+    return B.packed ? j / B.rs * B.step + j % B.rs : j;
+}
+
+/* The panels of w [taps, K, ld] (columns g*cols + [0, cols) for each group
+ * g), into pk: one OpenMP for over the panels, inside a parallel region. */
+static void pack_panels(int64_t G, int64_t taps, int64_t K, int64_t cols, int64_t ld,
+                        const float *w, float *pk)
+{
+    const int64_t np = cols / PW;
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < G * np; q++)
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t i = 0; i < K; i++)
+                memcpy(pk + ((q * taps + t) * K + i) * PW,
+                       w + (t * K + i) * ld + q / np * cols + q % np * PW, PW * sizeof *pk);
+}
+
+/* y[n, oh, :, g*OCG + [j0, j1)] of every group g from x and w; buf
+ * (thread_cols) holds the tap lists; pf: prefetch the next row's input
+ * (off for the second and later blocks of a row, whose input is cached). */
+static void implicit_row(const cn_conv2d_desc *d, const float *x, implicit_b B, int64_t n,
+                         int64_t oh, int64_t j0, int64_t j1, int pf_on, float *y, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
@@ -272,12 +335,14 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
      * they come from memory, and the hardware prefetchers do not follow the
      * tiles' short row streams. */
     const int64_t row_floats = d->IW * d->IC, tiles = cdiv(d->OW, MR) * d->G;
-    const int64_t calls = cdiv(taps, CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG))) * cdiv(OCG, NR);
+    const int64_t calls =
+        cdiv(taps, CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG))) * cdiv(j1 - j0, NR);
     int64_t kh0 = 0;
     while (kh0 < d->KH && kh0 * d->DH <= (d->KH - 1) * d->DH - d->SH) kh0++;
     const int64_t ih0 = CN__MAX(0, (oh + 1) * d->SH - d->PT + kh0 * d->DH);
     const int64_t ih1 = CN__MIN(d->IH - 1, (oh + 1) * d->SH - d->PT + (d->KH - 1) * d->DH);
-    const int64_t pf_lines = oh + 1 < d->OH && ih0 <= ih1 ? (ih1 - ih0 + 1) * row_floats / 16 : 0;
+    const int64_t pf_lines =
+        pf_on && oh + 1 < d->OH && ih0 <= ih1 ? (ih1 - ih0 + 1) * row_floats / 16 : 0;
     const int64_t pf_call = cdiv(cdiv(pf_lines, tiles), calls);
     const float *pf = pf_lines ? x + (n * d->IH + ih0) * row_floats : NULL;
     const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
@@ -295,25 +360,32 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
                     const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
                     const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
                     if (lo >= CN__MIN(hi, m)) continue;
+                    const float *b =
+                        B.packed ? B.b + g * (OCG / B.rs) * B.step + (kh * d->KW + kw) * ICG * B.rs
+                                 : B.b + (kh * d->KW + kw) * ICG * d->OC + g * OCG;
                     pr[nt++] = (cn__sgemm_pair){xrow + (iw0 + lo * d->SW) * d->IC,
-                                                w + (kh * d->KW + kw) * ICG * d->OC + g * OCG,
-                                                d->SW * d->IC, ICG, (int)lo, (int)hi};
+                                                b + b_col(B, j0),
+                                                d->SW * d->IC,
+                                                ICG,
+                                                (int)lo,
+                                                (int)hi};
                 }
             }
             /* Taps in groups whose A (MR x ICG each) stays in L1 while
              * all column slivers use it; the first group sets C. */
-            float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG;
+            float *c = y + ((n * d->OH + oh) * d->OW + ow0) * d->OC + g * OCG + j0;
             const int per = (int)CN__MAX(1, IMPLICIT_A_FLOATS / (MR * ICG));
             const int64_t nr = m <= MR7 ? NR7 : NR;
             for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                 const int nb = CN__MIN(per, nt - t0);
-                for (int64_t j = 0; j < OCG; j += nr) {
+                for (int64_t j = 0; j < j1 - j0; j += nr) {
                     const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
                     (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
-                        nb, pr + t0, 1, d->OC, c + j, d->OC, m, (int)CN__MIN(nr, OCG - j),
+                        nb, pr + t0, 1, B.rs, c + j, d->OC, m, (int)CN__MIN(nr, j1 - j0 - j),
                         t0 ? 1.0f : 0.0f, pf, np);
                     if (np) pf += np * 16;
-                    for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
+                    const int64_t next = b_col(B, j0 + j + nr) - b_col(B, j0 + j);
+                    for (int t = t0; t < t0 + nb; t++) pr[t].b += next;
                 }
             }
         }
@@ -322,16 +394,33 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, const float *w
 static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                          const float *w, const float *b, int relu, float *y, float *ws)
 {
-    const int64_t rows = d->MB * d->OH, row = d->OW * d->OC;
+    const int64_t rows = d->MB * d->OH, row = d->OW * d->OC, OCG = d->OC / d->G;
     const int T = pass_threads(ctx);
-#pragma omp parallel num_threads(T) if (T > 1 && rows > 1)
+    /* A group of rows takes the blocks of B in turn (each y element is the
+     * same kernel arithmetic whatever the blocking). */
+    const int64_t taps = d->KH * d->KW, ICG = d->IC / d->G;
+    int64_t nb, rg;
+    implicit_blocking(d, taps * ICG, OCG, d->OW, &nb, &rg);
+    const int64_t groups = cdiv(rows, rg);
+    const int pack = implicit_packs(OCG, d->OC);
+    const implicit_b B =
+        pack ? (implicit_b){ws_parts(d, ws), PW, taps * ICG * PW, 1} : (implicit_b){w, d->OC, 0, 0};
+#pragma omp parallel num_threads(T) if (T > 1 && groups > 1)
     {
         float *buf = thread_cols(d, ws);
-#pragma omp for schedule(dynamic, row_chunk(d, d->OH, T))
-        for (int64_t r = 0; r < rows; r++) {
-            implicit_row(d, x, w, r / d->OH, r % d->OH, y, buf);
-            if (b) add_bias(y + r * row, b, d->OW, d->OC);
-            if (relu) cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)row, y + r * row, y + r * row);
+        if (pack) pack_panels(d->G, taps, ICG, OCG, d->OC, w, (float *)B.b);
+#pragma omp for schedule(dynamic, CN__MAX(1, row_chunk(d, d->OH, T) / rg))
+        for (int64_t q = 0; q < groups; q++) {
+            const int64_t r0 = q * rg, r1 = CN__MIN(rows, r0 + rg);
+            for (int64_t j0 = 0; j0 < OCG; j0 += nb)
+                for (int64_t r = r0; r < r1; r++)
+                    implicit_row(d, x, B, r / d->OH, r % d->OH, j0, CN__MIN(OCG, j0 + nb), j0 == 0,
+                                 y, buf);
+            for (int64_t r = r0; r < r1; r++) {
+                if (b) add_bias(y + r * row, b, d->OW, d->OC);
+                if (relu)
+                    cn_act_fwd(NULL, CN_ACT_RELU, 0.0f, (size_t)row, y + r * row, y + r * row);
+            }
         }
     }
 }
@@ -378,10 +467,11 @@ int cn__conv_gemm_bwd_implicit(const cn_conv2d_desc *d)
            d->OC / d->G >= IMPLICIT_MIN_ICG && d->IC / d->G >= 16;
 }
 
-/* gx[n, ih, :, :] from gy and wt [KH*KW, OCG, IC] (w^T per tap), or with
- * acc added to it; buf as in implicit_row. */
-static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const float *wt, int64_t n,
-                             int64_t ih, int acc, float *gx, float *buf)
+/* gx[n, ih, :, g*ICG + [j0, j1)] of every group g from gy and B (w^T per
+ * tap, implicit_bwd_data), or with acc added to it; buf as in
+ * implicit_row. The next row's gy is prefetched in the first block only. */
+static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, implicit_b B, int64_t n,
+                             int64_t ih, int64_t j0, int64_t j1, int acc, float *gx, float *buf)
 {
     const int MR = CN__SGEMM_AVX512_MR, NR = CN__SGEMM_AVX512_NR;
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G;
@@ -391,8 +481,8 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
      * first (filter row 0 reaches the furthest), a share per kernel call. */
     const int64_t oh0 = CN__MAX(-1, CN__MIN(d->OH - 1, (ih + d->PT) / d->SH));
     const int64_t oh1 = CN__MAX(oh0, CN__MIN(d->OH - 1, (ih + 1 + d->PT) / d->SH));
-    const int64_t pf_lines = ih + 1 < d->IH ? (oh1 - oh0) * d->OW * d->OC / 16 : 0;
-    const int64_t calls = d->G * cdiv(d->IW, MR) * cdiv(ICG, NR);
+    const int64_t pf_lines = j0 == 0 && ih + 1 < d->IH ? (oh1 - oh0) * d->OW * d->OC / 16 : 0;
+    const int64_t calls = d->G * cdiv(d->IW, MR) * cdiv(j1 - j0, NR);
     const int64_t pf_call = cdiv(pf_lines, calls);
     const float *pf = pf_lines ? gy + (n * d->OH + oh0 + 1) * d->OW * d->OC : NULL;
     const float *pf_end = pf_lines ? pf + pf_lines * 16 : NULL;
@@ -414,7 +504,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
         gap = !reached;
     }
     const int cleared = gap && d->G == 1;
-    if (cleared && !acc)
+    if (cleared && !acc && j0 == 0)
         memset(gx + (n * d->IH + ih) * d->IW * d->IC, 0, (size_t)(d->IW * d->IC) * 4);
     for (int64_t g = 0; g < d->G; g++)
         for (int64_t ph = 0; ph < CN__MIN(d->SW, d->IW); ph++)
@@ -433,23 +523,30 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, const flo
                         const int64_t ow0 = (ox - ((ox % d->SW) + d->SW) % d->SW) / d->SW;
                         const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
                         if (lo >= CN__MIN(hi, m)) continue;
+                        const int64_t t = kh * d->KW + kw;
+                        const float *b = B.packed ? B.b + g * (ICG / B.rs) * B.step + t * OCG * B.rs
+                                                  : B.b + t * OCG * d->IC + g * ICG;
                         pr[nt++] = (cn__sgemm_pair){grow + (ow0 + lo) * d->OC,
-                                                    wt + (kh * d->KW + kw) * OCG * d->IC + g * ICG,
-                                                    d->OC, OCG, (int)lo, (int)hi};
+                                                    b + b_col(B, j0),
+                                                    d->OC,
+                                                    OCG,
+                                                    (int)lo,
+                                                    (int)hi};
                     }
                 }
                 if ((cleared || acc) && nt == 0) continue;
-                float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG;
+                float *c = gx + ((n * d->IH + ih) * d->IW + iw0) * d->IC + g * ICG + j0;
                 const int64_t nr = m <= MR7 ? NR7 : NR;
                 for (int t0 = 0; t0 < nt || t0 == 0; t0 += per) {
                     const int nb = CN__MIN(per, nt - t0);
-                    for (int64_t j = 0; j < ICG; j += nr) {
+                    for (int64_t j = 0; j < j1 - j0; j += nr) {
                         const int64_t np = pf ? CN__MIN(pf_call, (pf_end - pf) / 16) : 0;
                         (m <= MR7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
-                            nb, pr + t0, 1, d->IC, c + j, d->SW * d->IC, m,
-                            (int)CN__MIN(nr, ICG - j), t0 || acc ? 1.0f : 0.0f, pf, np);
+                            nb, pr + t0, 1, B.rs, c + j, d->SW * d->IC, m,
+                            (int)CN__MIN(nr, j1 - j0 - j), t0 || acc ? 1.0f : 0.0f, pf, np);
                         if (np) pf += np * 16;
-                        for (int t = t0; t < t0 + nb; t++) pr[t].b += nr;
+                        const int64_t next = b_col(B, j0 + j + nr) - b_col(B, j0 + j);
+                        for (int t = t0; t < t0 + nb; t++) pr[t].b += next;
                     }
                 }
             }
@@ -461,19 +558,42 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
     const int64_t ICG = d->IC / d->G, OCG = d->OC / d->G, taps = d->KH * d->KW;
     const int64_t rows = d->MB * d->IH;
     const int T = pass_threads(ctx);
+    int64_t nb, rg;
+    implicit_blocking(d, taps * OCG, ICG, d->IW, &nb, &rg);
+    const int64_t groups = cdiv(rows, rg);
+    /* B is w^T per tap, wt [taps, OCG, IC], or its panels of PW input
+     * channels, [taps, OCG, PW] each (as in the forward) */
+    const int pack = implicit_packs(ICG, d->IC);
+    const implicit_b B =
+        pack ? (implicit_b){wt, PW, taps * OCG * PW, 1} : (implicit_b){wt, d->IC, 0, 0};
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         float *buf = thread_cols(d, ws);
-        /* wt[t, o, g*ICG + i] = w[t, i, g*OCG + o] */
+        if (pack) {
+            const int64_t np = ICG / PW; /* panel q of group q / np */
 #pragma omp for schedule(static)
-        for (int64_t to = 0; to < taps * OCG; to++)
-            for (int64_t g = 0; g < d->G; g++)
-                for (int64_t i = 0; i < ICG; i++)
-                    wt[to * d->IC + g * ICG + i] =
-                        w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
-#pragma omp for schedule(dynamic, row_chunk(d, d->IH, T))
-        for (int64_t r = 0; r < rows; r++)
-            implicit_bwd_row(d, gy, wt, r / d->IH, r % d->IH, acc, gx, buf);
+            for (int64_t q = 0; q < d->G * np; q++)
+                for (int64_t to = 0; to < taps * OCG; to++)
+                    for (int64_t i = 0; i < PW; i++)
+                        wt[(q * taps * OCG + to) * PW + i] =
+                            w[(to / OCG * ICG + q % np * PW + i) * d->OC + q / np * OCG + to % OCG];
+        } else {
+            /* wt[t, o, g*ICG + i] = w[t, i, g*OCG + o] */
+#pragma omp for schedule(static)
+            for (int64_t to = 0; to < taps * OCG; to++)
+                for (int64_t g = 0; g < d->G; g++)
+                    for (int64_t i = 0; i < ICG; i++)
+                        wt[to * d->IC + g * ICG + i] =
+                            w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
+        }
+#pragma omp for schedule(dynamic, CN__MAX(1, row_chunk(d, d->IH, T) / rg))
+        for (int64_t q = 0; q < groups; q++) {
+            const int64_t r0 = q * rg, r1 = CN__MIN(rows, r0 + rg);
+            for (int64_t j0 = 0; j0 < ICG; j0 += nb)
+                for (int64_t r = r0; r < r1; r++)
+                    implicit_bwd_row(d, gy, B, r / d->IH, r % d->IH, j0, CN__MIN(ICG, j0 + nb), acc,
+                                     gx, buf);
+        }
     }
 }
 
@@ -700,7 +820,7 @@ cn_status cn__conv2d_gemm_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d
     const int64_t OCG = d->OC / d->G, K = kg(d), P = rows_total(d), R = chunk_rows(d);
     const int64_t nch = cdiv(P, R), np = bww_parts(d), nw = K * d->OC;
     const int pw = is_pointwise(d), T = pass_threads(ctx), implicit = implicit_bww_applies(d);
-    float *parts = (float *)((char *)ws + (size_t)cn__conv_ws_threads() * thread_bytes(d));
+    float *parts = ws_parts(d, ws);
 #pragma omp parallel num_threads(T) if (T > 1 && np > 1)
     {
         float *cols = thread_cols(d, ws);
