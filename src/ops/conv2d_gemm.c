@@ -112,8 +112,9 @@ static size_t cols_bytes(const cn_conv2d_desc *d)
  * stays in L1 while its column slivers read it (r50_s2, 28-pixel rows, on
  * one thread: 25.3 ms in batches of 16 rows, 23.3 in batches of 8), and
  * its C is loaded and stored once per batch. Its buffer holds a batch's
- * pair list (one pair per output row) and, for the tiles that
- * pack_bww_row copies, the batch's pixels of MR floats. */
+ * pair list (one pair per output row), for the tiles that pack_bww_row
+ * copies the batch's pixels of MR floats, and where bww_packs_gy the
+ * batch's gy in panels. */
 #define BWW_PIXELS 224
 static int implicit_bww_applies(const cn_conv2d_desc *d);
 static int64_t bww_rows(const cn_conv2d_desc *d) { return CN__MAX(1, BWW_PIXELS / d->OW); }
@@ -121,10 +122,26 @@ static size_t bww_pairs_bytes(const cn_conv2d_desc *d)
 {
     return align64((size_t)bww_rows(d) * sizeof(cn__sgemm_pair));
 }
+/* Rows of gy 2 KiB apart or more (512 channels) are copied, a batch at a
+ * time, into panels of NR columns, and so are pixels of x 4 KiB apart (all
+ * tiles through pack_bww_row): read in place, every k step of the kernel
+ * touched another page, and at 4 KiB the same L1 set, so a tile's B and A
+ * came back from L2 for every column sliver. r50's 512 -> 1024 1x1 stride
+ * 2 layer (both) took 0.76-0.86 of the time, 256 -> 512 (gy) 0.89-0.97, the
+ * 3x3 stride-2 512 -> 512 (both) 0.92-1.03; 64 -> 256 pointwise, whose gy
+ * rows are 1 KiB apart and read by only 5 tiles, 1.05-1.2, so not there. */
+static int bww_packs_gy(const cn_conv2d_desc *d) { return d->G == 1 && d->OC >= 512; }
+static int bww_packs_x(const cn_conv2d_desc *d) { return d->SW * d->IC >= 1024; }
+static size_t bww_a_bytes(const cn_conv2d_desc *d)
+{
+    return align64((size_t)(bww_rows(d) * d->OW * CN__SGEMM_AVX512_MR) * sizeof(float));
+}
 static size_t bww_buf_bytes(const cn_conv2d_desc *d)
 {
-    const int64_t px = bww_rows(d) * d->OW * CN__SGEMM_AVX512_MR;
-    return bww_pairs_bytes(d) + align64((size_t)px * sizeof(float));
+    /* (panels of up to 64 columns, the last one whole) */
+    const int64_t cols = cdiv(d->OC, CN__SGEMM_AVX512_NR7) * CN__SGEMM_AVX512_NR7;
+    const size_t gy = bww_packs_gy(d) ? (size_t)(bww_rows(d) * d->OW * cols) * sizeof(float) : 0;
+    return bww_pairs_bytes(d) + bww_a_bytes(d) + align64(gy);
 }
 
 /* One thread's block: its cols, then its GEMM packing buffers, sized for
@@ -706,15 +723,15 @@ static int tap_reads(const cn_conv2d_desc *d, int64_t oh, int64_t t, int64_t *ih
  * thread: 32 channels in, a third of the tiles across two taps, about 95
  * GFLOP/s before this; 42 or 56 channels, none across, 145). Returns the
  * pair, or one with k = 0 when no tap reads the row. */
-static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, const float *gy,
-                                   int64_t n, int64_t oh, int64_t g, int64_t m0, int m, int MR,
-                                   float *pa)
+static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, const float *grow,
+                                   int64_t ldg, int64_t n, int64_t oh, int64_t g, int64_t m0, int m,
+                                   int MR, float *pa)
 {
     const int64_t ICG = d->IC / d->G, t0 = m0 / ICG, t1 = (m0 + m - 1) / ICG;
     int64_t lo = d->OW, hi = 0, ih, l, h;
     for (int64_t t = t0; t <= t1; t++)
         if (tap_reads(d, oh, t, &ih, &l, &h)) lo = CN__MIN(lo, l), hi = CN__MAX(hi, h);
-    if (lo >= hi) return (cn__sgemm_pair){pa, gy, 1, 0, 0, CN__SGEMM_AVX512_MR};
+    if (lo >= hi) return (cn__sgemm_pair){pa, grow, 1, 0, 0, CN__SGEMM_AVX512_MR};
     memset(pa, 0, (size_t)((hi - lo) * MR) * sizeof *pa);
     for (int64_t t = t0; t <= t1; t++) {
         if (!tap_reads(d, oh, t, &ih, &l, &h)) continue;
@@ -726,8 +743,7 @@ static cn__sgemm_pair pack_bww_row(const cn_conv2d_desc *d, const float *x, cons
         cn__copy_rows_avx512(h - l, xp + c0, d->SW * d->IC, (int)(rhi - rlo),
                              pa + (l - lo) * MR + rlo, MR);
     }
-    return (cn__sgemm_pair){pa, gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * (d->OC / d->G),
-                            1, hi - lo, 0, CN__SGEMM_AVX512_MR};
+    return (cn__sgemm_pair){pa, grow + lo * ldg, 1, hi - lo, 0, CN__SGEMM_AVX512_MR};
 }
 
 /* The output rows [r0, r1) of pass part into pg (gw, overwritten), with
@@ -748,6 +764,8 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
     const int MR = use7 ? MR7 : CN__SGEMM_AVX512_MR, NR = use7 ? NR7 : CN__SGEMM_AVX512_NR;
     cn__sgemm_pair *pr = (cn__sgemm_pair *)buf;
     float *packed = (float *)(buf + bww_pairs_bytes(d));
+    const int pgy = bww_packs_gy(d), px = bww_packs_x(d);
+    float *gpk = pgy ? (float *)(buf + bww_pairs_bytes(d) + bww_a_bytes(d)) : NULL;
     const int64_t calls = d->G * cdiv(K, MR) * cdiv(OCG, NR);
     for (int64_t b0 = r0; b0 < r1; b0 += rows_b) {
         const int64_t b1 = CN__MIN(r1, b0 + rows_b), b2 = CN__MIN(r1, b1 + rows_b);
@@ -770,10 +788,18 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
         }
         const int64_t share = cdiv(pl[0] + pl[1], calls);
         int cur = 0;
+        /* gy's rows of the batch in panels of NR columns, [pixels, NR]
+         * each (bww_packs_gy) */
+        const int64_t bpx = (b1 - b0) * d->OW;
+        if (pgy)
+            for (int64_t q = 0; q < cdiv(OCG, NR); q++)
+                for (int64_t i = 0; i < bpx; i++)
+                    memcpy(gpk + (q * bpx + i) * NR, gy + (b0 * d->OW + i) * d->OC + q * NR,
+                           (size_t)CN__MIN(NR, OCG - q * NR) * sizeof(float));
         for (int64_t g = 0; g < d->G; g++)
             for (int64_t m0 = 0; m0 < K; m0 += MR) {
                 const int m = (int)CN__MIN(MR, K - m0);
-                const int pack = m < MR || m0 / ICG != (m0 + m - 1) / ICG;
+                const int pack = px || m < MR || m0 / ICG != (m0 + m - 1) / ICG;
                 int np = 0;
                 float *pa = packed;
                 /* one tap's tile: its filter row and columns, once (tap_reads
@@ -785,7 +811,10 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                 int64_t n = b0 / d->OH, oh = b0 % d->OH;
                 for (int64_t r = b0; r < b1; r++, oh = oh + 1 == d->OH ? (n++, 0) : oh + 1) {
                     if (pack) {
-                        pr[np] = pack_bww_row(d, x, gy, n, oh, g, m0, m, MR, pa);
+                        const float *grow = pgy ? gpk + (r - b0) * d->OW * NR
+                                                : gy + (n * d->OH + oh) * d->OW * d->OC + g * OCG;
+                        pr[np] =
+                            pack_bww_row(d, x, grow, pgy ? NR : d->OC, n, oh, g, m0, m, MR, pa);
                         if (pr[np].k) pa += pr[np++].k * MR;
                         continue;
                     }
@@ -793,7 +822,8 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                     if (ih < 0 || ih >= d->IH || lo >= hi) continue;
                     pr[np++] = (cn__sgemm_pair){
                         x + ((n * d->IH + ih) * d->IW + iw) * d->IC + g * ICG + m0 - tap * ICG,
-                        gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG,
+                        pgy ? gpk + ((r - b0) * d->OW + lo) * NR
+                            : gy + ((n * d->OH + oh) * d->OW + lo) * d->OC + g * OCG,
                         1,
                         hi - lo,
                         0,
@@ -804,11 +834,11 @@ static void implicit_bww_part(const cn_conv2d_desc *d, const float *x, const flo
                     while (cur < 2 && pl[cur] == 0) cur++;
                     const int64_t nl = cur < 2 ? CN__MIN(share, pl[cur]) : 0;
                     (use7 ? cn__sgemm_batch7_avx512 : cn__sgemm_batch_avx512)(
-                        np, pr, pack ? MR : d->SW * d->IC, d->OC, pg + m0 * d->OC + g * OCG + o0,
-                        d->OC, m, (int)CN__MIN(NR, OCG - o0), b0 > r0 ? 1.0f : 0.0f,
-                        nl ? pf[cur] : NULL, nl);
+                        np, pr, pack ? MR : d->SW * d->IC, pgy ? NR : d->OC,
+                        pg + m0 * d->OC + g * OCG + o0, d->OC, m, (int)CN__MIN(NR, OCG - o0),
+                        b0 > r0 ? 1.0f : 0.0f, nl ? pf[cur] : NULL, nl);
                     if (nl) pf[cur] += nl * 16, pl[cur] -= nl;
-                    for (int t = 0; t < np; t++) pr[t].b += NR;
+                    for (int t = 0; t < np; t++) pr[t].b += pgy ? bpx * NR : NR;
                 }
             }
     }
