@@ -291,16 +291,19 @@ static int implicit_applies(const cn_conv2d_desc *d)
 #define IMPLICIT_B_BYTES ((int64_t)512 << 10)
 
 /* The output channels of a B block (a multiple of both kernels' NR, or
- * all of them) and the rows of a group, at least enough for 8 tiles. With
- * one block (B small enough) a group is one row. */
+ * all of them) and the rows of a group: enough for 8 tiles, but at most a
+ * share of the pass's `rows` that leaves 2 groups a thread (one image of
+ * r50's 3x3 stride-2 512 -> 512 layer is 7 rows). With one block (B small
+ * enough) a group is one row. Scheduling only: no result depends on it. */
 static void implicit_blocking(const cn_conv2d_desc *d, int64_t k, int64_t cols, int64_t width,
-                              int64_t *nb, int64_t *rg)
+                              int64_t rows, int T, int64_t *nb, int64_t *rg)
 {
     const int64_t per_col = k * (int64_t)sizeof(float), all = per_col * cols;
     *nb = cols, *rg = 1;
     if (all <= IMPLICIT_B_BYTES) return;
     *nb = CN__MAX(NR7, IMPLICIT_B_BYTES / per_col / NR7 * NR7);
-    *rg = cdiv(8, cdiv(width, CN__SGEMM_AVX512_MR) * d->G);
+    *rg = CN__MIN(cdiv(8, cdiv(width, CN__SGEMM_AVX512_MR) * d->G),
+                  CN__MAX(1, rows / (2 * (int64_t)T)));
 }
 
 /* B read in place has rows OC floats apart: from 1024 channels on (4 KiB),
@@ -417,7 +420,7 @@ static void implicit_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float
      * same kernel arithmetic whatever the blocking). */
     const int64_t taps = d->KH * d->KW, ICG = d->IC / d->G;
     int64_t nb, rg;
-    implicit_blocking(d, taps * ICG, OCG, d->OW, &nb, &rg);
+    implicit_blocking(d, taps * ICG, OCG, d->OW, rows, T, &nb, &rg);
     const int64_t groups = cdiv(rows, rg);
     const int pack = implicit_packs(OCG, d->OC);
     const implicit_b B =
@@ -576,7 +579,7 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
     const int64_t rows = d->MB * d->IH;
     const int T = pass_threads(ctx);
     int64_t nb, rg;
-    implicit_blocking(d, taps * OCG, ICG, d->IW, &nb, &rg);
+    implicit_blocking(d, taps * OCG, ICG, d->IW, rows, T, &nb, &rg);
     const int64_t groups = cdiv(rows, rg);
     /* B is w^T per tap, wt [taps, OCG, IC], or its panels of PW input
      * channels, [taps, OCG, PW] each (as in the forward) */
