@@ -941,13 +941,15 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
              * and weights over 512 KiB, cut into blocks of channels that
              * groups of rows take in turn, the last block and group short:
              * r50's 512 -> 1024 1x1 stride-2 layer, scaled down, and a
-             * 3x3 stride-2 layer of 128 -> 192 channels. The weight
+             * 3x3 stride-2 layer of 128 -> 256 channels, whose weight
+             * gradient (over 1 MiB) the threads split by tiles. The weight
              * gradient packs gy from 512 output channels on (the last
-             * panel short at 520) and x's pixels from 1024 floats apart. */
+             * panel short at 520) and x's pixels from 1024 floats apart.
+             * {groups, ICG, OCG, filter side, H, W}, stride 2. */
             if (i >= 9 && i < 13) {
                 static const int64_t shape[4][6] = {{2, 64, 64, 3, 9, 41},
                                                     {1, 512, 320, 1, 9, 28},
-                                                    {1, 128, 192, 3, 14, 14},
+                                                    {1, 128, 256, 3, 14, 14},
                                                     {1, 64, 520, 3, 6, 20}};
                 const int64_t *q = shape[i - 9];
                 c.p = cn_conv2d_params_default();
