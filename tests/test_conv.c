@@ -375,9 +375,9 @@ static void pairs_of_8_channel_groups_match_reference_on_one_and_two_threads(voi
 }
 
 /* The few-input-channel kernels (AVX-512) must take every one of these
- * problems, forward and backward-weights, wherever the default path runs
- * with AVX-512, and match the reference on 1 and 2 threads bit-identically;
- * elsewhere the same problems check the kernels that replace them. */
+ * problems, every pass, wherever the default path runs with AVX-512, and
+ * match the reference on 1 and 2 threads bit-identically; elsewhere the
+ * same problems check the kernels that replace them. */
 static void few_input_channel_problems_match_reference_on_one_and_two_threads(void)
 {
     const char *impl = getenv("CN_CONV_IMPL");
@@ -387,9 +387,10 @@ static void few_input_channel_problems_match_reference_on_one_and_two_threads(vo
         conv_cfg_random_fewch(&c, i % CFG_KIND_COUNT, 9, i % 16 == 15);
         if (fewch)
             CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 0), "fewch") &&
+                      !strcmp(cn__conv2d_impl_name(&c.d, 1), "fewch") &&
                       !strcmp(cn__conv2d_impl_name(&c.d, 2), "fewch"),
-                  "%s, %s run for %s", cn__conv2d_impl_name(&c.d, 0), cn__conv2d_impl_name(&c.d, 2),
-                  c.str);
+                  "%s, %s, %s run for %s", cn__conv2d_impl_name(&c.d, 0),
+                  cn__conv2d_impl_name(&c.d, 1), cn__conv2d_impl_name(&c.d, 2), c.str);
         matches_reference_on_one_and_two_threads(&c);
     }
 }
@@ -973,13 +974,47 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
     }
 }
 
+/* With integer inputs, cn__conv2d_bwd_data_acc on r must give r + the
+ * gradient bit for bit, on 1 and 2 threads, where backward-data
+ * accumulates; elsewhere it must refuse. *added: whether it added. */
+static void adds_exactly_what_it_writes(const conv_cfg *c, cn_ctx *two, int *added)
+{
+    *added = 0;
+    bufs B;
+    bufs_init(&B, &c->d);
+    for (size_t k = 0; k < B.nw; k++) B.w[k] = (float)tl_randint(-2, 2);
+    for (size_t k = 0; k < B.ny; k++) B.gy[k] = (float)tl_randint(-2, 2);
+    float *r = calloc(B.nx + 1, 4), *acc1 = calloc(B.nx + 1, 4), *acc2 = calloc(B.nx + 1, 4);
+    for (size_t k = 0; k < B.nx; k++) r[k] = (float)tl_randint(-2, 2);
+    memcpy(acc1, r, B.nx * 4), memcpy(acc2, r, B.nx * 4);
+    void *ws = malloc(cn_conv2d_workspace_size(&c->d) + 1);
+    if (!cn__conv2d_bwd_data_accumulates(&c->d)) {
+        CHECK(cn__conv2d_bwd_data_acc(NULL, &c->d, B.gy, B.w, acc1, ws) == CN_ERR_INVALID_ARG,
+              "accumulating backward-data accepted for %s", c->str);
+    } else {
+        CHECK_OK(cn_conv2d_bwd_data(NULL, &c->d, B.gy, B.w, B.gx, ws));
+        CHECK_OK(cn__conv2d_bwd_data_acc(NULL, &c->d, B.gy, B.w, acc1, ws));
+        CHECK_OK(cn__conv2d_bwd_data_acc(two, &c->d, B.gy, B.w, acc2, NULL));
+        size_t k = 0;
+        while (k < B.nx && acc1[k] == r[k] + B.gx[k]) k++;
+        CHECK(k == B.nx, "r + grad_input: got %g want %g + %g at %zu (%s) for %s",
+              (double)acc1[k % (B.nx + 1)], (double)r[k % (B.nx + 1)], (double)B.gx[k % (B.nx + 1)],
+              k, cn__conv2d_impl_name(&c->d, 1), c->str);
+        CHECK(!memcmp(acc1, acc2, B.nx * 4), "1 and 2 threads add differently for %s", c->str);
+        *added = 1;
+    }
+    free(ws), free(r), free(acc1), free(acc2);
+    bufs_free(&B);
+}
+
 /* Backward-data that adds to gx (the autograd's second consumer of an
  * input) must add exactly what it would write: r + the gradient, bit for
  * bit, from integer inputs (where the kernels' sums are exact, and
  * Winograd's rounding is the same in both), on 1 and 2 threads. Problems
- * from the random generator, deep channels (the implicit kernels: strided
- * 1x1 filters leave pixels that no tap reaches, which must keep r) and
- * Winograd's 3x3. Kernels that cannot add in place refuse. */
+ * from the random generator, few input channels, deep channels (the
+ * implicit kernels: strided 1x1 filters leave pixels that no tap reaches,
+ * which must keep r) and Winograd's 3x3. Kernels that cannot add in place
+ * refuse. */
 static void accumulating_backward_data_adds_exactly_what_it_writes(void)
 {
     cn_ctx two;
@@ -988,8 +1023,10 @@ static void accumulating_backward_data_adds_exactly_what_it_writes(void)
     int added = 0, refused = 0;
     for (int i = 0; i < 120 && tl_ok(); i++) {
         conv_cfg c = {0};
-        if (i % 3 == 0) {
+        if (i % 6 == 0) {
             conv_cfg_random(&c, i / 3 % CFG_KIND_COUNT, 9, 4);
+        } else if (i % 6 == 3) {
+            conv_cfg_random_fewch(&c, i / 3 % CFG_KIND_COUNT, 9, 0);
         } else {
             const int wino = i % 3 == 2;
             do {
@@ -1004,37 +1041,54 @@ static void accumulating_backward_data_adds_exactly_what_it_writes(void)
             } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
             conv_cfg_describe(&c);
         }
-        bufs B;
-        bufs_init(&B, &c.d);
-        for (size_t k = 0; k < B.nw; k++) B.w[k] = (float)tl_randint(-2, 2);
-        for (size_t k = 0; k < B.ny; k++) B.gy[k] = (float)tl_randint(-2, 2);
-        float *r = calloc(B.nx + 1, 4), *acc1 = calloc(B.nx + 1, 4), *acc2 = calloc(B.nx + 1, 4);
-        for (size_t k = 0; k < B.nx; k++) r[k] = (float)tl_randint(-2, 2);
-        memcpy(acc1, r, B.nx * 4), memcpy(acc2, r, B.nx * 4);
-        void *ws = malloc(cn_conv2d_workspace_size(&c.d) + 1);
-        if (!cn__conv2d_bwd_data_accumulates(&c.d)) {
-            CHECK(cn__conv2d_bwd_data_acc(NULL, &c.d, B.gy, B.w, acc1, ws) == CN_ERR_INVALID_ARG,
-                  "accumulating backward-data accepted for %s", c.str);
-            refused++;
-        } else {
-            CHECK_OK(cn_conv2d_bwd_data(NULL, &c.d, B.gy, B.w, B.gx, ws));
-            CHECK_OK(cn__conv2d_bwd_data_acc(NULL, &c.d, B.gy, B.w, acc1, ws));
-            CHECK_OK(cn__conv2d_bwd_data_acc(&two, &c.d, B.gy, B.w, acc2, NULL));
-            size_t k = 0;
-            while (k < B.nx && acc1[k] == r[k] + B.gx[k]) k++;
-            CHECK(k == B.nx, "r + grad_input: got %g want %g + %g at %zu (%s) for %s",
-                  (double)acc1[k % (B.nx + 1)], (double)r[k % (B.nx + 1)],
-                  (double)B.gx[k % (B.nx + 1)], k, cn__conv2d_impl_name(&c.d, 1), c.str);
-            CHECK(!memcmp(acc1, acc2, B.nx * 4), "1 and 2 threads add differently for %s", c.str);
-            added++;
-        }
-        free(ws), free(r), free(acc1), free(acc2);
-        bufs_free(&B);
+        int one;
+        adds_exactly_what_it_writes(&c, &two, &one);
+        added += one, refused += !one;
     }
     /* the direct loops never add in place; every other path has problems that do */
     const char *impl = getenv("CN_CONV_IMPL");
     CHECK(impl && !strcmp(impl, "direct") ? added == 0 : added > 0,
           "%d problems added in place, %d refused", added, refused);
+}
+
+/* The few-input-channel backward-data (AVX-512) sums a row's pixels in
+ * tiles of 16, 12, 8 or 6 (C_in = 1, 2, 3, 4) along each column phase where
+ * every tap lies inside gy, a last tile overlapping the one before it, and
+ * single pixels at the borders: rows of 1 to 60 pixels, strides 1-3,
+ * dilations 1-2, 16 to 80 output channels (the tiles' constant 16, 32 and
+ * 64 and run-time widths), against the reference on 1 and 2 threads, and
+ * adding in place exactly. */
+static void few_input_channel_backward_data_tiles_match_reference(void)
+{
+    const char *impl = getenv("CN_CONV_IMPL");
+    const int fewch = cn__isa_detect() == CN_ISA_AVX512 && (!impl || !strcmp(impl, "vec"));
+    cn_ctx two;
+    cn_ctx_init(&two);
+    two.threads = 2;
+    for (int i = 0; i < 80 && tl_ok(); i++) {
+        conv_cfg c = {0};
+        do {
+            cn_conv2d_params p = cn_conv2d_params_default();
+            p.stride_h = tl_randint(1, 2), p.stride_w = tl_randint(1, 3);
+            p.dil_h = tl_randint(1, 2), p.dil_w = i % 3 ? 1 : 2;
+            p.pad_top = tl_randint(0, 2), p.pad_bottom = tl_randint(0, 2);
+            p.pad_left = tl_randint(0, 3), p.pad_right = tl_randint(0, 3);
+            c.p = p;
+            c.xs[0] = tl_randint(1, 2), c.xs[1] = tl_randint(1, 5), c.xs[2] = tl_randint(1, 60);
+            c.xs[3] = c.ws[2] = i % 4 + 1;
+            c.ws[0] = tl_randint(1, 3), c.ws[1] = tl_randint(1, 7), c.ws[3] = 16 * tl_randint(1, 5);
+            c.bias = i % 2;
+        } while (cn_conv2d_setup(&c.d, &c.p, c.xs, c.ws) != CN_OK);
+        conv_cfg_describe(&c);
+        if (fewch)
+            CHECK(!strcmp(cn__conv2d_impl_name(&c.d, 1), "fewch"), "%s runs for %s",
+                  cn__conv2d_impl_name(&c.d, 1), c.str);
+        matches_reference_on_one_and_two_threads(&c);
+        int added;
+        adds_exactly_what_it_writes(&c, &two, &added);
+        CHECK(added || !fewch || !tl_ok(),
+              "the few-input-channel kernel did not add in place for %s", c.str);
+    }
 }
 
 static void one_and_two_threads_give_bit_identical_results(void)
@@ -1510,6 +1564,7 @@ static void run_all(void)
     TL_RUN(wide_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(pairs_of_8_channel_groups_match_reference_on_one_and_two_threads);
     TL_RUN(few_input_channel_problems_match_reference_on_one_and_two_threads);
+    TL_RUN(few_input_channel_backward_data_tiles_match_reference);
     TL_RUN(depthwise_16_channel_problems_match_reference_on_one_and_two_threads);
     TL_RUN(large_outputs_match_reference_on_one_and_two_threads);
     TL_RUN(fused_relu_forward_equals_relu_of_the_forward);

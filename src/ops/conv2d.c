@@ -288,18 +288,16 @@ static int vec_applies(const cn_conv2d_desc *p)
 }
 
 /* The kernel for pass (0 fwd, 1 bwd_data, 2 bwd_weights) of the zero-padded
- * problem p: the few-input-channel kernels for fwd and bwd_weights where
- * they apply, the vectorised direct kernels where they apply (for
- * backward-data: to the transposed problem), Winograd for 3x3 stride 1
- * (dilated ones through their phases), else the GEMM path, else the plain
- * loops. CN_CONV_IMPL=direct|gemm forces those (tests); =vec is the
- * default choice. */
+ * problem p: the few-input-channel kernels where they apply, the vectorised direct kernels where
+ * they apply (for backward-data: to the transposed problem), Winograd for 3x3 stride 1 (dilated
+ * ones through their phases), else the GEMM path, else the plain loops. CN_CONV_IMPL=direct|gemm
+ * forces those (tests); =vec is the default choice. */
 static conv_impl choose_impl(const cn_conv2d_desc *p, int pass)
 {
     const char *e = getenv("CN_CONV_IMPL");
     if (e && !strcmp(e, "direct")) return IMPL_DIRECT;
     if (e && !strcmp(e, "gemm")) return IMPL_GEMM;
-    if (pass != 1 && cn__conv_fewch_applies(p)) return IMPL_FEWCH;
+    if (cn__conv_fewch_applies(p)) return IMPL_FEWCH;
     cn_conv2d_desc t = pass == 1 ? transposed_desc(p) : *p;
     /* 8-channel groups, 3x3 stride 1: Winograd needs 4x fewer multiplies
      * than the paired-group kernel */
@@ -542,14 +540,15 @@ static void flip_weights(const cn_conv2d_desc *d, const float *w, float *wt)
 }
 
 /* Whether backward-data can add to gx in place (cn__conv2d_bwd_data_acc):
- * its GEMM (col2im or implicit) and Winograd kernels can, of zero-padded
- * problems. */
+ * its GEMM (col2im or implicit), Winograd and few-input-channel kernels can,
+ * of zero-padded problems. */
 int cn__conv2d_bwd_data_accumulates(const cn_conv2d_desc *d)
 {
     if (cn__conv_pads_explicitly(d)) return 0;
     const cn_conv2d_desc src = kernel_desc(d);
     const conv_impl impl = choose_impl(&src, 1);
-    return (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) || impl == IMPL_WINOGRAD;
+    return (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) || impl == IMPL_WINOGRAD ||
+           impl == IMPL_FEWCH;
 }
 
 /* The lecture's adjoint (transposed_desc), or its GEMM form; for padding
@@ -569,6 +568,8 @@ static cn_status bwd_data(cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
     float *out = explicit_pad ? l.xpad : gx;
     if (impl == IMPL_GEMM && bwd_data_by_col2im(&src)) {
         s = cn__conv2d_gemm_bwd_data(ctx, &src, gy, w, acc, out, l.wt, l.gcols);
+    } else if (impl == IMPL_FEWCH) {
+        cn__conv2d_fewch_bwd_data(ctx, &src, gy, w, acc, out);
     } else if (impl == IMPL_PHASES) {
         const cn_conv2d_desc q = phase_desc(&src);
         float *gxq, *gyq;

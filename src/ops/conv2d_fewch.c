@@ -14,6 +14,13 @@
  *                     a block of RB rows x NB zmm of accumulators streamed
  *                     over a row of pixels: every gy vector is loaded once
  *                     for RB rows.
+ *   backward-data     gx[q, i] = sum over the taps reaching gy, and over o,
+ *                     of gy[p, o] * w[tap, i, o]: a sum along the channels
+ *                     (contiguous in gy and w), gathered per input pixel
+ *                     with no zero-stuffed gy; a tile of P pixels x C_in
+ *                     accumulators, each w vector used P times, summed
+ *                     across lanes 16 accumulators at a time. A column
+ *                     phase of a row (pixels SW apart) sees the same taps.
  * xrow[p, k] is the input under tap k of output pixel p. For a band of
  * output rows the input rows it reads are first copied into a stack buffer
  * with the padding written as zeros, so the inner loops never test bounds:
@@ -23,7 +30,8 @@
  *
  * Backward-weights splits the MB*OH output rows into FEW_CHUNKS fixed
  * chunks, each summed into its own partial gradient, and adds the partials
- * in chunk order: the result does not depend on the thread count. Other
+ * in chunk order: the result does not depend on the thread count; the
+ * other passes compute each output by one thread in a fixed order. Other
  * ISAs keep the small-group kernels of conv2d_direct.c (cn__conv_fewch_applies
  * is false there). */
 #include <omp.h>
@@ -397,6 +405,191 @@ static TGT void bww_band(const cn_conv2d_desc *d, const few_plan *pl, const floa
     }
 }
 
+/* ---- backward-data ----------------------------------------------------------------- */
+
+/* Lane i of the result = the sum of v[i]'s 16 lanes, i < 16: a transposing
+ * tree of 15 adds and 30 shuffles for 16 sums, where one reduction each
+ * would take 4 adds and 4 shuffles. The halves of the tree pair vectors 8,
+ * 4, 2 apart, which leaves the sums in the lane order of `order`. */
+ALWAYS TGT __m512 hsum16(const __m512 *v)
+{
+    __m512 u[8], s[4], r[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* quads: v_i's halves summed, then v_{i+8}'s */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44),
+                             _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* quads: v_i, v_{i+8}, v_{i+4}, v_{i+12}, 4 lanes each */
+        s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[i], u[i + 4], 0x88),
+                             _mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* quad q: its vectors of s_i and s_{i+2}, alternating */
+        r[i] =
+            _mm512_add_ps(_mm512_unpacklo_ps(s[i], s[i + 2]), _mm512_unpackhi_ps(s[i], s[i + 2]));
+    const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* f's lane 4q + e holds vector {0, 2, 1, 3}[e] + {0, 8, 4, 12}[q] */
+    const __m512i order = _mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15);
+    return _mm512_permutexvar_ps(order, f);
+}
+
+/* The taps of one input row and column phase: the gy pixel under tap t of
+ * the phase's pixel j is gy[goff[t] + j*OC], its filter rows w[woff[t]],
+ * for 0 <= j + lo[t] < hi[t] (lo = -base, hi = OW - base, base the output
+ * column of pixel 0 under tap t). */
+typedef struct few_taps {
+    int64_t n, goff[FEW_MAX_K], woff[FEW_MAX_K], lo[FEW_MAX_K], hi[FEW_MAX_K];
+} few_taps;
+
+/* gx[p*xs + i] (+)= the sum over the taps, and over OC, of gy * w for the
+ * P pixels j0 + p of a tile, all inside every tap, i < IC, stored for p >=
+ * p0 only: P*IC <= 24 accumulators of 16 output channels, each gy vector
+ * used IC times, each w vector P times, then summed across lanes 16 at a
+ * time. */
+ALWAYS TGT void bwd_tile(const few_taps *tp, const float *gy, const float *w, int64_t oc,
+                         int64_t j0, float *gx, int64_t xs, int p0, int acc, const int P,
+                         const int IC, const int NB)
+{
+    /* NB > 0: OC = 16*NB, a constant, so that the P pixels' vectors lie at
+     * constant offsets from one pointer (a run-time OC kept a pointer a
+     * pixel, more than the registers hold: lenet's first layer ran 3x
+     * slower) */
+    const int64_t OC = NB ? 16 * NB : oc;
+    __m512 a[32];
+#pragma GCC unroll 32
+    for (int i = 0; i < 32; i++) a[i] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < tp->n; t++) {
+        const float *g = gy + tp->goff[t] + j0 * OC, *wp = w + tp->woff[t];
+#pragma GCC unroll 4
+        for (int64_t ob = 0; ob < OC; ob += 16) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < IC; i++) wv[i] = _mm512_loadu_ps(wp + i * OC + ob);
+#pragma GCC unroll 24
+            for (int p = 0; p < P; p++) {
+                const __m512 gv = _mm512_loadu_ps(g + p * OC + ob);
+#pragma GCC unroll 4
+                for (int i = 0; i < IC; i++)
+                    a[p * IC + i] = _mm512_fmadd_ps(gv, wv[i], a[p * IC + i]);
+            }
+        }
+    }
+    float sum[32] __attribute__((aligned(64)));
+#pragma GCC unroll 2
+    for (int h = 0; h < P * IC; h += 16) _mm512_store_ps(sum + h, hsum16(a + h));
+    for (int p = p0; p < P; p++)
+        for (int i = 0; i < IC; i++) {
+            float *o = gx + p * xs + i;
+            *o = acc ? *o + sum[p * IC + i] : sum[p * IC + i];
+        }
+}
+
+/* The same for one pixel j that some taps miss: two sums a channel, over
+ * alternate taps, so that one FMA's latency is not the whole time. */
+static TGT void bwd_pixel(const few_taps *tp, const float *gy, const float *w, int64_t OC,
+                          int64_t IC, int64_t j, float *gx, int acc)
+{
+    __m512 a[2][FEW_MAX_IC];
+    for (int64_t i = 0; i < IC; i++) a[0][i] = a[1][i] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < tp->n; t++) {
+        if (j < tp->lo[t] || j >= tp->hi[t]) continue;
+        const float *g = gy + tp->goff[t] + j * OC, *wp = w + tp->woff[t];
+        __m512 *s = a[t & 1];
+        for (int64_t ob = 0; ob < OC; ob += 16) {
+            const __m512 gv = _mm512_loadu_ps(g + ob);
+            for (int64_t i = 0; i < IC; i++)
+                s[i] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(wp + i * OC + ob), s[i]);
+        }
+    }
+    for (int64_t i = 0; i < IC; i++) {
+        const float s = _mm512_reduce_add_ps(_mm512_add_ps(a[0][i], a[1][i]));
+        gx[i] = acc ? gx[i] + s : s;
+    }
+}
+
+/* Input row ih of image n: each column phase r < SW (pixels iw = r + j*SW)
+ * sees the taps (kh, kw) whose output row and column are whole, the same
+ * taps for every pixel of the phase; a tile runs where all of them lie
+ * inside gy, single pixels elsewhere. */
+static TGT void bwd_row(const cn_conv2d_desc *d, const float *gy, const float *w, int acc,
+                        float *gx, int64_t n, int64_t ih, few_taps *tp)
+{
+    const int64_t OC = d->OC, IC = d->IC, SW = d->SW, xs = SW * IC;
+    float *gxr = gx + (n * d->IH + ih) * d->IW * IC;
+    for (int64_t r = 0; r < SW && r < d->IW; r++) {
+        const int64_t J = (d->IW - r + SW - 1) / SW;
+        int64_t jlo = 0, jhi = J;
+        tp->n = 0;
+        for (int64_t kh = 0; kh < d->KH; kh++) {
+            const int64_t th = ih + d->PT - kh * d->DH;
+            if (th % d->SH || th < 0 || th / d->SH >= d->OH) continue;
+            const float *gyr = gy + (n * d->OH + th / d->SH) * d->OW * OC;
+            for (int64_t kw = 0; kw < d->KW; kw++) {
+                const int64_t tw = r + d->PL - kw * d->DW; /* iw = r: column tw / SW */
+                if (tw % SW) continue;
+                const int64_t base = tw / SW, t = tp->n++;
+                tp->goff[t] = (gyr - gy) + base * OC;
+                tp->woff[t] = (kh * d->KW + kw) * IC * OC;
+                tp->lo[t] = -base, tp->hi[t] = d->OW - base;
+                jlo = CN__MAX(jlo, -base), jhi = CN__MIN(jhi, d->OW - base);
+            }
+        }
+        float *g0 = gxr + r * IC;
+        if (tp->n == 0) { /* no tap reaches gy: the gradient is zero */
+            for (int64_t j = 0; j < J && !acc; j++)
+                for (int64_t i = 0; i < IC; i++) g0[j * xs + i] = 0.0f;
+            continue;
+        }
+        if (jhi < jlo) jhi = jlo;
+        for (int64_t j = 0; j < jlo && j < J; j++)
+            bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
+        /* tiles of P pixels; a short last one overlaps the one before and
+         * stores only its new pixels (same sums, so the same bits) */
+        const int P = IC == 1 ? 16 : IC == 2 ? 12 : IC == 3 ? 8 : 6;
+        for (int64_t j = jlo; jhi - jlo >= P && j < jhi; j += P) {
+            const int64_t j0 = CN__MIN(j, jhi - P);
+            const int p0 = (int)(j - j0);
+            float *o = g0 + j0 * xs;
+#define FEW_BWD(nb)                                                                                \
+    if (IC == 1)                                                                                   \
+        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 16, 1, nb);                                    \
+    else if (IC == 2)                                                                              \
+        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 12, 2, nb);                                    \
+    else if (IC == 3)                                                                              \
+        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 8, 3, nb);                                     \
+    else                                                                                           \
+        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 6, 4, nb)
+            if (OC == 16)
+                FEW_BWD(1);
+            else if (OC == 32)
+                FEW_BWD(2);
+            else if (OC == 64)
+                FEW_BWD(4);
+            else
+                FEW_BWD(0);
+#undef FEW_BWD
+        }
+        for (int64_t j = jlo; jhi - jlo < P && j < jhi; j++)
+            bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
+        for (int64_t j = CN__MAX(jhi, jlo); j < J; j++)
+            bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
+    }
+}
+
+void cn__conv2d_fewch_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                               const float *w, int acc, float *gx)
+{
+    const int64_t rows = d->MB * d->IH;
+    const int nt = cn__threads(ctx);
+#pragma omp parallel num_threads(nt) if (nt > 1 && rows > 1)
+    {
+        few_taps tp;
+#pragma omp for schedule(dynamic)
+        for (int64_t row = 0; row < rows; row++)
+            bwd_row(d, gy, w, acc, gx, row / d->IH, row % d->IH, &tp);
+    }
+}
+
 void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                           const float *w, const float *b, int relu, float *y)
 {
@@ -481,6 +674,12 @@ void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d, co
 }
 
 #else /* cn__conv_fewch_applies is 0: never called */
+
+void cn__conv2d_fewch_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *gy,
+                               const float *w, int acc, float *gx)
+{
+    (void)ctx, (void)d, (void)gy, (void)w, (void)acc, (void)gx;
+}
 
 void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d, const float *x,
                           const float *w, const float *b, int relu, float *y)

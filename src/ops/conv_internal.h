@@ -101,6 +101,9 @@ CN__HIDDEN void cn__conv2d_fewch_fwd(const cn_ctx *ctx, const cn_conv2d_desc *d,
 CN__HIDDEN void cn__conv2d_fewch_bwd_weights(const cn_ctx *ctx, const cn_conv2d_desc *d,
                                              const float *x, const float *gy, float *gw,
                                              float *part);
+/* gx (+)= the input gradient (acc: added to gx). */
+CN__HIDDEN void cn__conv2d_fewch_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d,
+                                          const float *gy, const float *w, int acc, float *gx);
 
 /* The depthwise kernels (conv2d_depthwise.c) behind the vec entry points:
  * forward over x dilated by ish x isw (1 x 1: plain; bias and relu as in
