@@ -731,6 +731,80 @@ static void batchnorm_relu_backward_from_x_equals_the_one_from_y(void)
             }
 }
 
+/* Outputs of 2 MiB and more are written with streaming stores where their
+ * rows are whole 64-byte lines (AVX-512, C % 16 == 0, a 64-byte aligned
+ * output), elsewhere with plain ones; both must give the same bits. Every
+ * forward (plain, ReLU, residual + ReLU, keeping the normalisation) and
+ * every training backward (plain, ReLU from y, ReLU from x, with the
+ * residual's gradient), 2 threads, into an aligned buffer and into one a
+ * float past an aligned address, one and several channel blocks, ReLU
+ * inputs of -0. */
+static void batchnorm_streamed_outputs_have_the_same_bits_as_cached_ones(void)
+{
+    static const int64_t shapes[][2] = {{32771, 16}, {4000, 144}};
+    cn_ctx c;
+    cn_ctx_init(&c);
+    c.threads = 2;
+    for (int s = 0; s < 2 && tl_ok(); s++) {
+        const int64_t M = shapes[s][0], C = shapes[s][1];
+        const size_t n = (size_t)(M * C);
+        float *x = fnew(n), *r = fnew(n), *gy = fnew(n), *g = fnew(C), *b = fnew(C),
+              *norm = fnew(4 * C), *out[2], *gres[2], *gg[2], *gb[2];
+        float *rm = fnew(C), *rv = fnew(C), *sm = fnew(C), *si = fnew(C);
+        tl_fill(x, n, -2, 2), tl_fill(r, n, -1, 1), tl_fill(gy, n, -1, 1);
+        tl_fill(g, C, 0.5, 1.5), tl_fill(b, C, -0.5, 0.5);
+        /* channel 0 constant, gamma < 0, beta -0: ReLU inputs of exactly -0 */
+        for (int64_t i = 0; i < M; i++) x[i * C] = 3.0f;
+        g[0] = -1.0f, b[0] = -0.0f;
+        for (int k = 0; k < 2; k++)
+            out[k] = cn_alloc((n + 16) * 4), gres[k] = fnew(n), gg[k] = fnew(C), gb[k] = fnew(C);
+        /* k = 0 aligned, k = 1 one float past */
+        float *o[2] = {out[0], out[1] + 1};
+        const char *what = NULL;
+        for (int v = 0; v < 8 && !what; v++) {
+            /* a NaN where it stays one element's: in evaluation */
+            x[5] = v == 1 ? NAN : 0.25f;
+            for (int k = 0; k < 2; k++) {
+                for (int64_t i = 0; i < C; i++) rm[i] = 0.5f, rv[i] = 2.0f;
+                cn_status st = CN_OK;
+                if (v == 0) st = cn_batchnorm_fwd(&c, NULL, 1, M, C, x, g, b, rm, rv, sm, si, o[k]);
+                if (v == 1)
+                    st = cn_batchnorm_fwd_relu(&c, NULL, 0, M, C, x, g, b, rm, rv, sm, si, o[k]);
+                if (v == 2)
+                    st = cn_batchnorm_fwd_add_relu(&c, NULL, 1, M, C, x, g, b, rm, rv, sm, si, r,
+                                                   o[k]);
+                if (v == 3)
+                    st = cn__batchnorm_fwd_relu_norm(&c, NULL, 1, M, C, x, g, b, rm, rv, sm, si,
+                                                     o[k], norm);
+                if (v >= 4) /* y (in r) and the statistics of a training forward */
+                    st = cn__batchnorm_fwd_relu_norm(&c, NULL, 1, M, C, x, g, b, rm, rv, sm, si, r,
+                                                     norm);
+                CHECK_OK(st);
+                if (v == 4) cn_batchnorm_bwd(&c, 1, M, C, x, g, sm, si, gy, o[k], gg[k], gb[k]);
+                if (v == 5)
+                    cn_batchnorm_bwd_relu(&c, 1, M, C, x, g, sm, si, r, gy, o[k], gg[k], gb[k]);
+                if (v == 6)
+                    cn__batchnorm_bwd_relu_norm(&c, M, C, x, g, sm, si, norm, gy, o[k], gg[k],
+                                                gb[k]);
+                if (v == 7)
+                    cn_batchnorm_bwd_add_relu(&c, 1, M, C, x, g, sm, si, r, gy, gres[k], o[k],
+                                              gg[k], gb[k]);
+            }
+            if (memcmp(o[0], o[1], n * 4)) what = v < 4 ? "y" : "gx";
+            if (v >= 4 &&
+                (memcmp(gg[0], gg[1], (size_t)C * 4) || memcmp(gb[0], gb[1], (size_t)C * 4)))
+                what = "ggamma or gbeta";
+            if (v == 7 && memcmp(gres[0], gres[1], n * 4)) what = "gres";
+            if (what)
+                CHECK(0, "M=%lld C=%lld variant %d: %s differs", (long long)M, (long long)C, v,
+                      what);
+        }
+        free(x), free(r), free(gy), free(g), free(b), free(norm), free(rm), free(rv), free(sm),
+            free(si);
+        for (int k = 0; k < 2; k++) cn_free(out[k]), free(gres[k]), free(gg[k]), free(gb[k]);
+    }
+}
+
 static void batchnorm_rejects_what_pytorch_rejects(void)
 {
     const float x[2] = {1, 2};
@@ -1208,6 +1282,7 @@ int main(void)
     TL_RUN(batchnorm_propagates_nan);
     TL_RUN(batchnorm_bwd_add_relu_equals_relu_gradient_then_bwd_relu);
     TL_RUN(batchnorm_relu_backward_from_x_equals_the_one_from_y);
+    TL_RUN(batchnorm_streamed_outputs_have_the_same_bits_as_cached_ones);
     TL_RUN(batchnorm_rejects_what_pytorch_rejects);
     TL_RUN(batchnorm_results_do_not_depend_on_thread_count);
     TL_RUN(batchnorm_is_bit_identical_for_1_2_and_3_threads_whatever_the_row_split);

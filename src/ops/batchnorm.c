@@ -26,10 +26,19 @@
  * bit-identical for any number of threads. */
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 
 #include "convnet/ops.h"
 #include "internal.h"
+#include "kernels/gemm.h"
 #include "ops/batchnorm_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define BN_X86 1
+#include <immintrin.h>
+#else
+#define BN_X86 0
+#endif
 
 /* Channels per block: the parts' statistics of one block, NPART * CB * 2
  * doubles (32 KiB), live on the caller's stack. */
@@ -195,6 +204,65 @@ CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, cons
         normalise_body(0, 0, rows, C, cb, x, hi, lo, scale, shift, NULL, y);
 }
 
+/* Streaming stores. An output of STREAM_BYTES or more, more than a core's
+ * L2 holds, goes around the caches with AVX-512 non-temporal stores where
+ * its rows are whole 64-byte lines (C % 16 == 0, 64-byte aligned): a plain
+ * store first reads the line it writes, a quarter to a third of these
+ * passes' traffic, and evicts the data the next layer is about to read.
+ * Measured on the development VM (Intel Xeon, 2 threads, inputs from
+ * memory): [100352, 32] forward with ReLU 0.75-0.82 of the time, backward
+ * 0.82-0.92; [25088, 64] 0.63-0.83 and 0.76-0.92; resnet training on
+ * 12800 images, median 0.96 of the time over 10 alternating pairs (0.84 to
+ * 1.2: the machine's noise). The vector bodies compute exactly what the
+ * scalar ones do (no FMA contraction in this file), so which one runs
+ * changes no bit. */
+#define STREAM_BYTES ((int64_t)2 << 20)
+
+static int streams(int64_t MC, int64_t C, const float *out)
+{
+    return BN_X86 && cn__isa_detect() == CN_ISA_AVX512 && C % 16 == 0 &&
+           ((uintptr_t)out & 63) == 0 && MC >= STREAM_BYTES / (int64_t)sizeof(float);
+}
+
+#if BN_X86
+#define TGT __attribute__((target("avx512f")))
+#define V16(p) _mm512_loadu_ps(p)
+
+/* bn_value over 16 channels */
+static inline __attribute__((always_inline)) TGT __m512 bn_value16(__m512 x, const float *hi,
+                                                                   const float *lo,
+                                                                   const float *scale,
+                                                                   const float *shift)
+{
+    const __m512 d = _mm512_sub_ps(_mm512_sub_ps(x, V16(hi)), V16(lo));
+    return _mm512_add_ps(_mm512_mul_ps(d, V16(scale)), V16(shift));
+}
+
+/* normalise, streamed: y's rows 64-byte aligned, cb a multiple of 16. */
+static TGT void normalise_stream(int64_t rows, int64_t C, int64_t cb, const float *x,
+                                 const float *hi, const float *lo, const float *scale,
+                                 const float *shift, const float *res, int relu, float *y)
+{
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t m = 0; m < rows; m++)
+        for (int64_t c = 0; c < cb; c += 16) {
+            __m512 v = bn_value16(V16(x + m * C + c), hi + c, lo + c, scale + c, shift + c);
+            if (res) v = _mm512_add_ps(v, V16(res + m * C + c));
+            /* cn_act_fwd's relu: v <= 0 gives +0, NaN stays */
+            if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ), z);
+            _mm512_stream_ps(y + m * C + c, v);
+        }
+    _mm_sfence(); /* before another thread reads y */
+}
+#else
+static void normalise_stream(int64_t rows, int64_t C, int64_t cb, const float *x, const float *hi,
+                             const float *lo, const float *scale, const float *shift,
+                             const float *res, int relu, float *y)
+{
+    normalise(rows, C, cb, x, hi, lo, scale, shift, res, relu, y);
+}
+#endif
+
 /* The training statistics of one channel block, its parts merged in part
  * order: mean and biased variance, and the running statistics updated. */
 static void combine_stats(int64_t cb, const stats *part, double mom, float *running_mean,
@@ -241,7 +309,7 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
         return cn__err(CN_ERR_OVERFLOW, "batchnorm: M=%lld x C=%lld overflows", (long long)M,
                        (long long)C);
 
-    const int nt = cn__threads(ctx);
+    const int nt = cn__threads(ctx), stream = streams(MC, C, y);
     const double eps = p->eps, mom = p->momentum;
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
         const int64_t cb = CN__MIN(CB, C - c0);
@@ -286,8 +354,8 @@ static cn_status bn_fwd(cn_ctx *ctx, const cn_bn_params *p, int training, int re
             for (int q = 0; q < NPART; q++) {
                 const int64_t m0 = part_lo(M, q), off = m0 * C + c0;
                 const int64_t rows = part_lo(M, q + 1) - m0;
-                normalise(rows, C, cb, x + off, hi, lo, scale, shift, res ? res + off : NULL, relu,
-                          y + off);
+                (stream ? normalise_stream : normalise)(rows, C, cb, x + off, hi, lo, scale, shift,
+                                                        res ? res + off : NULL, relu, y + off);
             }
         }
     }
@@ -505,6 +573,41 @@ CN__MULTIVERSION static void bwd_gx_training_relu_x(int64_t rows, int64_t C, int
     bwd_gx_training_body(2, rows, C, cb, x, NULL, gy, nm, mean, k, a, b, gx);
 }
 
+#if BN_X86
+/* bwd_gx_training_body, streamed (STREAM_BYTES). */
+static TGT void bwd_gx_stream(int relu, int64_t rows, int64_t C, int64_t cb, const float *x,
+                              const float *y, const float *gy, bn_norm nm, const float *mean,
+                              const float *k, const float *a, const float *b, float *gx)
+{
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t m = 0; m < rows; m++)
+        for (int64_t c = 0; c < cb; c += 16) {
+            const __m512 xv = V16(x + m * C + c);
+            __m512 g = V16(gy + m * C + c);
+            if (relu) { /* relu_grad from y, or from x (relu 2) */
+                const __m512 v =
+                    relu == 1 ? V16(y + m * C + c)
+                              : bn_value16(xv, nm.hi + c, nm.lo + c, nm.scale + c, nm.shift + c);
+                g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, z, _CMP_GT_OQ), g);
+                g = _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+            }
+            const __m512 d = _mm512_mul_ps(_mm512_sub_ps(xv, V16(mean + c)), V16(b + c));
+            _mm512_stream_ps(
+                gx + m * C + c,
+                _mm512_mul_ps(V16(k + c), _mm512_sub_ps(_mm512_sub_ps(g, V16(a + c)), d)));
+        }
+    _mm_sfence();
+}
+#else
+static void bwd_gx_stream(int relu, int64_t rows, int64_t C, int64_t cb, const float *x,
+                          const float *y, const float *gy, bn_norm nm, const float *mean,
+                          const float *k, const float *a, const float *b, float *gx)
+{
+    (void)relu, (void)rows, (void)C, (void)cb, (void)x, (void)y, (void)gy, (void)nm, (void)mean;
+    (void)k, (void)a, (void)b, (void)gx;
+}
+#endif
+
 /* gx = k * gy over rows [0, rows): in evaluation x must not reach gx (a
  * 0 * inf would turn into NaN). gx may alias gy. */
 CN__MULTIVERSION static void bwd_gx_eval(int64_t rows, int64_t C, int64_t cb, const float *y,
@@ -540,7 +643,7 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
         }
         return;
     }
-    const int nt = cn__threads(ctx);
+    const int nt = cn__threads(ctx), stream = gx && streams(M * C, C, gx);
     /* Evaluation without gamma and beta gradients needs no sums (but the
      * pass that stores gr). */
     const int sums = training || ggamma || gbeta || gr;
@@ -597,7 +700,13 @@ static void bn_bwd(cn_ctx *ctx, int training, int64_t M, int64_t C, const float 
                 for (int q = 0; q < NPART; q++) {
                     const int64_t m0 = part_lo(M, q), rows = part_lo(M, q + 1) - m0;
                     const int64_t off = m0 * C + c0;
-                    if (norm)
+                    if (training && stream)
+                        bwd_gx_stream(norm ? 2
+                                      : ry ? 1
+                                           : 0,
+                                      rows, C, cb, x + off, ry ? ry + off : NULL, rg + off, nm,
+                                      mean, k, a, b, gx + off);
+                    else if (norm)
                         bwd_gx_training_relu_x(rows, C, cb, x + off, rg + off, nm, mean, k, a, b,
                                                gx + off);
                     else if (training && ry)
