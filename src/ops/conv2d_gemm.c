@@ -339,6 +339,13 @@ static int64_t b_col(implicit_b B, int64_t j)
     return B.packed ? j / B.rs * B.step + j % B.rs : j;
 }
 
+/* Offset in B of tap t's first row in group g's columns, for K rows a tap
+ * and cols columns a group (unpacked, rows are B.rs = G * cols apart). */
+static int64_t b_tap(implicit_b B, int64_t g, int64_t t, int64_t K, int64_t cols)
+{
+    return t * K * B.rs + (B.packed ? g * (cols / B.rs) * B.step : g * cols);
+}
+
 /* The panels of w [taps, K, ld] (columns g*cols + [0, cols) for each group
  * g), into pk: one OpenMP for over the panels, inside a parallel region. */
 static void pack_panels(int64_t G, int64_t taps, int64_t K, int64_t cols, int64_t ld,
@@ -392,9 +399,7 @@ static void implicit_row(const cn_conv2d_desc *d, const float *x, implicit_b B, 
                     const int64_t lo = iw0 >= 0 ? 0 : cdiv(-iw0, d->SW);
                     const int64_t hi = iw0 >= d->IW ? 0 : CN__MIN(MR, (d->IW - 1 - iw0) / d->SW + 1);
                     if (lo >= CN__MIN(hi, m)) continue;
-                    const float *b =
-                        B.packed ? B.b + g * (OCG / B.rs) * B.step + (kh * d->KW + kw) * ICG * B.rs
-                                 : B.b + (kh * d->KW + kw) * ICG * d->OC + g * OCG;
+                    const float *b = B.b + b_tap(B, g, kh * d->KW + kw, ICG, OCG);
                     pr[nt++] = (cn__sgemm_pair){xrow + (iw0 + lo * d->SW) * d->IC,
                                                 b + b_col(B, j0),
                                                 d->SW * d->IC,
@@ -556,8 +561,7 @@ static void implicit_bwd_row(const cn_conv2d_desc *d, const float *gy, implicit_
                         const int64_t lo = CN__MAX(0, -ow0), hi = CN__MIN(MR, d->OW - ow0);
                         if (lo >= CN__MIN(hi, m)) continue;
                         const int64_t t = kh * d->KW + kw;
-                        const float *b = B.packed ? B.b + g * (ICG / B.rs) * B.step + t * OCG * B.rs
-                                                  : B.b + t * OCG * d->IC + g * ICG;
+                        const float *b = B.b + b_tap(B, g, t, OCG, ICG);
                         pr[nt++] = (cn__sgemm_pair){grow + (ow0 + lo) * d->OC,
                                                     b + b_col(B, j0),
                                                     d->OC,
@@ -601,23 +605,18 @@ static void implicit_bwd_data(const cn_ctx *ctx, const cn_conv2d_desc *d, const 
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         float *buf = thread_cols(d, ws);
-        if (pack) {
-            const int64_t np = ICG / PW; /* panel q of group q / np */
-#pragma omp for schedule(static)
-            for (int64_t q = 0; q < d->G * np; q++)
-                for (int64_t to = 0; to < taps * OCG; to++)
-                    for (int64_t i = 0; i < PW; i++)
-                        wt[(q * taps * OCG + to) * PW + i] =
-                            w[(to / OCG * ICG + q % np * PW + i) * d->OC + q / np * OCG + to % OCG];
-        } else {
-            /* wt[t, o, g*ICG + i] = w[t, i, g*OCG + o] */
-#pragma omp for schedule(static)
-            for (int64_t to = 0; to < taps * OCG; to++)
-                for (int64_t g = 0; g < d->G; g++)
-                    for (int64_t i = 0; i < ICG; i++)
-                        wt[to * d->IC + g * ICG + i] =
-                            w[(to / OCG * ICG + i) * d->OC + g * OCG + to % OCG];
-        }
+        /* B[t, o, i] of group g = w[t, i, g*OCG + o], in runs of a panel's
+         * (or a group's) columns, run q of group q / nr: one run's rows of
+         * w stay cached over all (t, o) */
+        const int64_t run = pack ? PW : ICG, nr = ICG / run;
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t q = 0; q < d->G * nr; q++)
+            for (int64_t to = 0; to < taps * OCG; to++) {
+                const int64_t g = q / nr, i0 = q % nr * run, t = to / OCG, o = to % OCG;
+                float *dst = wt + b_tap(B, g, t, OCG, ICG) + o * B.rs + b_col(B, i0);
+                const float *src = w + (t * ICG + i0) * d->OC + g * OCG + o;
+                for (int64_t i = 0; i < run; i++) dst[i] = src[i * d->OC];
+            }
 #pragma omp for schedule(dynamic, CN__MAX(1, row_chunk(d, d->IH, T) / rg))
         for (int64_t q = 0; q < groups; q++) {
             const int64_t r0 = q * rg, r1 = CN__MIN(rows, r0 + rg);
