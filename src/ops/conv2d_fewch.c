@@ -454,7 +454,7 @@ ALWAYS TGT void bwd_tile(const few_taps *tp, const float *gy, const float *w, in
      * constant offsets from one pointer (a run-time OC kept a pointer a
      * pixel, more than the registers hold: lenet's first layer ran 3x
      * slower) */
-    const int64_t OC = NB ? 16 * NB : oc;
+    const int64_t OC = NB ? 16 * (int64_t)NB : oc;
     __m512 a[32];
 #pragma GCC unroll 32
     for (int i = 0; i < 32; i++) a[i] = _mm512_setzero_ps();
