@@ -551,14 +551,16 @@ static TGT void bwd_row(const cn_conv2d_desc *d, const float *gy, const float *w
             const int p0 = (int)(j - j0);
             float *o = g0 + j0 * xs;
 #define FEW_BWD(nb)                                                                                \
-    if (IC == 1)                                                                                   \
-        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 16, 1, nb);                                    \
-    else if (IC == 2)                                                                              \
-        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 12, 2, nb);                                    \
-    else if (IC == 3)                                                                              \
-        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 8, 3, nb);                                     \
-    else                                                                                           \
-        bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 6, 4, nb)
+    do {                                                                                           \
+        if (IC == 1)                                                                               \
+            bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 16, 1, nb);                                \
+        else if (IC == 2)                                                                          \
+            bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 12, 2, nb);                                \
+        else if (IC == 3)                                                                          \
+            bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 8, 3, nb);                                 \
+        else                                                                                       \
+            bwd_tile(tp, gy, w, OC, j0, o, xs, p0, acc, 6, 4, nb);                                 \
+    } while (0)
             if (OC == 16)
                 FEW_BWD(1);
             else if (OC == 32)
