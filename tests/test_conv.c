@@ -1055,8 +1055,8 @@ static void accumulating_backward_data_adds_exactly_what_it_writes(void)
  * tiles of 16, 12, 8 or 6 (C_in = 1, 2, 3, 4) along each column phase where
  * every tap lies inside gy, a last tile overlapping the one before it, and
  * single pixels at the borders: rows of 1 to 60 pixels, strides 1-3,
- * dilations 1-2, 16 to 80 output channels (the tiles' constant 16, 32 and
- * 64 and run-time widths), against the reference on 1 and 2 threads, and
+ * dilations 1-2, 16 to 80 output channels (the tiles' constant 16 and 32
+ * and run-time widths), against the reference on 1 and 2 threads, and
  * adding in place exactly. */
 static void few_input_channel_backward_data_tiles_match_reference(void)
 {

@@ -451,16 +451,18 @@ ALWAYS TGT void bwd_tile(const few_taps *tp, const float *gy, const float *w, in
                          const int IC, const int NB)
 {
     /* NB > 0: OC = 16*NB, a constant, so that the P pixels' vectors lie at
-     * constant offsets from one pointer (a run-time OC kept a pointer a
-     * pixel, more than the registers hold: lenet's first layer ran 3x
-     * slower) */
+     * constant offsets from one pointer, where a run-time OC keeps a
+     * pointer a pixel, more than the registers hold (in-process A/B:
+     * lenet's first layer, OC = 32, 0.85-0.94 of the time; the 7x7 stem,
+     * OC = 64, 1.24-1.28, its four unrolled channel blocks spilling: so
+     * only OC = 16 and 32) */
     const int64_t OC = NB ? 16 * (int64_t)NB : oc;
     __m512 a[32];
 #pragma GCC unroll 32
     for (int i = 0; i < 32; i++) a[i] = _mm512_setzero_ps();
     for (int64_t t = 0; t < tp->n; t++) {
         const float *g = gy + tp->goff[t] + j0 * OC, *wp = w + tp->woff[t];
-#pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int64_t ob = 0; ob < OC; ob += 16) {
             __m512 wv[4];
 #pragma GCC unroll 4
@@ -565,8 +567,6 @@ static TGT void bwd_row(const cn_conv2d_desc *d, const float *gy, const float *w
                 FEW_BWD(1);
             else if (OC == 32)
                 FEW_BWD(2);
-            else if (OC == 64)
-                FEW_BWD(4);
             else
                 FEW_BWD(0);
 #undef FEW_BWD
