@@ -211,7 +211,7 @@ CN__MULTIVERSION static void normalise(int64_t rows, int64_t C, int64_t cb, cons
  * passes' traffic, and evicts the data the next layer is about to read.
  * Measured on the development VM (Intel Xeon, 2 threads, inputs from
  * memory): [100352, 32] forward with ReLU 0.75-0.82 of the time, backward
- * 0.82-0.92; [25088, 64] 0.63-0.83 and 0.76-0.92; resnet training on
+ * 0.82-0.88; [25088, 64] 0.63-0.83 and 0.76-0.92; resnet training on
  * 12800 images, median 0.96 of the time over 10 alternating pairs (0.84 to
  * 1.2: the machine's noise). The vector bodies compute exactly what the
  * scalar ones do (no FMA contraction in this file), so which one runs
