@@ -115,7 +115,8 @@ static void conv_cfg_random_wide(conv_cfg *c, int kind, int max_hw)
  * pads sometimes negative (cropping). wide: rows more than one stack
  * buffer holds, so that a row is done in column segments and an image in
  * bands of rows, under a 13-16 tap tall kernel or a strided 3x3 one (1-4
- * output rows, so the sums stay as short as the other problems'). */
+ * output rows, so the sums stay as short as the other problems'), with
+ * 16-64 output channels (64: the 6-pixel tiles of 4 vectors). */
 static void conv_cfg_random_fewch(conv_cfg *c, int kind, int max_hw, int wide)
 {
     for (;;) {
@@ -123,7 +124,7 @@ static void conv_cfg_random_fewch(conv_cfg *c, int kind, int max_hw, int wide)
         conv_cfg_random(&t, kind, max_hw, 4);
         t.p.groups = 1;
         t.xs[3] = t.ws[2] = tl_randint(1, 4);
-        t.ws[3] = 16 * tl_randint(1, wide ? 2 : 6);
+        t.ws[3] = 16 * tl_randint(1, wide ? 4 : 6);
         if (wide) {
             const int tall = tl_randint(0, 1);
             t.xs[0] = 1, t.xs[2] = tl_randint(160, 240), t.xs[3] = t.ws[2] = 4;
