@@ -795,9 +795,8 @@ static void batchnorm_streamed_outputs_have_the_same_bits_as_cached_ones(void)
                 (memcmp(gg[0], gg[1], (size_t)C * 4) || memcmp(gb[0], gb[1], (size_t)C * 4)))
                 what = "ggamma or gbeta";
             if (v == 7 && memcmp(gres[0], gres[1], n * 4)) what = "gres";
-            if (what)
-                CHECK(0, "M=%lld C=%lld variant %d: %s differs", (long long)M, (long long)C, v,
-                      what);
+            CHECK(!what, "M=%lld C=%lld variant %d: %s differs", (long long)M, (long long)C, v,
+                  what);
         }
         free(x), free(r), free(gy), free(g), free(b), free(norm), free(rm), free(rv), free(sm),
             free(si);

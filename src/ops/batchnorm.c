@@ -603,8 +603,7 @@ static void bwd_gx_stream(int relu, int64_t rows, int64_t C, int64_t cb, const f
                           const float *y, const float *gy, bn_norm nm, const float *mean,
                           const float *k, const float *a, const float *b, float *gx)
 {
-    (void)relu, (void)rows, (void)C, (void)cb, (void)x, (void)y, (void)gy, (void)nm, (void)mean;
-    (void)k, (void)a, (void)b, (void)gx;
+    bwd_gx_training_body(relu, rows, C, cb, x, y, gy, nm, mean, k, a, b, gx);
 }
 #endif
 

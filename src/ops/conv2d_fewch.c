@@ -574,8 +574,7 @@ static TGT void bwd_row(const cn_conv2d_desc *d, const float *gy, const float *w
         }
         for (int64_t j = jlo; jhi - jlo < P && j < jhi; j++)
             bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
-        for (int64_t j = CN__MAX(jhi, jlo); j < J; j++)
-            bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
+        for (int64_t j = jhi; j < J; j++) bwd_pixel(tp, gy, w, OC, IC, j, g0 + j * xs, acc);
     }
 }
 
