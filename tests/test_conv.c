@@ -886,7 +886,8 @@ static void exact_against_reference(const conv_cfg *c, bufs *B)
 /* Deep channels (32-72 per group) take the GEMM path's tap-by-tap
  * implicit kernel on AVX-512: output rows longer and shorter than its
  * 14-pixel tiles, output channels off its 32-column slivers, taps partly
- * and wholly in the padding, weight-gradient tiles across two taps.
+ * and wholly in the padding (rows [1, 14), [2, 14), [0, 13), [0, 12) and
+ * [1, 13) of a tile among them), weight-gradient tiles across two taps.
  * Integer inputs make every sum exact, so all passes must equal the
  * reference bit for bit, on 1 and 2 threads. */
 static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
@@ -958,6 +959,16 @@ static void deep_channel_problems_are_exact_on_one_and_two_threads(void)
                 c.p.pad_top = c.p.pad_bottom = c.p.pad_left = c.p.pad_right = q[3] / 2;
                 c.xs[0] = 2, c.xs[1] = q[4], c.xs[2] = q[5], c.xs[3] = q[0] * q[1];
                 c.ws[0] = c.ws[1] = q[3], c.ws[2] = q[1], c.ws[3] = q[0] * q[2];
+            }
+            /* Rows 2-13 of the 14-pixel tiles of the taps with kw = 0 read
+             * the input (3 pixels of padding, stride 2): the batch kernel
+             * has literal row ranges for such border taps */
+            if (i == 13) {
+                c.p = cn_conv2d_params_default();
+                c.p.stride_h = c.p.stride_w = 2;
+                c.p.pad_top = c.p.pad_bottom = c.p.pad_left = c.p.pad_right = 3;
+                c.xs[0] = 1, c.xs[1] = 4, c.xs[2] = 29, c.xs[3] = c.ws[2] = 32;
+                c.ws[0] = c.ws[1] = 3, c.ws[3] = 32;
             }
             /* Winograd (3x3 stride 1, ungrouped: undilated, or dilated
              * through its phases) is not exact */
