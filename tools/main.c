@@ -88,17 +88,18 @@ int main(int argc, char **argv)
      * 1.04 ms, 0.99 with the short spin). GOMP_SPINCOUNT=3000 spins about
      * 150 us on this machine: regions that follow each other closely find
      * the workers awake, and a loaded machine loses at most that a region.
-     * `train` spins 300000 (libgomp's own count when nothing is set, what
-     * PyTorch runs with): its step is dozens of regions, and on a VM a
-     * sleeping vCPU can take far longer to wake (resnet on 12,800 images,
-     * 2 threads, alone: 14.0-15.0 s against 15.5-17.7 with 3000, three
-     * alternating rounds; lenet's epoch 0.86-0.97 of the time). Beside a
-     * busy process it lost 4-15%, and two trainings at once took 1.3-2.8x
-     * as long as with 3000: GOMP_SPINCOUNT=3000 gives the short spin back
-     * (a count the user sets is kept). libgomp reads the variables before main, so the process
-     * re-executes itself once with them set; if that fails it simply runs
-     * on. Not under a preloading wrapper (valgrind, LD_PRELOAD tools): the
-     * new process would escape it. */
+     * `train` spins 300000 (libgomp's count when neither variable is set,
+     * as in bench/train_torch.py's PyTorch): its step is dozens of regions,
+     * and on a VM a sleeping vCPU can take far longer to wake (resnet on
+     * 12,800 images, 2 threads, alone: 0.81-1.03 of the time with 3000,
+     * median 0.92, twelve alternating pairs; lenet's epoch 0.86-0.97).
+     * Beside a busy process it lost 4-15%, and two trainings at once took
+     * 1.3-2.8x as long as with 3000: GOMP_SPINCOUNT=3000 gives the short
+     * spin back (a count the user sets is kept). libgomp reads the
+     * variables before main, so the process re-executes itself once with
+     * them set; if that fails it simply runs on. Not under a preloading
+     * wrapper (valgrind, LD_PRELOAD tools): the new process would escape
+     * it. */
     const char *spin = argc > 1 && !strcmp(argv[1], "train") ? "300000" : "3000";
     if (!getenv("OMP_WAIT_POLICY") && !getenv("LD_PRELOAD") &&
         setenv("OMP_WAIT_POLICY", "passive", 0) == 0 && setenv("GOMP_SPINCOUNT", spin, 0) == 0)
