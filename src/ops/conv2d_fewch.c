@@ -61,7 +61,7 @@
  * for 2 (24 or 28), up to 24 for 1: of a list, the one with the fewest
  * wasted pixels in a row, the first on ties. With 64 or more channels the
  * 6 x 4 tile (one broadcast feeds 4 FMAs) does a pixel in about 1/1.2 of
- * the time of a 14 x 2 one (loads: 16 per 24 FMAs against 30 per 28), so
+ * the time of a 14 x 2 one (loads: 10 per 24 FMAs against 30 per 28), so
  * it is taken unless it computes over 1.2x the pixels. In-process A/B, one
  * thread, Intel Xeon: 7x7 stem (OW 112) 0.90 of the time, 28x28 1->64 0.81;
  * OW 14 1.10 (18 pixels against 14), which keeps 14 there. */
