@@ -154,8 +154,9 @@ TGT void cn__sgemm_ukr8_avx512(int64_t k, const float *a, int64_t rs_a, int64_t 
         a3 += cs_a, a6 += cs_a, a9 += cs_a, a12 += cs_a;                                           \
     b += rs_b;
 
-/* A k loop over rows [LO, HI) of a full-width tile, LO and HI literal:
- * BODY with the other rows' FMAs (and A reads) folded away. */
+/* A k loop over rows [LO, HI) of a full-width tile: BODY with a test per
+ * row, which folds away (with the other rows' FMAs and A reads) where LO
+ * and HI are literals. */
 /* clang-format off */
 #define FMAR(i, row, LO, HI)                                                                       \
     if ((i) >= (LO) && (i) < (HI)) FMA(i, row)
@@ -199,13 +200,14 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
              * across two taps): the other rows' FMAs are skipped, and their
              * A never read; pr[t].a is row lo. */
             if (n == NR) {
-                /* The ranges of a 3x3 filter's border taps, literal, so
-                 * that the row tests fold away (r2a, resnet's 3x3 stride-2
-                 * 32 -> 64 layer on 28x28, whose kw = 0 taps all start at
-                 * row 1: forward 0.92-0.95 of the time, backward-data
-                 * 0.94, in-process A/B). Rows are base + i * r1, base the
-                 * address of row 0, never dereferenced below lo (an
-                 * integer subtraction: it may lie before the tensor). */
+                /* The ranges of a 3x3 filter's border taps literal, so that
+                 * the row tests fold away (r2a, resnet's 3x3 stride-2 32 ->
+                 * 64 layer on 28x28, whose kw = 0 taps all start at row 1:
+                 * forward 0.92-0.95 of the time, backward-data 0.94,
+                 * in-process A/B); other ranges test each row, as the 7-row
+                 * kernel's do. Rows are base + i * r1, base the address of
+                 * row 0, never dereferenced below lo (an integer
+                 * subtraction: it may lie before the tensor). */
                 const float *a0 = (const float *)((uintptr_t)pr[t].a -
                                                   (uintptr_t)(lo * r1 * (int64_t)sizeof(float))),
                             *a3 = a0 + 3 * r1, *a6 = a0 + 6 * r1, *a9 = a0 + 9 * r1,
@@ -222,12 +224,11 @@ TGT void cn__sgemm_batch_avx512(int nt, const cn__sgemm_pair *pr, int64_t cs_a, 
                 case 1 * 16 + 13:
                     LOOP14(1, 13)
                 default:
-                    goto generic;
+                    LOOP14(lo, hi)
                 }
                 continue;
             }
-        generic:;
-            /* Other ranges: plainer code. */
+            /* Fewer columns: B's loads masked. */
             const float *rp[MR];
             for (int i = 0; i < MR; i++) rp[i] = pr[t].a + (i >= lo && i < hi ? (i - lo) * r1 : 0);
 #define PFMA(i)                                                                                    \
